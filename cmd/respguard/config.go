@@ -1,0 +1,191 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/respguard/respguard/pool"
+	"github.com/respguard/respguard/proxy"
+)
+
+// Config is respguard's whole configuration, as read from the YAML file,
+// RESPGUARD_* environment variables and flags (flag > env > file > default).
+type Config struct {
+	Listen          string             `mapstructure:"listen"`
+	ShutdownTimeout time.Duration      `mapstructure:"shutdown_timeout"`
+	Upstream        UpstreamConfig     `mapstructure:"upstream"`
+	Pool            PoolConfig         `mapstructure:"pool"`
+	Client          proxy.ClientConfig `mapstructure:"client"`
+	Admin           AdminConfig        `mapstructure:"admin"`
+}
+
+// UpstreamConfig is the upstream Redis.
+type UpstreamConfig struct {
+	Address      string        `mapstructure:"address"`
+	Username     string        `mapstructure:"username"`
+	Password     string        `mapstructure:"password"`
+	PasswordFile string        `mapstructure:"password_file"`
+	DialTimeout  time.Duration `mapstructure:"dial_timeout"`
+}
+
+// PoolConfig sizes the upstream connections.
+type PoolConfig struct {
+	MaxConns       int           `mapstructure:"max_conns"`
+	MinIdleConns   int           `mapstructure:"min_idle_conns"`
+	IdleTimeout    time.Duration `mapstructure:"idle_timeout"`
+	AcquireTimeout time.Duration `mapstructure:"acquire_timeout"`
+	SharedConns    int           `mapstructure:"shared_conns"`
+	RetryBackoff   time.Duration `mapstructure:"retry_backoff"`
+}
+
+// AdminConfig is the HTTP listener for health, metrics and debug endpoints.
+type AdminConfig struct {
+	Listen string `mapstructure:"listen"` // "" or "off" disables it
+}
+
+// defaults lists every key with its default; viper binds RESPGUARD_* env
+// vars only for keys it knows, so each key must appear here.
+func defaults() map[string]any {
+	return map[string]any{
+		"listen":                     proxy.DefaultListen,
+		"shutdown_timeout":           proxy.DefaultShutdownTimeout,
+		"upstream.address":           pool.DefaultAddress,
+		"upstream.username":          "",
+		"upstream.password":          "",
+		"upstream.password_file":     "",
+		"upstream.dial_timeout":      pool.DefaultDialTimeout,
+		"pool.max_conns":             pool.DefaultMaxConns,
+		"pool.min_idle_conns":        0,
+		"pool.idle_timeout":          pool.DefaultIdleTimeout,
+		"pool.acquire_timeout":       pool.DefaultAcquireTimeout,
+		"pool.shared_conns":          pool.DefaultSharedConns,
+		"pool.retry_backoff":         pool.DefaultRetryBackoff,
+		"client.max_clients":         proxy.DefaultMaxClients,
+		"client.idle_timeout":        time.Duration(0),
+		"client.max_bulk_len":        512 << 20,
+		"client.max_multibulk_len":   1 << 20,
+		"client.max_inline_size":     64 << 10,
+		"client.query_buffer_limit":  1 << 30,
+		"client.output_buffer_limit": proxy.DefaultOutputBufferLimit,
+		"client.max_pending":         proxy.DefaultMaxPending,
+		"client.write_timeout":       proxy.DefaultWriteTimeout,
+		"admin.listen":               "127.0.0.1:9180",
+	}
+}
+
+// secretKeys are masked by --print-config.
+var secretKeys = []string{"upstream.password"}
+
+// flagKeys maps command-line flags to config keys.
+var flagKeys = map[string]string{
+	"listen":       "listen",
+	"upstream":     "upstream.address",
+	"admin-listen": "admin.listen",
+}
+
+// newFlags declares respguard's flags.
+func newFlags() *pflag.FlagSet {
+	fs := pflag.NewFlagSet("respguard", pflag.ContinueOnError)
+	fs.String("config", "", "YAML config file (also RESPGUARD_CONFIG)")
+	fs.String("listen", proxy.DefaultListen, "address to serve Redis clients on")
+	fs.String("upstream", pool.DefaultAddress, "upstream Redis address (upstream.address)")
+	fs.String("admin-listen", "127.0.0.1:9180", "admin HTTP address for /healthz, /readyz, /metrics (\"off\" disables)")
+	fs.Bool("print-config", false, "print the effective configuration (secrets masked) and exit")
+	fs.Bool("version", false, "print the version and exit")
+	return fs
+}
+
+// load builds the effective configuration from args and env.
+func load(fs *pflag.FlagSet, args []string, environ func(string) (string, bool)) (*viper.Viper, Config, error) {
+	var cfg Config
+	if err := fs.Parse(args); err != nil {
+		return nil, cfg, err
+	}
+	v := viper.New()
+	for k, d := range defaults() {
+		v.SetDefault(k, d)
+	}
+	v.SetEnvPrefix("RESPGUARD")
+	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
+	v.AutomaticEnv()
+	for flag, key := range flagKeys {
+		if err := v.BindPFlag(key, fs.Lookup(flag)); err != nil {
+			return nil, cfg, err
+		}
+	}
+	path, _ := fs.GetString("config")
+	if path == "" {
+		path, _ = environ("RESPGUARD_CONFIG")
+	}
+	if path != "" {
+		v.SetConfigFile(path)
+		if err := v.ReadInConfig(); err != nil {
+			return nil, cfg, fmt.Errorf("read config %s: %w", path, err)
+		}
+	}
+	if err := v.UnmarshalExact(&cfg); err != nil {
+		return nil, cfg, fmt.Errorf("config: %w", err)
+	}
+	if cfg.Upstream.PasswordFile != "" {
+		b, err := os.ReadFile(cfg.Upstream.PasswordFile)
+		if err != nil {
+			return nil, cfg, fmt.Errorf("upstream.password_file: %w", err)
+		}
+		cfg.Upstream.Password = strings.TrimSpace(string(b))
+	}
+	return v, cfg, cfg.Validate()
+}
+
+// proxyConfig and poolConfig split Config for the packages that use it.
+func (c Config) proxyConfig() proxy.Config {
+	return proxy.Config{Listen: c.Listen, ShutdownTimeout: c.ShutdownTimeout, Client: c.Client}
+}
+
+func (c Config) poolConfig() pool.Config {
+	return pool.Config{
+		Address: c.Upstream.Address, Username: c.Upstream.Username, Password: c.Upstream.Password,
+		DialTimeout: c.Upstream.DialTimeout, MaxConns: c.Pool.MaxConns, MinIdleConns: c.Pool.MinIdleConns,
+		IdleTimeout: c.Pool.IdleTimeout, AcquireTimeout: c.Pool.AcquireTimeout,
+		SharedConns: c.Pool.SharedConns, RetryBackoff: c.Pool.RetryBackoff,
+	}
+}
+
+// Validate checks every section, naming offending keys.
+func (c Config) Validate() error {
+	return errors.Join(c.proxyConfig().Validate(), c.poolConfig().Validate())
+}
+
+// printConfig writes the effective configuration as YAML, secrets masked.
+func printConfig(v *viper.Viper, w *os.File) error {
+	all := v.AllSettings()
+	for _, key := range secretKeys {
+		if v.GetString(key) != "" {
+			setNested(all, key, "********")
+		}
+	}
+	out, err := yaml.Marshal(all)
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(out)
+	return err
+}
+
+func setNested(m map[string]any, key string, val any) {
+	parts := strings.Split(key, ".")
+	for _, p := range parts[:len(parts)-1] {
+		next, ok := m[p].(map[string]any)
+		if !ok {
+			return
+		}
+		m = next
+	}
+	m[parts[len(parts)-1]] = val
+}

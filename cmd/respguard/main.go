@@ -1,0 +1,128 @@
+// Command respguard is a RESP-aware proxy that keeps a production Redis fast,
+// safe and predictable. See README.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/respguard/respguard/pool"
+	"github.com/respguard/respguard/proxy"
+)
+
+// Stamped at build time with -ldflags "-X main.version=... -X main.commit=...".
+var (
+	version = "dev"
+	commit  = "none"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "respguard:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	fs := newFlags()
+	v, cfg, err := load(fs, args, os.LookupEnv)
+	if showVersion, _ := fs.GetBool("version"); showVersion {
+		fmt.Printf("respguard %s (commit %s)\n", version, commit)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if show, _ := fs.GetBool("print-config"); show {
+		return printConfig(v, os.Stdout)
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	return serve(ctx, cfg, log)
+}
+
+// serve runs the proxy until ctx is done, then drains it.
+func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
+	upstream, err := pool.New(cfg.poolConfig())
+	if err != nil {
+		return err
+	}
+	defer upstream.Close()
+	control := pool.NewControl(cfg.poolConfig())
+	probeCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	info, err := control.Probe(probeCtx)
+	cancel()
+	if err != nil {
+		log.Warn("upstream not reachable at start; serving anyway", "upstream", cfg.Upstream.Address, "error", err)
+	}
+	srv, err := proxy.NewServer(cfg.proxyConfig(), upstream, info, proxy.Options{Logger: log})
+	if err != nil {
+		return err
+	}
+	l, err := net.Listen("tcp", cfg.proxyConfig().WithDefaults().Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	admin, err := startAdmin(cfg.Admin.Listen, control, log)
+	if err != nil {
+		l.Close()
+		return err
+	}
+	log.Info("respguard serving", "listen", l.Addr().String(), "upstream", cfg.Upstream.Address, "version", version)
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(l) }()
+	select {
+	case err := <-serveErr:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: draining clients", "timeout", cfg.ShutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.proxyConfig().WithDefaults().ShutdownTimeout)
+	defer cancel()
+	err = srv.Shutdown(sctx)
+	if admin != nil {
+		_ = admin.Shutdown(sctx)
+	}
+	if err := <-serveErr; !errors.Is(err, proxy.ErrServerClosed) {
+		log.Warn("serve ended", "error", err)
+	}
+	return err
+}
+
+// startAdmin serves /healthz and /readyz on addr ("" or "off": none).
+func startAdmin(addr string, control *pool.Control, log *slog.Logger) (*http.Server, error) {
+	if addr == "" || addr == "off" {
+		return nil, nil
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if _, err := control.Probe(ctx); err != nil {
+			http.Error(w, "upstream not ready: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("admin.listen: %w", err)
+	}
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := hs.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("admin server", "error", err)
+		}
+	}()
+	return hs, nil
+}

@@ -1,0 +1,106 @@
+package pool
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/respguard/respguard/proxy/resp"
+)
+
+// dialConn opens a TCP (or TLS) connection to the upstream within cfg.DialTimeout.
+func dialConn(ctx context.Context, cfg Config) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
+	defer cancel()
+	d := net.Dialer{KeepAlive: 30 * time.Second}
+	conn, err := d.DialContext(ctx, "tcp", cfg.Address)
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: %w", cfg.Address, err)
+	}
+	if cfg.TLS != nil {
+		tc := tls.Client(conn, cfg.TLS)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("tls handshake with %s: %w", cfg.Address, err)
+		}
+		conn = tc
+	}
+	return conn, nil
+}
+
+// setupCommands returns the commands that bring a new connection to the
+// wanted state: HELLO (with AUTH when configured) and SELECT.
+func setupCommands(cfg Config, db, proto int) []byte {
+	var b []byte
+	if cfg.Password != "" {
+		user := cfg.Username
+		if user == "" {
+			user = "default"
+		}
+		b = resp.AppendCommandStrings(b, "HELLO", strconv.Itoa(proto), "AUTH", user, cfg.Password)
+	} else {
+		b = resp.AppendCommandStrings(b, "HELLO", strconv.Itoa(proto))
+	}
+	if db != 0 {
+		b = resp.AppendCommandStrings(b, "SELECT", strconv.Itoa(db))
+	}
+	return b
+}
+
+// Dial opens a connection, authenticates, sets the protocol and selects db,
+// all under cfg.DialTimeout, and returns it as a running Pipe. An error reply
+// from Redis (e.g. WRONGPASS, DB index out of range) is returned as a
+// *RedisError.
+func Dial(ctx context.Context, cfg Config, db, proto int) (*Pipe, error) {
+	cfg = cfg.WithDefaults()
+	conn, err := dialConn(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	_ = conn.SetDeadline(time.Now().Add(cfg.DialTimeout))
+	rd := resp.NewReplyReader(conn)
+	if err := setup(conn, rd, setupCommands(cfg, db, proto), 1+btoi(db != 0)); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("set up connection to %s: %w", cfg.Address, err)
+	}
+	_ = conn.SetDeadline(time.Time{})
+	return newPipe(conn, rd, db, proto), nil
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// setup writes cmds and reads n replies, returning the first error reply.
+func setup(conn net.Conn, rd *resp.ReplyReader, cmds []byte, n int) error {
+	if _, err := conn.Write(cmds); err != nil {
+		return err
+	}
+	var firstErr error
+	for i := 0; i < n; i++ {
+		var c captureSink
+		if err := rd.ReadReply(&c); err != nil {
+			return err
+		}
+		if len(c.b) > 0 && c.b[0] == '-' && firstErr == nil {
+			firstErr = &RedisError{Msg: string(c.b[1 : len(c.b)-2])}
+		}
+	}
+	return firstErr
+}
+
+// RedisError is an error reply from Redis met while setting up a connection.
+type RedisError struct{ Msg string }
+
+func (e *RedisError) Error() string { return e.Msg }
+
+// captureSink keeps a whole (small) reply.
+type captureSink struct{ b []byte }
+
+func (c *captureSink) WriteReply(p []byte, last bool) { c.b = append(c.b, p...) }

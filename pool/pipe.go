@@ -1,0 +1,361 @@
+package pool
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+
+	"github.com/respguard/respguard/proxy/resp"
+)
+
+// Target receives the replies to the commands a client sent through a Pipe.
+// It is implemented by the proxy's per-client reply queue. Methods are called
+// from the pipe's reader goroutine and must not block on the network.
+type Target interface {
+	// Deliver hands (part of) the reply to the command reserved as seq.
+	// p must be copied. last marks the end of that reply.
+	Deliver(seq uint64, p []byte, last bool)
+	// DeliverPush hands (part of) an out-of-band message: a RESP3 push, or
+	// anything read while the pipe streams (Pub/Sub, MONITOR, CLIENT REPLY OFF).
+	DeliverPush(p []byte, last bool)
+	// Abort reports that a reply was cut off after part of it was delivered:
+	// the client's byte stream is broken and its connection must close.
+	Abort(err error)
+}
+
+// ErrClosed is returned by Send on a pipe that has failed or been closed.
+var ErrClosed = errors.New("pool: upstream connection closed")
+
+// pending is one command awaiting its reply. A nil target discards the reply.
+type pending struct {
+	target Target
+	seq    uint64
+}
+
+// Pipe is one upstream connection with pipelined, FIFO-matched replies.
+// Many goroutines may Send concurrently; one writer goroutine owns writes to
+// the socket and one reader goroutine owns reads, as in rueidis' pipe.
+type Pipe struct {
+	conn    net.Conn
+	DB      int // database selected on the connection; changed only by its single owner
+	Proto   int // protocol (2 or 3); changed only by its single owner
+	replies *resp.ReplyReader
+
+	mu       sync.Mutex // guards the fields below
+	out      []byte     // encoded commands not yet written
+	queue    fifo       // commands written or to be written, awaiting replies
+	streamTo Target     // non-nil: every reply goes to it out of band
+	pushTo   Target      // receiver of RESP3 pushes outside stream mode
+	onIdle   func(*Pipe) // called by the reader goroutine, no locks held, when no reply is awaited
+	resetAt  int        // in stream mode, replies "+RESET" end streaming
+	err      error      // first failure; once set, Send refuses
+
+	wake      chan struct{} // cap 1: out became non-empty
+	done      chan struct{} // closed on failure or Close
+	closeOnce sync.Once
+	inFlight  atomic.Int64 // len(queue), readable without mu
+	dirty     atomic.Bool  // state unknown to respguard (RESET, REPLY OFF, MONITOR...): destroy, never reuse
+
+	sink replySink // reused by the reader goroutine
+}
+
+// newPipe starts the goroutines of an already set-up connection.
+func newPipe(conn net.Conn, rd *resp.ReplyReader, db, proto int) *Pipe {
+	p := &Pipe{
+		conn: conn, replies: rd, DB: db, Proto: proto,
+		wake: make(chan struct{}, 1), done: make(chan struct{}),
+	}
+	go p.writeLoop()
+	go p.readLoop()
+	return p
+}
+
+// Send queues one command (raw multibulk bytes, or args to encode when raw is
+// nil) whose reply goes to target as seq. A nil target discards the reply.
+func (p *Pipe) Send(target Target, seq uint64, raw []byte, args [][]byte) error {
+	p.mu.Lock()
+	if p.err != nil {
+		err := p.err
+		p.mu.Unlock()
+		return err
+	}
+	wasEmpty := len(p.out) == 0
+	if raw != nil {
+		p.out = append(p.out, raw...)
+	} else {
+		p.out = resp.AppendCommand(p.out, args...)
+	}
+	if p.streamTo == nil {
+		p.queue.push(pending{target: target, seq: seq})
+		p.inFlight.Add(1)
+	}
+	p.mu.Unlock()
+	if wasEmpty {
+		select {
+		case p.wake <- struct{}{}:
+		default:
+		}
+	}
+	return nil
+}
+
+// StartStream switches the pipe to streaming: from now on every reply goes
+// to t as a push, unmatched, until a "+RESET" reply (see Send for RESET).
+// Call it only with no commands in flight.
+func (p *Pipe) StartStream(t Target) {
+	p.mu.Lock()
+	p.streamTo = t
+	p.mu.Unlock()
+	p.dirty.Store(true)
+}
+
+// SendReset sends RESET while streaming; its "+RESET" reply ends streaming
+// and is delivered to target as seq.
+func (p *Pipe) SendReset(target Target, seq uint64) error {
+	p.mu.Lock()
+	if p.err != nil {
+		err := p.err
+		p.mu.Unlock()
+		return err
+	}
+	p.out = resp.AppendCommandStrings(p.out, "RESET")
+	p.queue.push(pending{target: target, seq: seq})
+	p.inFlight.Add(1)
+	p.resetAt++
+	p.mu.Unlock()
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// SetOwner names who receives RESP3 pushes (client tracking invalidations)
+// outside stream mode, and a function the reader goroutine calls, with no
+// locks held, each time the last awaited reply has been delivered. nil, nil
+// discards pushes.
+func (p *Pipe) SetOwner(t Target, onIdle func(*Pipe)) {
+	p.mu.Lock()
+	p.pushTo, p.onIdle = t, onIdle
+	p.mu.Unlock()
+}
+
+// InFlight reports how many sent commands still await their reply.
+func (p *Pipe) InFlight() int { return int(p.inFlight.Load()) }
+
+// MarkDirty records that the connection holds state respguard cannot undo
+// cheaply; Reusable then reports false.
+func (p *Pipe) MarkDirty() { p.dirty.Store(true) }
+
+// Reusable reports whether the connection may serve another client: alive,
+// no replies outstanding, no state left behind.
+func (p *Pipe) Reusable() bool {
+	return p.Err() == nil && p.InFlight() == 0 && !p.dirty.Load()
+}
+
+// Err returns the error that ended the pipe, or nil while it is usable.
+func (p *Pipe) Err() error {
+	select {
+	case <-p.done:
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return p.err
+	default:
+		return nil
+	}
+}
+
+// Done is closed when the pipe fails or is closed.
+func (p *Pipe) Done() <-chan struct{} { return p.done }
+
+// Close closes the connection; commands awaiting replies get an error reply.
+// It is idempotent.
+func (p *Pipe) Close() error {
+	p.fail(ErrClosed)
+	return nil
+}
+
+// fail ends the pipe with err (the first error wins) and answers every
+// waiting command with an error reply.
+func (p *Pipe) fail(err error) {
+	p.closeOnce.Do(func() {
+		p.mu.Lock()
+		p.err = err
+		waiting := p.queue.drain()
+		p.inFlight.Store(0)
+		stream := p.streamTo
+		p.mu.Unlock()
+		close(p.done)
+		_ = p.conn.Close()
+		msg := unavailableReply(err)
+		for _, w := range waiting {
+			if w.target != nil {
+				w.target.Deliver(w.seq, msg, true)
+			}
+		}
+		if stream != nil {
+			stream.Abort(err)
+		}
+	})
+}
+
+// unavailableReply is the error reply for commands whose upstream failed.
+func unavailableReply(err error) []byte {
+	return resp.AppendError(nil, fmt.Sprintf("ERR upstream unavailable: %s", oneLine(err.Error())))
+}
+
+// UnavailableReply is the "-ERR upstream unavailable: ..." reply for err.
+func UnavailableReply(err error) []byte { return unavailableReply(err) }
+
+func oneLine(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c == '\r' || c == '\n' {
+			b[i] = ' '
+		}
+	}
+	return string(b)
+}
+
+func (p *Pipe) writeLoop() {
+	var spare []byte
+	for {
+		select {
+		case <-p.wake:
+		case <-p.done:
+			return
+		}
+		p.mu.Lock()
+		buf := p.out
+		p.out = spare[:0]
+		p.mu.Unlock()
+		if len(buf) == 0 {
+			spare = buf
+			continue
+		}
+		if _, err := p.conn.Write(buf); err != nil {
+			p.fail(fmt.Errorf("write: %w", err))
+			return
+		}
+		if cap(buf) > 1<<20 {
+			buf = nil // don't keep a buffer grown for one huge command
+		}
+		spare = buf
+	}
+}
+
+func (p *Pipe) readLoop() {
+	for {
+		kind, err := p.replies.Peek()
+		if err != nil {
+			p.fail(fmt.Errorf("read: %w", err))
+			return
+		}
+		if err := p.route(kind); err != nil {
+			p.fail(err)
+			return
+		}
+		if err := p.replies.ReadReply(&p.sink); err != nil {
+			if p.sink.started {
+				p.sink.abort(err)
+			}
+			p.fail(fmt.Errorf("read: %w", err))
+			return
+		}
+		if p.sink.isReset {
+			p.endStream()
+		}
+		if p.sink.target != nil && p.inFlight.Load() == 0 {
+			p.mu.Lock()
+			onIdle := p.onIdle
+			p.mu.Unlock()
+			if onIdle != nil {
+				onIdle(p)
+			}
+		}
+	}
+}
+
+// route points the sink at whoever gets the next reply, whose type byte is kind.
+func (p *Pipe) route(kind byte) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.sink = replySink{}
+	switch {
+	case p.streamTo != nil:
+		if p.resetAt > 0 && kind == '+' {
+			p.sink.watchReset = true
+			p.sink.streamTo = p.streamTo
+			return nil
+		}
+		p.sink.pushTo = p.streamTo
+	case kind == '>':
+		p.sink.pushTo = p.pushTo
+	default:
+		w, ok := p.queue.pop()
+		if !ok {
+			return fmt.Errorf("%w: reply with no command waiting for it", resp.ErrBadReply)
+		}
+		p.inFlight.Add(-1)
+		p.sink.target, p.sink.seq = w.target, w.seq
+	}
+	return nil
+}
+
+// endStream handles a "+RESET" read in stream mode: deliver it to the RESET's
+// sender and return to matched replies.
+func (p *Pipe) endStream() {
+	p.mu.Lock()
+	w, _ := p.queue.pop()
+	p.inFlight.Add(-1)
+	p.resetAt--
+	p.streamTo = nil
+	p.mu.Unlock()
+	if w.target != nil {
+		w.target.Deliver(w.seq, []byte("+RESET\r\n"), true)
+	}
+}
+
+// replySink adapts a routed reply to its Target. It lives in the Pipe so
+// routing a reply allocates nothing.
+type replySink struct {
+	target     Target
+	seq        uint64
+	pushTo     Target
+	streamTo   Target // with watchReset: a simple string read while streaming
+	watchReset bool
+	isReset    bool
+	started    bool
+	held       []byte // watchReset: the simple string, held until we know it is +RESET
+}
+
+func (s *replySink) WriteReply(b []byte, last bool) {
+	s.started = true
+	switch {
+	case s.watchReset:
+		s.held = append(s.held, b...)
+		if !last {
+			return
+		}
+		if string(s.held) == "+RESET\r\n" {
+			s.isReset = true
+			return
+		}
+		s.streamTo.DeliverPush(s.held, true)
+	case s.pushTo != nil:
+		s.pushTo.DeliverPush(b, last)
+	case s.target != nil:
+		s.target.Deliver(s.seq, b, last)
+	}
+}
+
+func (s *replySink) abort(err error) {
+	switch {
+	case s.pushTo != nil:
+		s.pushTo.Abort(err)
+	case s.target != nil:
+		s.target.Abort(err)
+	}
+}

@@ -1,0 +1,256 @@
+package pool
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/puddle/v2"
+)
+
+// ErrPoolExhausted is returned when no dedicated connection frees up within
+// Config.AcquireTimeout.
+var ErrPoolExhausted = errors.New("pool: no dedicated upstream connection available")
+
+// Pool owns every upstream connection: the shared multiplexed pipes, keyed by
+// (db, protocol), and the dedicated connections in a puddle pool. Callers
+// MUST call Close.
+type Pool struct {
+	cfg       Config
+	dedicated *puddle.Pool[*Pipe]
+
+	mu     sync.Mutex // guards shared
+	shared map[sharedKey]*sharedGroup
+
+	breaker breaker
+
+	// Counters read by telemetry.
+	dialErrors atomic.Int64
+	dials      atomic.Int64
+
+	closeOnce sync.Once
+	closed    chan struct{}
+}
+
+type sharedKey struct{ db, proto int }
+
+// sharedGroup holds the shared pipes of one (db, protocol).
+type sharedGroup struct {
+	mu    sync.Mutex // guards pipes; held while dialing a replacement
+	pipes []*Pipe
+}
+
+// New returns a pool for cfg. It does not dial: connections are made on first
+// use (and MinIdleConns by the maintenance goroutine).
+func New(cfg Config) (*Pool, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	p := &Pool{cfg: cfg, shared: make(map[sharedKey]*sharedGroup), closed: make(chan struct{})}
+	p.breaker.base = cfg.RetryBackoff
+	dp, err := puddle.NewPool(&puddle.Config[*Pipe]{
+		Constructor: func(ctx context.Context) (*Pipe, error) { return p.dial(ctx, 0, 2) },
+		Destructor:  func(pipe *Pipe) { pipe.Close() },
+		MaxSize:     int32(cfg.MaxConns),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("pool: %w", err)
+	}
+	p.dedicated = dp
+	go p.maintain()
+	return p, nil
+}
+
+// Config returns the effective configuration.
+func (p *Pool) Config() Config { return p.cfg }
+
+// dial opens one set-up connection, failing fast while the breaker is open.
+// Construction has its own timeout: puddle does not cancel it when an
+// Acquire is cancelled.
+func (p *Pool) dial(ctx context.Context, db, proto int) (*Pipe, error) {
+	if err := p.breaker.check(); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.DialTimeout)
+	defer cancel()
+	p.dials.Add(1)
+	pipe, err := Dial(ctx, p.cfg, db, proto)
+	var redisErr *RedisError
+	switch {
+	case err == nil:
+		p.breaker.success()
+	case errors.As(err, &redisErr):
+		// Redis answered: it is up, the request was wrong (e.g. bad db).
+	default:
+		p.dialErrors.Add(1)
+		p.breaker.failure(err)
+	}
+	return pipe, err
+}
+
+// Shared returns a live multiplexed pipe for (db, proto). hint spreads clients
+// over the group's pipes (a client passes the same hint every time).
+func (p *Pool) Shared(ctx context.Context, db, proto int, hint uint64) (*Pipe, error) {
+	g := p.group(db, proto)
+	i := int(hint % uint64(len(g.pipes)))
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if pipe := g.pipes[i]; pipe != nil && pipe.Err() == nil {
+		return pipe, nil
+	}
+	select {
+	case <-p.closed:
+		return nil, ErrClosed
+	default:
+	}
+	pipe, err := p.dial(ctx, db, proto)
+	if err != nil {
+		return nil, err
+	}
+	g.pipes[i] = pipe
+	return pipe, nil
+}
+
+func (p *Pool) group(db, proto int) *sharedGroup {
+	key := sharedKey{db, proto}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	g := p.shared[key]
+	if g == nil {
+		g = &sharedGroup{pipes: make([]*Pipe, p.cfg.SharedConns)}
+		p.shared[key] = g
+	}
+	return g
+}
+
+// Conn is a dedicated connection acquired from the pool. Its single owner
+// MUST call Release exactly once.
+type Conn struct {
+	*Pipe
+	res *puddle.Resource[*Pipe]
+}
+
+// Acquire returns a dedicated connection, waiting up to AcquireTimeout for
+// one to free up.
+func (p *Pool) Acquire(ctx context.Context) (*Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.AcquireTimeout)
+	defer cancel()
+	for {
+		res, err := p.dedicated.Acquire(ctx)
+		if err != nil {
+			if errors.Is(err, context.DeadlineExceeded) {
+				return nil, fmt.Errorf("%w within %s (pool.max_conns=%d)", ErrPoolExhausted, p.cfg.AcquireTimeout, p.cfg.MaxConns)
+			}
+			return nil, err
+		}
+		if res.Value().Reusable() {
+			return &Conn{Pipe: res.Value(), res: res}, nil
+		}
+		res.Destroy() // died while idle (e.g. Redis restarted)
+	}
+}
+
+// Release returns the connection to the pool when it is clean, and destroys
+// it otherwise (in flight replies, state left behind, failed).
+func (c *Conn) Release() {
+	c.Pipe.SetOwner(nil, nil)
+	if c.Pipe.Reusable() {
+		c.res.Release()
+		return
+	}
+	c.res.Destroy()
+}
+
+// Destroy closes the connection instead of returning it.
+func (c *Conn) Destroy() { c.res.Destroy() }
+
+// Stats is a snapshot of the pool for metrics.
+type Stats struct {
+	Total, Idle, Acquired, Constructing int
+	Shared                              int
+	AcquireCount                        int64
+	AcquireWait                         time.Duration
+	Dials, DialErrors                   int64
+}
+
+// Stats returns a snapshot of the pool's counters.
+func (p *Pool) Stats() Stats {
+	s := p.dedicated.Stat()
+	st := Stats{
+		Total: int(s.TotalResources()), Idle: int(s.IdleResources()),
+		Acquired: int(s.AcquiredResources()), Constructing: int(s.ConstructingResources()),
+		AcquireCount: s.AcquireCount(), AcquireWait: s.EmptyAcquireWaitTime(),
+		Dials: p.dials.Load(), DialErrors: p.dialErrors.Load(),
+	}
+	p.mu.Lock()
+	for _, g := range p.shared {
+		g.mu.Lock()
+		for _, pipe := range g.pipes {
+			if pipe != nil && pipe.Err() == nil {
+				st.Shared++
+			}
+		}
+		g.mu.Unlock()
+	}
+	p.mu.Unlock()
+	return st
+}
+
+// Close closes every connection. In-flight commands get error replies.
+func (p *Pool) Close() {
+	p.closeOnce.Do(func() {
+		close(p.closed)
+		p.mu.Lock()
+		for _, g := range p.shared {
+			g.mu.Lock()
+			for _, pipe := range g.pipes {
+				if pipe != nil {
+					pipe.Close()
+				}
+			}
+			g.mu.Unlock()
+		}
+		p.mu.Unlock()
+		p.dedicated.Close()
+	})
+}
+
+// maintain closes idle connections past IdleTimeout and keeps MinIdleConns.
+func (p *Pool) maintain() {
+	interval := p.cfg.IdleTimeout / 2
+	if interval > 30*time.Second || interval <= 0 {
+		interval = 30 * time.Second
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		p.topUp()
+		select {
+		case <-p.closed:
+			return
+		case <-t.C:
+		}
+		for _, res := range p.dedicated.AcquireAllIdle() {
+			if res.IdleDuration() > p.cfg.IdleTimeout || !res.Value().Reusable() {
+				res.Destroy()
+			} else {
+				res.ReleaseUnused()
+			}
+		}
+	}
+}
+
+func (p *Pool) topUp() {
+	for i := int(p.dedicated.Stat().IdleResources()); i < p.cfg.MinIdleConns; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), p.cfg.DialTimeout)
+		err := p.dedicated.CreateResource(ctx)
+		cancel()
+		if err != nil {
+			return
+		}
+	}
+}

@@ -1,0 +1,128 @@
+// Package redistest starts real redis-server processes on free loopback ports for tests.
+package redistest
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Server is a redis-server child process owned by one test. Stop (also run by
+// t.Cleanup) kills it; Start brings it back on the same port and directory.
+type Server struct {
+	Addr string
+	Port int
+	Dir  string
+
+	t     testing.TB
+	extra []string
+	cmd   *exec.Cmd
+	done  chan struct{}
+}
+
+// Start launches redis-server on a free port with persistence off. extra are
+// additional command-line arguments, e.g. "--requirepass", "secret".
+// The test is skipped when redis-server is not installed, unless CI is set,
+// in which case it fails.
+func Start(t testing.TB, extra ...string) *Server {
+	t.Helper()
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("redis-server not installed: %v", err)
+		}
+		t.Skip("redis-server not installed")
+	}
+	s := &Server{Port: FreePort(t), Dir: t.TempDir(), t: t, extra: extra}
+	s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(s.Port))
+	s.Restart()
+	t.Cleanup(s.Stop)
+	return s
+}
+
+// Restart starts the server again after Stop (it must not be running).
+func (s *Server) Restart() {
+	s.t.Helper()
+	args := []string{
+		"--port", strconv.Itoa(s.Port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--dir", s.Dir,
+		"--daemonize", "no", "--loglevel", "warning",
+		"--logfile", filepath.Join(s.Dir, "redis.log"),
+	}
+	s.cmd = exec.Command("redis-server", append(args, s.extra...)...)
+	if err := s.cmd.Start(); err != nil {
+		s.t.Fatalf("start redis-server: %v", err)
+	}
+	s.done = make(chan struct{})
+	go func(cmd *exec.Cmd, done chan struct{}) { _ = cmd.Wait(); close(done) }(s.cmd, s.done)
+	s.waitReady()
+}
+
+// waitReady polls with PING until the server answers (not a sleep: each
+// attempt is a real connection; the loop is bounded to 10 s).
+func (s *Server) waitReady() {
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-s.done:
+			log, _ := os.ReadFile(filepath.Join(s.Dir, "redis.log"))
+			s.t.Fatalf("redis-server exited at start: %s", log)
+		default:
+		}
+		if s.ping() == nil {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	s.t.Fatalf("redis-server on %s not ready after 10s", s.Addr)
+}
+
+func (s *Server) ping() error {
+	c, err := net.DialTimeout("tcp", s.Addr, time.Second)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(time.Second))
+	if _, err := c.Write([]byte("PING\r\n")); err != nil {
+		return err
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		return err
+	}
+	if !strings.HasPrefix(line, "+PONG") && !strings.HasPrefix(line, "-NOAUTH") {
+		return fmt.Errorf("unexpected reply %q", line)
+	}
+	return nil
+}
+
+// Stop kills the server and waits for it to exit. Safe to call twice.
+func (s *Server) Stop() {
+	if s.cmd == nil {
+		return
+	}
+	_ = s.cmd.Process.Kill()
+	<-s.done
+	s.cmd = nil
+}
+
+// Pid returns the process id of the running server.
+func (s *Server) Pid() int { return s.cmd.Process.Pid }
+
+// FreePort returns a loopback TCP port that was free a moment ago.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("find free port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}

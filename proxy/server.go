@@ -1,0 +1,202 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/respguard/respguard/pool"
+)
+
+// ErrServerClosed is returned by Serve after Shutdown or Close.
+var ErrServerClosed = errors.New("proxy: server closed")
+
+// Server accepts clients and runs a session for each. Create it with
+// NewServer; callers MUST call Shutdown or Close.
+type Server struct {
+	cfg  Config
+	pool *pool.Pool
+	log  *slog.Logger
+	info atomic.Pointer[pool.ServerInfo]
+
+	mu        sync.Mutex // guards the fields below
+	listeners map[net.Listener]struct{}
+	sessions  map[*session]struct{}
+	closing   bool
+	nextID    uint64
+
+	inShutdown atomic.Bool
+	wg         sync.WaitGroup // one per running session
+	stats      Stats
+}
+
+// Stats are the server's counters. All fields are safe for concurrent use.
+type Stats struct {
+	Connected       atomic.Int64
+	accepted        atomic.Int64
+	rejected        atomic.Int64
+	outputOverflows atomic.Int64
+	authFailures    atomic.Int64
+}
+
+// Options are a Server's collaborators. Nil fields mean: a discarding logger.
+type Options struct {
+	Logger *slog.Logger
+}
+
+// NewServer returns a server for cfg that forwards through p. info describes
+// the upstream (HELLO's version, SELECT's range); see pool.Control.Probe.
+func NewServer(cfg Config, p *pool.Pool, info pool.ServerInfo, opts Options) (*Server, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{cfg: cfg, pool: p, log: log,
+		listeners: make(map[net.Listener]struct{}), sessions: make(map[*session]struct{})}
+	s.SetUpstreamInfo(info)
+	return s, nil
+}
+
+// SetUpstreamInfo replaces what the server reports about the upstream.
+func (s *Server) SetUpstreamInfo(info pool.ServerInfo) {
+	if info.Databases <= 0 {
+		info.Databases = 16
+	}
+	if info.Version == "" {
+		info.Version = "7.0.0"
+	}
+	if info.Mode == "" {
+		info.Mode = "standalone"
+	}
+	if info.Role == "" {
+		info.Role = "master"
+	}
+	s.info.Store(&info)
+}
+
+func (s *Server) upstreamInfo() *pool.ServerInfo { return s.info.Load() }
+
+func (s *Server) shuttingDown() bool { return s.inShutdown.Load() }
+
+// Serve accepts clients on l until Shutdown or Close; it then returns
+// ErrServerClosed. It closes l.
+func (s *Server) Serve(l net.Listener) error {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		l.Close()
+		return ErrServerClosed
+	}
+	s.listeners[l] = struct{}{}
+	s.mu.Unlock()
+	ctx := context.Background()
+	var backoff time.Duration
+	for {
+		conn, err := l.Accept()
+		if err != nil {
+			if s.shuttingDown() {
+				return ErrServerClosed
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return err
+			}
+			// EMFILE and friends: back off and keep serving, as net/http does.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			s.log.Warn("accept failed; retrying", "error", err, "after", backoff)
+			time.Sleep(backoff)
+			continue
+		}
+		backoff = 0
+		s.start(ctx, conn)
+	}
+}
+
+// start runs a session for conn, or refuses it when max_clients is reached.
+func (s *Server) start(ctx context.Context, conn net.Conn) {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		conn.Close()
+		return
+	}
+	if len(s.sessions) >= s.cfg.Client.MaxClients {
+		s.mu.Unlock()
+		s.stats.rejected.Add(1)
+		_ = conn.SetWriteDeadline(time.Now().Add(time.Second))
+		_, _ = conn.Write([]byte("-ERR max number of clients reached\r\n"))
+		conn.Close()
+		return
+	}
+	s.nextID++
+	sess := newSession(s, conn, s.nextID)
+	s.sessions[sess] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	s.stats.accepted.Add(1)
+	s.stats.Connected.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer s.stats.Connected.Add(-1)
+		sess.serve(ctx)
+		s.mu.Lock()
+		delete(s.sessions, sess)
+		s.mu.Unlock()
+	}()
+}
+
+// Shutdown stops accepting, stops reading new commands, lets replies already
+// due reach their clients, and returns when every session has ended or ctx
+// is done (then the rest are closed and ctx's error is returned).
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.inShutdown.Store(true)
+	s.mu.Lock()
+	s.closing = true
+	for l := range s.listeners {
+		l.Close()
+	}
+	for sess := range s.sessions {
+		_ = sess.conn.SetReadDeadline(time.Now()) // the reader stops; the writer drains
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		s.Close()
+		<-done
+		return ctx.Err()
+	}
+}
+
+// Close closes the listeners and every client connection at once.
+func (s *Server) Close() error {
+	s.inShutdown.Store(true)
+	s.mu.Lock()
+	s.closing = true
+	for l := range s.listeners {
+		l.Close()
+	}
+	for sess := range s.sessions {
+		sess.out.close()
+		sess.conn.Close()
+	}
+	s.mu.Unlock()
+	return nil
+}
+
+// Accepted, Rejected, OutputOverflows and AuthFailures report counters.
+func (s *Server) Accepted() int64        { return s.stats.accepted.Load() }
+func (s *Server) Rejected() int64        { return s.stats.rejected.Load() }
+func (s *Server) OutputOverflows() int64 { return s.stats.outputOverflows.Load() }
+func (s *Server) AuthFailures() int64    { return s.stats.authFailures.Load() }
+func (s *Server) Connected() int64       { return s.stats.Connected.Load() }

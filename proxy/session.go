@@ -1,0 +1,350 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/respguard/respguard/pool"
+	"github.com/respguard/respguard/proxy/resp"
+)
+
+// session is one client connection. Its reader goroutine (serve) owns the
+// request parser and every field not under dedMu; the outbox's writer
+// goroutine owns writes to conn.
+type session struct {
+	srv  *Server
+	conn net.Conn
+	id   uint64
+	addr string
+	rd   *resp.RequestReader
+	out  *outbox
+
+	// Reader-goroutine state.
+	db, proto int
+	name      string
+	user      string
+	nameBuf   [32]byte
+	reply     []byte // scratch for local replies
+
+	// dedMu guards the dedicated connection and the state that keeps it.
+	// The pipe's reader goroutine takes it (releaseIfIdle) to return the
+	// connection as soon as the last reply of a finished state is in. The
+	// reader goroutine never waits on the outbox or the pool while holding it.
+	dedMu     sync.Mutex
+	ded       *pool.Conn
+	inMulti   bool
+	watching  bool
+	tracking  bool
+	streaming bool // Pub/Sub, MONITOR or CLIENT REPLY OFF/SKIP: replies unmatched
+	pendingDB int  // SELECT queued inside MULTI, applied at EXEC; -1 = none
+}
+
+func newSession(srv *Server, conn net.Conn, id uint64) *session {
+	cc := srv.cfg.Client
+	s := &session{
+		srv: srv, conn: conn, id: id, addr: conn.RemoteAddr().String(),
+		out:   newOutbox(cc.OutputBufferLimit),
+		proto: 2, user: "default", pendingDB: -1,
+	}
+	s.rd = resp.NewRequestReader(deadlineReader{s}, cc.limits())
+	return s
+}
+
+// serve runs the session until the client leaves, errs, or the server stops.
+func (s *session) serve(ctx context.Context) {
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		_ = s.out.writeLoop(s.conn, s.srv.cfg.Client.WriteTimeout, nil)
+		_ = s.conn.Close() // unblocks the reader
+	}()
+	defer func() {
+		if r := recover(); r != nil {
+			s.srv.log.Error("bug: session panicked", "client", s.addr, "panic", r, "stack", string(debug.Stack()))
+			s.out.close()
+		}
+		s.finish()
+		<-writerDone
+		if s.out.isOverflow() {
+			s.srv.stats.outputOverflows.Add(1)
+			s.srv.log.Warn("client closed: output buffer limit reached", "client", s.addr, "limit", s.srv.cfg.Client.OutputBufferLimit)
+		}
+	}()
+	for {
+		cmd, err := s.rd.ReadCommand()
+		if err != nil {
+			s.readFailed(err)
+			return
+		}
+		if !s.handle(ctx, cmd) {
+			return
+		}
+	}
+}
+
+// readFailed ends the session after a read error: a protocol error gets its
+// reply, as in Redis; replies already due are still delivered.
+func (s *session) readFailed(err error) {
+	var perr *resp.ProtocolError
+	switch {
+	case errors.As(err, &perr):
+		if seq, ok := s.out.reserve(1<<30, "", time.Now()); ok {
+			s.out.local(seq, resp.AppendError(nil, perr.Error()))
+		}
+		s.srv.log.Debug("protocol error", "client", s.addr, "error", perr.Msg)
+	case errors.Is(err, resp.ErrTooLarge):
+		s.srv.log.Warn("client closed: query buffer limit reached", "client", s.addr)
+		s.out.close()
+	case errors.Is(err, os.ErrDeadlineExceeded) && s.srv.shuttingDown():
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		s.srv.log.Debug("client idle timeout", "client", s.addr)
+		s.out.close()
+	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
+	default:
+		s.srv.log.Debug("client read error", "client", s.addr, "error", err)
+	}
+	s.out.closeWhenDone()
+}
+
+// finish returns or destroys the dedicated connection.
+func (s *session) finish() {
+	s.dedMu.Lock()
+	defer s.dedMu.Unlock()
+	if s.ded == nil {
+		return
+	}
+	if s.inMulti || s.watching || s.tracking || s.streaming || s.ded.InFlight() > 0 {
+		s.ded.MarkDirty() // a blocked command or open state must not reach another client
+	}
+	s.ded.Release()
+	s.ded = nil
+}
+
+// handle routes one command; false ends the session.
+func (s *session) handle(ctx context.Context, cmd resp.Command) bool {
+	lower := lowerName(s.nameBuf[:], cmd.Args[0])
+	k := commandKinds[string(lower)]
+	seq, ok := s.out.reserve(s.srv.cfg.Client.MaxPending, "", time.Now())
+	if !ok {
+		return false
+	}
+	if k == kindLocal || k == kindClient {
+		if done, keep := s.tryLocal(ctx, seq, string(lower), cmd); done {
+			return keep
+		}
+	}
+	s.dedMu.Lock()
+	pinned := s.ded != nil
+	s.dedMu.Unlock()
+	if !pinned && !s.needsPin(k, string(lower), cmd) {
+		s.forwardShared(ctx, seq, cmd)
+		return true
+	}
+	return s.forwardPinned(ctx, seq, k, string(lower), cmd)
+}
+
+// needsPin reports whether an unpinned client must move to a dedicated
+// connection for this command.
+func (s *session) needsPin(k kind, name string, cmd resp.Command) bool {
+	switch k {
+	case kindMulti, kindWatch, kindSubscribe, kindMonitor:
+		return true
+	case kindBlocking:
+		return isBlocking(name, cmd.Args)
+	case kindClient:
+		return clientStartsState(cmd.Args)
+	}
+	return false
+}
+
+// forwardShared sends a stateless command over a shared connection.
+func (s *session) forwardShared(ctx context.Context, seq uint64, cmd resp.Command) {
+	pipe, err := s.srv.pool.Shared(ctx, s.db, s.proto, s.id)
+	if err == nil {
+		err = pipe.Send(s.out, seq, cmd.Raw, cmd.Args)
+	}
+	if err != nil {
+		s.out.local(seq, pool.UnavailableReply(err))
+	}
+}
+
+// forwardPinned sends cmd over the client's dedicated connection, acquiring
+// one first if needed, and tracks the connection state cmd creates or ends.
+func (s *session) forwardPinned(ctx context.Context, seq uint64, k kind, name string, cmd resp.Command) bool {
+	startsStream := k == kindSubscribe || k == kindMonitor || (k == kindClient && clientStopsReplies(cmd.Args))
+	s.dedMu.Lock()
+	streaming, inMulti := s.streaming, s.inMulti
+	s.dedMu.Unlock()
+	if startsStream && !streaming && !inMulti {
+		// Earlier replies must all be in before replies stop being matched.
+		s.out.waitIdle()
+	}
+	s.dedMu.Lock()
+	defer s.dedMu.Unlock()
+	if s.ded == nil {
+		if err := s.acquire(ctx); err != nil {
+			s.out.local(seq, pool.UnavailableReply(err))
+			return true
+		}
+	}
+	s.track(k, name, cmd)
+	if startsStream && !s.streaming && !s.inMulti {
+		s.streaming = true
+		s.ded.StartStream(s.out)
+		s.out.local(seq, nil) // the reply arrives unmatched, through the stream
+		return s.send(seq, cmd, false)
+	}
+	if s.streaming {
+		s.out.local(seq, nil)
+		return s.send(seq, cmd, false)
+	}
+	return s.send(seq, cmd, true)
+}
+
+// send writes cmd to the dedicated connection. Caller holds dedMu.
+func (s *session) send(seq uint64, cmd resp.Command, matched bool) bool {
+	target := pool.Target(s.out)
+	if !matched {
+		target = nil
+	}
+	if err := s.ded.Send(target, seq, cmd.Raw, cmd.Args); err != nil && matched {
+		s.out.local(seq, pool.UnavailableReply(err))
+	}
+	return true
+}
+
+// track updates the connection-state flags for cmd. Caller holds dedMu.
+func (s *session) track(k kind, name string, cmd resp.Command) {
+	switch k {
+	case kindMulti:
+		s.inMulti = true
+	case kindTxEnd:
+		if s.inMulti && name == "exec" && s.pendingDB >= 0 {
+			s.db, s.ded.DB = s.pendingDB, s.pendingDB
+		}
+		s.inMulti, s.watching, s.pendingDB = false, false, -1
+	case kindWatch:
+		if !s.inMulti {
+			s.watching = true
+		}
+	case kindUnwatch:
+		if !s.inMulti {
+			s.watching = false
+		}
+	case kindClient:
+		if clientSub(cmd.Args) == "tracking" && len(cmd.Args) > 2 {
+			s.tracking = !equalFold(cmd.Args[2], "off")
+		}
+	}
+}
+
+// acquire pins the client to a dedicated connection in its db and protocol.
+// Caller holds dedMu.
+func (s *session) acquire(ctx context.Context) error {
+	c, err := s.srv.pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	if c.DB != s.db {
+		if err := c.Send(nil, 0, nil, [][]byte{[]byte("SELECT"), fmt.Appendf(nil, "%d", s.db)}); err != nil {
+			c.Release()
+			return err
+		}
+		c.DB = s.db
+	}
+	if c.Proto != s.proto {
+		if err := c.Send(nil, 0, nil, [][]byte{[]byte("HELLO"), fmt.Appendf(nil, "%d", s.proto)}); err != nil {
+			c.Release()
+			return err
+		}
+		c.Proto = s.proto
+	}
+	c.SetOwner(s.out, s.releaseIfIdle)
+	s.ded = c
+	return nil
+}
+
+// releaseIfIdle runs on the dedicated pipe's reader goroutine after the last
+// awaited reply: a client whose state has ended gives the connection back
+// now rather than at its next command.
+func (s *session) releaseIfIdle(p *pool.Pipe) {
+	s.dedMu.Lock()
+	defer s.dedMu.Unlock()
+	if s.ded == nil || s.ded.Pipe != p || s.stateful() || p.InFlight() > 0 {
+		return
+	}
+	s.ded.Release()
+	s.ded = nil
+}
+
+// stateful reports whether the dedicated connection holds client state.
+// Caller holds dedMu.
+func (s *session) stateful() bool {
+	return s.inMulti || s.watching || s.tracking || s.streaming
+}
+
+func equalFold(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := range b {
+		c := b[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != s[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// clientStartsState reports CLIENT subcommands that need a dedicated connection.
+func clientStartsState(args [][]byte) bool {
+	switch clientSub(args) {
+	case "tracking":
+		return len(args) > 2 && equalFold(args[2], "on")
+	case "reply":
+		return clientStopsReplies(args)
+	}
+	return false
+}
+
+// clientStopsReplies reports CLIENT REPLY OFF|SKIP.
+func clientStopsReplies(args [][]byte) bool {
+	return clientSub(args) == "reply" && len(args) > 2 && (equalFold(args[2], "off") || equalFold(args[2], "skip"))
+}
+
+// deadlineReader applies the client idle timeout to each read, except for
+// clients holding a dedicated connection (Pub/Sub, blocked, in a
+// transaction), which Redis does not time out either, and keeps a shutdown's
+// immediate deadline in force.
+type deadlineReader struct{ s *session }
+
+func (d deadlineReader) Read(p []byte) (int, error) {
+	s := d.s
+	switch {
+	case s.srv.shuttingDown():
+		_ = s.conn.SetReadDeadline(time.Now())
+	case s.srv.cfg.Client.IdleTimeout > 0:
+		s.dedMu.Lock()
+		pinned := s.ded != nil
+		s.dedMu.Unlock()
+		if pinned {
+			_ = s.conn.SetReadDeadline(time.Time{})
+		} else {
+			_ = s.conn.SetReadDeadline(time.Now().Add(s.srv.cfg.Client.IdleTimeout))
+		}
+	}
+	return s.conn.Read(p)
+}
+
+var _ = slog.LevelInfo
