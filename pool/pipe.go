@@ -43,14 +43,15 @@ type Pipe struct {
 	Proto   int // protocol (2 or 3); changed only by its single owner
 	replies *resp.ReplyReader
 
-	mu       sync.Mutex // guards the fields below
-	out      []byte     // encoded commands not yet written
-	queue    fifo       // commands written or to be written, awaiting replies
-	streamTo Target     // non-nil: every reply goes to it out of band
-	pushTo   Target      // receiver of RESP3 pushes outside stream mode
-	onIdle   func(*Pipe) // called by the reader goroutine, no locks held, when no reply is awaited
-	resetAt  int        // in stream mode, replies "+RESET" end streaming
-	err      error      // first failure; once set, Send refuses
+	mu        sync.Mutex  // guards the fields below
+	out       []byte      // encoded commands not yet written
+	queue     fifo        // commands written or to be written, awaiting replies
+	streamTo  Target      // non-nil: every reply goes to it out of band
+	pushTo    Target      // receiver of RESP3 pushes outside stream mode
+	onIdle    func(*Pipe) // called by the reader goroutine, no locks held, when no reply is awaited
+	resetAt   int         // in stream mode, replies "+RESET" end streaming
+	preStream int         // replies still matched after StartStream: commands queued before it
+	err       error       // first failure; once set, Send refuses
 
 	wake      chan struct{} // cap 1: out became non-empty
 	done      chan struct{} // closed on failure or Close
@@ -107,6 +108,7 @@ func (p *Pipe) Send(target Target, seq uint64, raw []byte, args [][]byte) error 
 func (p *Pipe) StartStream(t Target) {
 	p.mu.Lock()
 	p.streamTo = t
+	p.preStream = p.queue.len() // e.g. the SELECT/HELLO that set the connection up
 	p.mu.Unlock()
 	p.dirty.Store(true)
 }
@@ -284,7 +286,7 @@ func (p *Pipe) route(kind byte) error {
 	defer p.mu.Unlock()
 	p.sink = replySink{}
 	switch {
-	case p.streamTo != nil:
+	case p.streamTo != nil && p.preStream == 0:
 		if p.resetAt > 0 && kind == '+' {
 			p.sink.watchReset = true
 			p.sink.streamTo = p.streamTo
@@ -300,6 +302,9 @@ func (p *Pipe) route(kind byte) error {
 		}
 		p.inFlight.Add(-1)
 		p.sink.target, p.sink.seq = w.target, w.seq
+		if p.preStream > 0 {
+			p.preStream--
+		}
 	}
 	return nil
 }

@@ -65,10 +65,10 @@ func (s *session) reset(seq uint64, pinned, streaming bool) {
 		if err != nil {
 			s.out.local(seq, resp.AppendSimple(nil, "RESET"))
 		}
-		s.out.waitIdle() // the "+RESET" reply ends the stream
+		s.out.waitBefore(seq + 1) // the "+RESET" reply ends the stream
 	} else {
 		if pinned {
-			s.out.waitIdle()
+			s.out.waitBefore(seq)
 		}
 		s.out.local(seq, resp.AppendSimple(nil, "RESET"))
 	}

@@ -35,12 +35,12 @@ type outbox struct {
 
 // slot is the reply to one command.
 type slot struct {
-	data  []byte // reply bytes received while an earlier slot was incomplete
+	data    []byte // reply bytes received while an earlier slot was incomplete
 	done    bool
 	started bool // some of the reply has arrived
 	start   time.Time
-	name  string // lowercase command name, for telemetry
-	errp  bool   // reply began with '-'
+	name    string // lowercase command name, for telemetry
+	errp    bool   // reply began with '-'
 }
 
 func newOutbox(limit int) *outbox {
@@ -177,12 +177,12 @@ func (o *outbox) afterAppend() {
 // local completes slot seq with a reply made by respguard.
 func (o *outbox) local(seq uint64, reply []byte) { o.Deliver(seq, reply, true) }
 
-// waitIdle blocks until every reserved slot is complete. It returns false if
-// the outbox closed first.
-func (o *outbox) waitIdle() bool {
+// waitBefore blocks until every slot before seq is complete. It returns
+// false if the outbox closed first.
+func (o *outbox) waitBefore(seq uint64) bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	for !o.closed && o.headSeq != o.nextSeq {
+	for !o.closed && o.headSeq < seq {
 		o.wait()
 	}
 	return !o.closed

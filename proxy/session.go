@@ -185,7 +185,7 @@ func (s *session) forwardPinned(ctx context.Context, seq uint64, k kind, name st
 	s.dedMu.Unlock()
 	if startsStream && !streaming && !inMulti {
 		// Earlier replies must all be in before replies stop being matched.
-		s.out.waitIdle()
+		s.out.waitBefore(seq)
 	}
 	s.dedMu.Lock()
 	defer s.dedMu.Unlock()

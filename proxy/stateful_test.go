@@ -1,0 +1,254 @@
+package proxy
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/respguard/respguard/pool"
+)
+
+func TestTransactions(t *testing.T) {
+	tp := startProxy(t, nil)
+	ctx := ctxT(t)
+	for _, proto := range []int{2, 3} {
+		t.Run(fmt.Sprintf("MULTI/EXEC runs atomically over RESP%d", proto), func(t *testing.T) {
+			c := tp.client(t, proto)
+			key := fmt.Sprintf("tx%d", proto)
+			cmds, err := c.TxPipelined(ctx, func(p redis.Pipeliner) error {
+				p.Set(ctx, key, "1", 0)
+				p.Incr(ctx, key)
+				return nil
+			})
+			if err != nil || cmds[1].(*redis.IntCmd).Val() != 2 {
+				t.Fatalf("tx = %v, %v", cmds, err)
+			}
+		})
+	}
+	t.Run("WATCH aborts EXEC when another client changes the key", func(t *testing.T) {
+		c := tp.client(t, 2)
+		other := tp.client(t, 3)
+		c.Set(ctx, "watched", "0", 0)
+		err := c.Watch(ctx, func(tx *redis.Tx) error {
+			if err := other.Set(ctx, "watched", "changed", 0).Err(); err != nil {
+				return err
+			}
+			_, err := tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+				p.Set(ctx, "watched", "mine", 0)
+				return nil
+			})
+			return err
+		}, "watched")
+		if err != redis.TxFailedErr {
+			t.Fatalf("err = %v, want TxFailedErr", err)
+		}
+		if v := c.Get(ctx, "watched").Val(); v != "changed" {
+			t.Fatalf("value = %q", v)
+		}
+	})
+	t.Run("DISCARD drops queued commands and the client goes back to shared connections", func(t *testing.T) {
+		rc := tp.raw(t)
+		rc.send("MULTI\r\nSET d 1\r\nDISCARD\r\nGET d\r\nEXEC\r\n")
+		for _, want := range []string{"+OK", "+QUEUED", "+OK", "$-1", "-ERR EXEC without MULTI"} {
+			if got := rc.line(); got != want {
+				t.Fatalf("got %q, want %q", got, want)
+			}
+		}
+	})
+}
+
+func TestClientLeavingMidStateLeaksNothing(t *testing.T) {
+	// One dedicated connection, so the next client must get the same one.
+	tp := startProxy(t, func(c *Config, p *pool.Config) { p.MaxConns = 1 })
+	ctx := ctxT(t)
+	t.Run("a client that leaves inside MULTI leaves no queued commands behind", func(t *testing.T) {
+		rc := tp.raw(t)
+		rc.send("MULTI\r\nSET leaked 1\r\n")
+		rc.line()
+		rc.line()
+		rc.Close()
+		c := tp.client(t, 2)
+		cmds, err := c.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			p.Set(ctx, "fresh", "1", 0)
+			return nil
+		})
+		if err != nil || len(cmds) != 1 {
+			t.Fatalf("next transaction: %v %v", cmds, err)
+		}
+		if n := tp.direct(t).Exists(ctx, "leaked").Val(); n != 0 {
+			t.Fatal("the abandoned transaction's command ran")
+		}
+	})
+	t.Run("a client that leaves during BLPOP 0 does not steal a later element", func(t *testing.T) {
+		rc := tp.raw(t)
+		rc.send("BLPOP jobs 0\r\n")
+		waitFor(t, func() bool { return strings.Contains(tp.direct(t).Info(ctx, "clients").Val(), "blocked_clients:1") })
+		rc.Close()
+		c := tp.client(t, 2)
+		tp.direct(t).RPush(ctx, "jobs", "job-1")
+		got, err := c.BLPop(ctx, 5*time.Second, "jobs").Result()
+		if err != nil || got[1] != "job-1" {
+			t.Fatalf("BLPOP = %v, %v", got, err)
+		}
+	})
+}
+
+func TestBlockingCommandsDoNotBlockOtherClients(t *testing.T) {
+	tp := startProxy(t, nil)
+	ctx := ctxT(t)
+	blocked := tp.client(t, 2)
+	other := tp.client(t, 2)
+	res := make(chan []string, 1)
+	go func() { res <- blocked.BLPop(ctx, 10*time.Second, "queue").Val() }()
+	waitFor(t, func() bool { return strings.Contains(tp.direct(t).Info(ctx, "clients").Val(), "blocked_clients:1") })
+	for i := range 100 { // the shared connections keep flowing meanwhile
+		if err := other.Set(ctx, "k", i, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	other.RPush(ctx, "queue", "item")
+	if got := <-res; len(got) != 2 || got[1] != "item" {
+		t.Fatalf("BLPOP = %v", got)
+	}
+	rc := tp.raw(t)
+	rc.send("XREAD BLOCK 50 STREAMS nostream $\r\nPING\r\n")
+	for _, want := range []string{"*-1", "+PONG"} {
+		if got := rc.line(); got != want {
+			t.Fatalf("got %q, want %q", got, want)
+		}
+	}
+}
+
+func TestPubSub(t *testing.T) {
+	tp := startProxy(t, nil)
+	ctx := ctxT(t)
+	for _, proto := range []int{2, 3} {
+		t.Run(fmt.Sprintf("SUBSCRIBE and PSUBSCRIBE deliver messages over RESP%d", proto), func(t *testing.T) {
+			c := tp.client(t, proto)
+			ch := fmt.Sprintf("news%d", proto)
+			sub := c.Subscribe(ctx, ch)
+			defer sub.Close()
+			if _, err := sub.Receive(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if err := sub.PSubscribe(ctx, "alerts.*"); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, func() bool { return tp.direct(t).PubSubNumPat(ctx).Val() >= 1 })
+			pub := tp.client(t, 2)
+			pub.Publish(ctx, ch, "hello")
+			pub.Publish(ctx, "alerts.fire", "hot")
+			for _, want := range []string{"hello", "hot"} {
+				msg, err := sub.ReceiveMessage(ctx)
+				if err != nil || msg.Payload != want {
+					t.Fatalf("message = %v, %v; want %q", msg, err, want)
+				}
+			}
+			if err := sub.Ping(ctx); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	t.Run("RESET ends the subscription and the client continues normally", func(t *testing.T) {
+		rc := tp.raw(t)
+		rc.send("SUBSCRIBE c1\r\n")
+		for _, want := range []string{"*3", "$9", "subscribe", "$2", "c1", ":1"} {
+			if got := rc.line(); got != want {
+				t.Fatalf("got %q, want %q", got, want)
+			}
+		}
+		rc.send("RESET\r\nSET afterreset 1\r\nGET afterreset\r\n")
+		for _, want := range []string{"+RESET", "+OK", "$1", "1"} {
+			if got := rc.line(); got != want {
+				t.Fatalf("got %q, want %q", got, want)
+			}
+		}
+		if n := tp.direct(t).PubSubNumSub(ctx, "c1").Val()["c1"]; n != 0 {
+			t.Fatalf("c1 still has %d subscribers", n)
+		}
+	})
+}
+
+func TestMonitorStreamsCommands(t *testing.T) {
+	tp := startProxy(t, nil)
+	ctx := ctxT(t)
+	rc := tp.raw(t)
+	rc.send("MONITOR\r\n")
+	if got := rc.line(); got != "+OK" {
+		t.Fatalf("MONITOR = %q", got)
+	}
+	tp.client(t, 2).Set(ctx, "monitored", "1", 0)
+	for {
+		if line := rc.line(); strings.Contains(line, `"monitored"`) {
+			break
+		}
+	}
+}
+
+func TestClientTrackingInvalidationsArriveAsPushes(t *testing.T) {
+	tp := startProxy(t, nil)
+	ctx := ctxT(t)
+	rc := tp.raw(t)
+	rc.send("HELLO 3\r\n")
+	if got := rc.line(); got != "%7" {
+		t.Fatalf("HELLO 3 = %q", got)
+	}
+	for rc.line() != "*0" { // the rest of HELLO's map; modules is last
+	}
+	rc.send("CLIENT TRACKING ON\r\nGET tracked\r\n")
+	for _, want := range []string{"+OK", "_"} {
+		if got := rc.line(); got != want {
+			t.Fatalf("got %q, want %q", got, want)
+		}
+	}
+	tp.client(t, 2).Set(ctx, "tracked", "new", 0)
+	for _, want := range []string{">2", "$10", "invalidate", "*1", "$7", "tracked"} {
+		if got := rc.line(); got != want {
+			t.Fatalf("got %q, want %q", got, want)
+		}
+	}
+}
+
+func TestClientReplyOff(t *testing.T) {
+	tp := startProxy(t, nil)
+	rc := tp.raw(t)
+	rc.send("CLIENT REPLY OFF\r\nSET quiet 1\r\nCLIENT REPLY ON\r\nGET quiet\r\n")
+	for _, want := range []string{"+OK", "$1", "1"} {
+		if got := rc.line(); got != want {
+			t.Fatalf("got %q, want %q", got, want)
+		}
+	}
+}
+
+func TestConnectionScopedCommandsAnsweredLocally(t *testing.T) {
+	tp := startProxy(t, nil)
+	rc := tp.raw(t)
+	rc.send("CLIENT GETNAME\r\nCLIENT SETNAME worker-1\r\nCLIENT GETNAME\r\nCLIENT SETNAME \"bad name\"\r\nAUTH pw\r\nAUTH nobody pw\r\nAUTH default pw\r\nQUIT\r\n")
+	for _, want := range []string{
+		"$-1", "+OK", "$8", "worker-1",
+		"-ERR Client names cannot contain spaces, newlines or special characters.",
+		"-ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
+		"-WRONGPASS invalid username-password pair or user is disabled.",
+		"+OK", "+OK",
+	} {
+		if got := rc.line(); got != want {
+			t.Fatalf("got %q, want %q", got, want)
+		}
+	}
+	rc.expectClosed()
+}
+
+// waitFor polls cond (each poll is a real round trip or state read) for up to 10 s.
+func waitFor(t testing.TB, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 10s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
