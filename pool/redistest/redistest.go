@@ -52,7 +52,7 @@ func (s *Server) Restart() {
 	args := []string{
 		"--port", strconv.Itoa(s.Port), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--dir", s.Dir,
-		"--daemonize", "no", "--loglevel", "warning",
+		"--daemonize", "no", "--loglevel", "warning", "--enable-debug-command", "yes",
 		"--logfile", filepath.Join(s.Dir, "redis.log"),
 	}
 	s.cmd = exec.Command("redis-server", append(args, s.extra...)...)
