@@ -33,14 +33,24 @@ type outbox struct {
 	onDone func(s *slot) // called with mu held when a slot completes; must be cheap
 }
 
-// slot is the reply to one command.
+// slot is the reply to one command, with what telemetry reports about it.
 type slot struct {
 	data    []byte // reply bytes received while an earlier slot was incomplete
 	done    bool
-	started bool // some of the reply has arrived
-	start   time.Time
-	name    string // lowercase command name, for telemetry
-	errp    bool   // reply began with '-'
+	started bool   // some of the reply has arrived
+	errCode string // the error reply's code ("ERR", "WRONGTYPE"...), "" if not an error
+	stmt    []byte // redacted statement, reused across slots
+	slotMeta
+}
+
+// slotMeta is what the session knows of a command when it reserves its slot.
+type slotMeta struct {
+	start    time.Time
+	name     string // interned lower-case command name
+	user     string
+	db       int
+	decision uint8
+	upstream bool // forwarded to Redis (false: answered by respguard)
 }
 
 func newOutbox(limit int) *outbox {
@@ -52,7 +62,7 @@ func newOutbox(limit int) *outbox {
 // reserve takes the next slot, waiting while maxPending replies are already
 // outstanding (backpressure on a client that pipelines faster than Redis
 // answers). ok is false once the outbox is closed.
-func (o *outbox) reserve(maxPending int, name string, start time.Time) (seq uint64, ok bool) {
+func (o *outbox) reserve(maxPending int, meta slotMeta, stmt []byte) (seq uint64, ok bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	for !o.closed && int(o.nextSeq-o.headSeq) >= maxPending {
@@ -66,7 +76,8 @@ func (o *outbox) reserve(maxPending int, name string, start time.Time) (seq uint
 		o.growRing()
 	}
 	s := &o.slots[(o.ringHead+n)%len(o.slots)]
-	s.done, s.started, s.errp, s.name, s.start = false, false, false, name, start
+	s.done, s.started, s.errCode, s.slotMeta = false, false, "", meta
+	s.stmt = append(s.stmt[:0], stmt...)
 	seq = o.nextSeq
 	o.nextSeq++
 	return seq, true
@@ -98,7 +109,9 @@ func (o *outbox) Deliver(seq uint64, p []byte, last bool) {
 	s := &o.slots[(o.ringHead+i)%len(o.slots)]
 	if !s.started {
 		s.started = true
-		s.errp = len(p) > 0 && p[0] == '-'
+		if len(p) > 0 && p[0] == '-' {
+			s.errCode = errorCode(p)
+		}
 	}
 	if i == 0 {
 		o.ready = append(o.ready, p...)
@@ -136,7 +149,7 @@ func (o *outbox) advance() {
 		} else {
 			s.data = s.data[:0]
 		}
-		s.name = ""
+		s.name, s.user = "", ""
 		o.ringHead = (o.ringHead + 1) % len(o.slots)
 		o.headSeq++
 	}
@@ -175,7 +188,14 @@ func (o *outbox) afterAppend() {
 }
 
 // local completes slot seq with a reply made by respguard.
-func (o *outbox) local(seq uint64, reply []byte) { o.Deliver(seq, reply, true) }
+func (o *outbox) local(seq uint64, reply []byte) {
+	o.mu.Lock()
+	if seq >= o.headSeq && seq < o.nextSeq {
+		o.slots[(o.ringHead+int(seq-o.headSeq))%len(o.slots)].upstream = false
+	}
+	o.mu.Unlock()
+	o.Deliver(seq, reply, true)
+}
 
 // waitBefore blocks until every slot before seq is complete. It returns
 // false if the outbox closed first.

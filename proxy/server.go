@@ -5,11 +5,14 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/respguard/respguard/policy"
 	"github.com/respguard/respguard/pool"
+	"github.com/respguard/respguard/telemetry"
 )
 
 // ErrServerClosed is returned by Serve after Shutdown or Close.
@@ -18,10 +21,16 @@ var ErrServerClosed = errors.New("proxy: server closed")
 // Server accepts clients and runs a session for each. Create it with
 // NewServer; callers MUST call Shutdown or Close.
 type Server struct {
-	cfg  Config
-	pool *pool.Pool
-	log  *slog.Logger
-	info atomic.Pointer[pool.ServerInfo]
+	cfg   Config
+	pool  *pool.Pool
+	log   *slog.Logger
+	tel   *telemetry.Telemetry // nil: no telemetry
+	names commandNames
+	cmds  *policy.Commands // key positions, for statements (and policy)
+	info  atomic.Pointer[pool.ServerInfo]
+
+	upstreamHost string // for span attributes
+	upstreamPort int
 
 	mu        sync.Mutex // guards the fields below
 	listeners map[net.Listener]struct{}
@@ -43,9 +52,11 @@ type Stats struct {
 	authFailures    atomic.Int64
 }
 
-// Options are a Server's collaborators. Nil fields mean: a discarding logger.
+// Options are a Server's collaborators. Nil fields mean: a discarding
+// logger, no telemetry.
 type Options struct {
-	Logger *slog.Logger
+	Logger    *slog.Logger
+	Telemetry *telemetry.Telemetry
 }
 
 // NewServer returns a server for cfg that forwards through p. info describes
@@ -59,8 +70,12 @@ func NewServer(cfg Config, p *pool.Pool, info pool.ServerInfo, opts Options) (*S
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, pool: p, log: log,
+	s := &Server{cfg: cfg, pool: p, log: log, tel: opts.Telemetry, names: newCommandNames(), cmds: policy.BuiltinCommands(),
 		listeners: make(map[net.Listener]struct{}), sessions: make(map[*session]struct{})}
+	if host, port, err := net.SplitHostPort(p.Config().Address); err == nil {
+		s.upstreamHost = host
+		s.upstreamPort, _ = strconv.Atoi(port)
+	}
 	s.SetUpstreamInfo(info)
 	return s, nil
 }
@@ -130,6 +145,9 @@ func (s *Server) start(ctx context.Context, conn net.Conn) {
 	if len(s.sessions) >= s.cfg.Client.MaxClients {
 		s.mu.Unlock()
 		s.stats.rejected.Add(1)
+		if s.tel != nil {
+			s.tel.ClientRejected()
+		}
 		_ = conn.SetWriteDeadline(time.Now().Add(time.Second))
 		_, _ = conn.Write([]byte("-ERR max number of clients reached\r\n"))
 		conn.Close()
@@ -142,9 +160,17 @@ func (s *Server) start(ctx context.Context, conn net.Conn) {
 	s.mu.Unlock()
 	s.stats.accepted.Add(1)
 	s.stats.Connected.Add(1)
+	if s.tel != nil {
+		s.tel.ClientAccepted()
+	}
 	go func() {
 		defer s.wg.Done()
-		defer s.stats.Connected.Add(-1)
+		defer func() {
+			s.stats.Connected.Add(-1)
+			if s.tel != nil {
+				s.tel.ClientClosed()
+			}
+		}()
 		sess.serve(ctx)
 		s.mu.Lock()
 		delete(s.sessions, sess)
@@ -200,3 +226,6 @@ func (s *Server) Rejected() int64        { return s.stats.rejected.Load() }
 func (s *Server) OutputOverflows() int64 { return s.stats.outputOverflows.Load() }
 func (s *Server) AuthFailures() int64    { return s.stats.authFailures.Load() }
 func (s *Server) Connected() int64       { return s.stats.Connected.Load() }
+
+// keys appends the key argument indexes of args to dst.
+func (s *Server) keys(args [][]byte, dst []int) []int { return s.cmds.Keys(args, dst) }

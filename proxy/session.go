@@ -33,6 +33,8 @@ type session struct {
 	user      string
 	nameBuf   [32]byte
 	reply     []byte // scratch for local replies
+	keyIdx    []int  // key argument indexes of the current command
+	stmtBuf   []byte // its redacted statement
 
 	// dedMu guards the dedicated connection and the state that keeps it.
 	// The pipe's reader goroutine takes it (releaseIfIdle) to return the
@@ -55,6 +57,7 @@ func newSession(srv *Server, conn net.Conn, id uint64) *session {
 		proto: 2, user: "default", pendingDB: -1,
 	}
 	s.rd = resp.NewRequestReader(deadlineReader{s}, cc.limits())
+	s.out.onDone = s.commandDone
 	return s
 }
 
@@ -63,7 +66,7 @@ func (s *session) serve(ctx context.Context) {
 	writerDone := make(chan struct{})
 	go func() {
 		defer close(writerDone)
-		_ = s.out.writeLoop(s.conn, s.srv.cfg.Client.WriteTimeout, nil)
+		_ = s.out.writeLoop(s.conn, s.srv.cfg.Client.WriteTimeout, s.srv.bytesOut)
 		_ = s.conn.Close() // unblocks the reader
 	}()
 	defer func() {
@@ -75,6 +78,9 @@ func (s *session) serve(ctx context.Context) {
 		<-writerDone
 		if s.out.isOverflow() {
 			s.srv.stats.outputOverflows.Add(1)
+			if s.srv.tel != nil {
+				s.srv.tel.OutputOverflow()
+			}
 			s.srv.log.Warn("client closed: output buffer limit reached", "client", s.addr, "limit", s.srv.cfg.Client.OutputBufferLimit)
 		}
 	}()
@@ -96,7 +102,7 @@ func (s *session) readFailed(err error) {
 	var perr *resp.ProtocolError
 	switch {
 	case errors.As(err, &perr):
-		if seq, ok := s.out.reserve(1<<30, "", time.Now()); ok {
+		if seq, ok := s.out.reserve(1<<30, slotMeta{start: time.Now(), name: "other", user: s.user, db: s.db}, nil); ok {
 			s.out.local(seq, resp.AppendError(nil, perr.Error()))
 		}
 		s.srv.log.Debug("protocol error", "client", s.addr, "error", perr.Msg)
@@ -132,7 +138,8 @@ func (s *session) finish() {
 func (s *session) handle(ctx context.Context, cmd resp.Command) bool {
 	lower := lowerName(s.nameBuf[:], cmd.Args[0])
 	k := commandKinds[string(lower)]
-	seq, ok := s.out.reserve(s.srv.cfg.Client.MaxPending, "", time.Now())
+	meta := slotMeta{start: time.Now(), name: s.srv.names.intern(lower), user: s.user, db: s.db, upstream: true}
+	seq, ok := s.out.reserve(s.srv.cfg.Client.MaxPending, meta, s.statement(cmd))
 	if !ok {
 		return false
 	}
@@ -142,6 +149,10 @@ func (s *session) handle(ctx context.Context, cmd resp.Command) bool {
 		}
 	}
 	s.dedMu.Lock()
+	if s.ded != nil && s.ded.Err() != nil && !s.stateful() {
+		s.ded.Release() // died (e.g. Redis restarted) with no state to keep: start afresh
+		s.ded = nil
+	}
 	pinned := s.ded != nil
 	s.dedMu.Unlock()
 	if !pinned && !s.needsPin(k, string(lower), cmd) {
@@ -344,7 +355,11 @@ func (d deadlineReader) Read(p []byte) (int, error) {
 			_ = s.conn.SetReadDeadline(time.Now().Add(s.srv.cfg.Client.IdleTimeout))
 		}
 	}
-	return s.conn.Read(p)
+	n, err := s.conn.Read(p)
+	if s.srv.tel != nil && n > 0 {
+		s.srv.tel.BytesIn(n)
+	}
+	return n, err
 }
 
 var _ = slog.LevelInfo

@@ -13,17 +13,27 @@ import (
 
 	"github.com/respguard/respguard/pool"
 	"github.com/respguard/respguard/proxy"
+	"github.com/respguard/respguard/telemetry"
 )
 
 // Config is respguard's whole configuration, as read from the YAML file,
 // RESPGUARD_* environment variables and flags (flag > env > file > default).
 type Config struct {
-	Listen          string             `mapstructure:"listen"`
-	ShutdownTimeout time.Duration      `mapstructure:"shutdown_timeout"`
-	Upstream        UpstreamConfig     `mapstructure:"upstream"`
-	Pool            PoolConfig         `mapstructure:"pool"`
-	Client          proxy.ClientConfig `mapstructure:"client"`
-	Admin           AdminConfig        `mapstructure:"admin"`
+	Listen          string              `mapstructure:"listen"`
+	ShutdownTimeout time.Duration       `mapstructure:"shutdown_timeout"`
+	Upstream        UpstreamConfig      `mapstructure:"upstream"`
+	Pool            PoolConfig          `mapstructure:"pool"`
+	Client          proxy.ClientConfig  `mapstructure:"client"`
+	Admin           AdminConfig         `mapstructure:"admin"`
+	Log             telemetry.LogConfig `mapstructure:"log"`
+	Telemetry       TelemetryConfig     `mapstructure:"telemetry"`
+}
+
+// TelemetryConfig is traces and the slow log (logging is the top-level log key).
+type TelemetryConfig struct {
+	Traces         telemetry.TracesConfig  `mapstructure:"traces"`
+	Slowlog        telemetry.SlowlogConfig `mapstructure:"slowlog"`
+	ScrapeInterval time.Duration           `mapstructure:"scrape_interval"` // upstream INFO scrape period (15s; negative = off)
 }
 
 // UpstreamConfig is the upstream Redis.
@@ -54,29 +64,40 @@ type AdminConfig struct {
 // vars only for keys it knows, so each key must appear here.
 func defaults() map[string]any {
 	return map[string]any{
-		"listen":                     proxy.DefaultListen,
-		"shutdown_timeout":           proxy.DefaultShutdownTimeout,
-		"upstream.address":           pool.DefaultAddress,
-		"upstream.username":          "",
-		"upstream.password":          "",
-		"upstream.password_file":     "",
-		"upstream.dial_timeout":      pool.DefaultDialTimeout,
-		"pool.max_conns":             pool.DefaultMaxConns,
-		"pool.min_idle_conns":        0,
-		"pool.idle_timeout":          pool.DefaultIdleTimeout,
-		"pool.acquire_timeout":       pool.DefaultAcquireTimeout,
-		"pool.shared_conns":          pool.DefaultSharedConns,
-		"pool.retry_backoff":         pool.DefaultRetryBackoff,
-		"client.max_clients":         proxy.DefaultMaxClients,
-		"client.idle_timeout":        time.Duration(0),
-		"client.max_bulk_len":        512 << 20,
-		"client.max_multibulk_len":   1 << 20,
-		"client.max_inline_size":     64 << 10,
-		"client.query_buffer_limit":  1 << 30,
-		"client.output_buffer_limit": proxy.DefaultOutputBufferLimit,
-		"client.max_pending":         proxy.DefaultMaxPending,
-		"client.write_timeout":       proxy.DefaultWriteTimeout,
-		"admin.listen":               "127.0.0.1:9180",
+		"listen":                          proxy.DefaultListen,
+		"shutdown_timeout":                proxy.DefaultShutdownTimeout,
+		"upstream.address":                pool.DefaultAddress,
+		"upstream.username":               "",
+		"upstream.password":               "",
+		"upstream.password_file":          "",
+		"upstream.dial_timeout":           pool.DefaultDialTimeout,
+		"pool.max_conns":                  pool.DefaultMaxConns,
+		"pool.min_idle_conns":             0,
+		"pool.idle_timeout":               pool.DefaultIdleTimeout,
+		"pool.acquire_timeout":            pool.DefaultAcquireTimeout,
+		"pool.shared_conns":               pool.DefaultSharedConns,
+		"pool.retry_backoff":              pool.DefaultRetryBackoff,
+		"client.max_clients":              proxy.DefaultMaxClients,
+		"client.idle_timeout":             time.Duration(0),
+		"client.max_bulk_len":             512 << 20,
+		"client.max_multibulk_len":        1 << 20,
+		"client.max_inline_size":          64 << 10,
+		"client.query_buffer_limit":       1 << 30,
+		"client.output_buffer_limit":      proxy.DefaultOutputBufferLimit,
+		"client.max_pending":              proxy.DefaultMaxPending,
+		"client.write_timeout":            proxy.DefaultWriteTimeout,
+		"admin.listen":                    "127.0.0.1:9180",
+		"log.level":                       "info",
+		"log.format":                      "text",
+		"telemetry.traces.exporter":       "none",
+		"telemetry.traces.endpoint":       "",
+		"telemetry.traces.sample_ratio":   telemetry.DefaultSampleRatio,
+		"telemetry.traces.slow_threshold": telemetry.DefaultSlowThreshold,
+		"telemetry.traces.statement":      string(telemetry.StatementKeys),
+		"telemetry.traces.service_name":   telemetry.DefaultServiceName,
+		"telemetry.slowlog.threshold":     telemetry.DefaultSlowThreshold,
+		"telemetry.slowlog.max_len":       telemetry.DefaultSlowlogMaxLen,
+		"telemetry.scrape_interval":       telemetry.DefaultScrapeInterval,
 	}
 }
 
@@ -148,6 +169,10 @@ func (c Config) proxyConfig() proxy.Config {
 	return proxy.Config{Listen: c.Listen, ShutdownTimeout: c.ShutdownTimeout, Client: c.Client}
 }
 
+func (c Config) telemetryConfig() telemetry.Config {
+	return telemetry.Config{Traces: c.Telemetry.Traces, Slowlog: c.Telemetry.Slowlog, Log: c.Log}
+}
+
 func (c Config) poolConfig() pool.Config {
 	return pool.Config{
 		Address: c.Upstream.Address, Username: c.Upstream.Username, Password: c.Upstream.Password,
@@ -159,7 +184,7 @@ func (c Config) poolConfig() pool.Config {
 
 // Validate checks every section, naming offending keys.
 func (c Config) Validate() error {
-	return errors.Join(c.proxyConfig().Validate(), c.poolConfig().Validate())
+	return errors.Join(c.proxyConfig().Validate(), c.poolConfig().Validate(), c.telemetryConfig().Validate())
 }
 
 // printConfig writes the effective configuration as YAML, secrets masked.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/respguard/respguard/pool"
 	"github.com/respguard/respguard/proxy"
+	"github.com/respguard/respguard/telemetry"
 )
 
 // Stamped at build time with -ldflags "-X main.version=... -X main.commit=...".
@@ -44,7 +45,7 @@ func run(args []string) error {
 	if show, _ := fs.GetBool("print-config"); show {
 		return printConfig(v, os.Stdout)
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	log := telemetry.NewLogger(cfg.Log, os.Stderr)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	return serve(ctx, cfg, log)
@@ -64,7 +65,20 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		log.Warn("upstream not reachable at start; serving anyway", "upstream", cfg.Upstream.Address, "error", err)
 	}
-	srv, err := proxy.NewServer(cfg.proxyConfig(), upstream, info, proxy.Options{Logger: log})
+	tel, err := telemetry.New(ctx, cfg.telemetryConfig(), telemetry.Options{Logger: log})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = tel.Shutdown(sctx)
+	}()
+	tel.ObservePool(func() telemetry.PoolStats { return poolStats(upstream) })
+	if cfg.Telemetry.ScrapeInterval >= 0 {
+		tel.ScrapeInfo(ctx, cfg.Telemetry.ScrapeInterval, func(ctx context.Context) (string, error) { return control.Info(ctx) })
+	}
+	srv, err := proxy.NewServer(cfg.proxyConfig(), upstream, info, proxy.Options{Logger: log, Telemetry: tel})
 	if err != nil {
 		return err
 	}
@@ -72,7 +86,10 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	admin, err := startAdmin(cfg.Admin.Listen, control, log)
+	admin, err := startAdmin(cfg.Admin.Listen, tel.AdminHandler(func(ctx context.Context) error {
+		_, err := control.Probe(ctx)
+		return err
+	}), log)
 	if err != nil {
 		l.Close()
 		return err
@@ -98,22 +115,20 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	return err
 }
 
-// startAdmin serves /healthz and /readyz on addr ("" or "off": none).
-func startAdmin(addr string, control *pool.Control, log *slog.Logger) (*http.Server, error) {
+// poolStats adapts the pool's counters to telemetry's.
+func poolStats(p *pool.Pool) telemetry.PoolStats {
+	s := p.Stats()
+	return telemetry.PoolStats{
+		Total: s.Total, Idle: s.Idle, Acquired: s.Acquired, Constructing: s.Constructing,
+		Max: p.Config().MaxConns, AcquireCount: s.AcquireCount, AcquireWait: s.AcquireWait,
+	}
+}
+
+// startAdmin serves the admin endpoints on addr ("" or "off": none).
+func startAdmin(addr string, mux *http.ServeMux, log *slog.Logger) (*http.Server, error) {
 	if addr == "" || addr == "off" {
 		return nil, nil
 	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
-	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-		defer cancel()
-		if _, err := control.Probe(ctx); err != nil {
-			http.Error(w, "upstream not ready: "+err.Error(), http.StatusServiceUnavailable)
-			return
-		}
-		fmt.Fprintln(w, "ready")
-	})
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("admin.listen: %w", err)

@@ -1,0 +1,107 @@
+package proxy
+
+import (
+	"bytes"
+	"time"
+	"unsafe"
+
+	"github.com/respguard/respguard/policy"
+	"github.com/respguard/respguard/proxy/resp"
+	"github.com/respguard/respguard/telemetry"
+)
+
+// commandNames interns lower-case command names, so that per-command
+// telemetry never allocates a name. Unknown names are reported as "other",
+// which also bounds metric label cardinality.
+type commandNames map[string]string
+
+func newCommandNames() commandNames {
+	names := commandNames{}
+	for _, info := range policy.BuiltinCommands().List() {
+		names[info.Name] = info.Name
+	}
+	return names
+}
+
+func (n commandNames) intern(lower []byte) string {
+	if s, ok := n[string(lower)]; ok {
+		return s
+	}
+	return "other"
+}
+
+// errorCodes are the error prefixes reported as-is; others become "ERR"-like "other".
+var errorCodes = []string{
+	"ERR", "WRONGTYPE", "NOPERM", "NOAUTH", "WRONGPASS", "EXECABORT", "BUSY", "NOSCRIPT",
+	"OOM", "LOADING", "MOVED", "ASK", "READONLY", "NOPROTO", "CROSSSLOT", "CLUSTERDOWN",
+	"TRYAGAIN", "MASTERDOWN", "NOREPLICAS", "BUSYGROUP", "NOGROUP", "UNBLOCKED", "MISCONF",
+}
+
+// errorCode returns the interned first word of an error reply line ("-ERR ...").
+func errorCode(reply []byte) string {
+	if len(reply) < 2 || reply[0] != '-' {
+		return ""
+	}
+	word := reply[1:]
+	if i := bytes.IndexAny(word, " \r"); i >= 0 {
+		word = word[:i]
+	}
+	for _, c := range errorCodes {
+		if string(word) == c {
+			return c
+		}
+	}
+	return "other"
+}
+
+// decisions, by the slot's decision code.
+var decisions = [...]string{decisionAllowed: "allowed", decisionDenied: "denied", decisionRewritten: "rewritten", decisionGuarded: "guarded"}
+
+const (
+	decisionAllowed uint8 = iota
+	decisionDenied
+	decisionRewritten
+	decisionGuarded
+)
+
+// commandDone reports a completed slot to telemetry. It runs with the
+// outbox lock held, on whichever goroutine completed the reply.
+func (s *session) commandDone(sl *slot) {
+	t := s.srv.tel
+	if t == nil {
+		return
+	}
+	c := telemetry.Command{
+		Name: sl.name, Start: sl.start, Done: time.Now(), User: sl.user, ClientAddr: s.addr,
+		DB: sl.db, Decision: decisions[sl.decision], ErrPrefix: sl.errCode,
+	}
+	if len(sl.stmt) > 0 {
+		c.Statement = bytesToString(sl.stmt)
+	}
+	if sl.upstream {
+		c.ServerAddr, c.ServerPort = s.srv.upstreamHost, s.srv.upstreamPort
+	}
+	t.CommandDone(&c)
+}
+
+// bytesToString views b as a string without copying; the string is valid
+// only while b is unchanged (telemetry copies what it keeps).
+func bytesToString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
+
+// statement returns the redacted query text for telemetry, or nil when no
+// consumer wants it. The bytes are in a session buffer reused per command.
+func (s *session) statement(cmd resp.Command) []byte {
+	t := s.srv.tel
+	if t == nil || !t.StatementWanted() {
+		return nil
+	}
+	s.keyIdx = s.srv.keys(cmd.Args, s.keyIdx[:0])
+	s.stmtBuf = telemetry.FormatStatement(s.stmtBuf[:0], t.StatementMode(), cmd.Args, s.keyIdx)
+	return s.stmtBuf
+}
+
+func (s *Server) bytesOut(n int) {
+	if s.tel != nil && n > 0 {
+		s.tel.BytesOut(n)
+	}
+}
