@@ -32,6 +32,12 @@ func startProxy(t testing.TB, mutate func(*Config, *pool.Config)) *testProxy {
 
 func startProxyFor(t testing.TB, rs *redistest.Server, mutate func(*Config, *pool.Config)) *testProxy {
 	t.Helper()
+	return startProxyWith(t, rs, mutate, Options{})
+}
+
+// startProxyWith is startProxyFor with the server's collaborators.
+func startProxyWith(t testing.TB, rs *redistest.Server, mutate func(*Config, *pool.Config), opts Options) *testProxy {
+	t.Helper()
 	cfg := Config{Listen: "127.0.0.1:0"}
 	pcfg := pool.Config{Address: rs.Addr, RetryBackoff: 50 * time.Millisecond}
 	if mutate != nil {
@@ -47,7 +53,7 @@ func startProxyFor(t testing.TB, rs *redistest.Server, mutate func(*Config, *poo
 	if err != nil {
 		t.Fatalf("probe: %v", err)
 	}
-	srv, err := NewServer(cfg, p, info, Options{})
+	srv, err := NewServer(cfg, p, info, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,46 @@
+package proxy
+
+import (
+	"context"
+	"testing"
+
+	"github.com/respguard/respguard/pool/redistest"
+	"github.com/respguard/respguard/telemetry"
+)
+
+func TestEveryCommandReachesTelemetry(t *testing.T) {
+	tel, err := telemetry.New(context.Background(), telemetry.Config{
+		Slowlog: telemetry.SlowlogConfig{Threshold: 1, MaxLen: 100}, // every command is "slow"
+	}, telemetry.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tel.Shutdown(context.Background()) })
+	tp := startProxyWith(t, redistest.Start(t), nil, Options{Telemetry: tel})
+	rc := tp.raw(t)
+	rc.send("SET user:1 alice\r\nHSET user:1 f v\r\nCLIENT SETNAME w1\r\n")
+	for _, want := range []string{"+OK", "-WRONGTYPE Operation against a key holding the wrong kind of value", "+OK"} {
+		if got := rc.line(); got != want {
+			t.Fatalf("got %q, want %q", got, want)
+		}
+	}
+	waitFor(t, func() bool { return len(tel.Slowlog()) >= 3 })
+	entries := tel.Slowlog() // newest first
+	want := []struct{ command, statement, errCode string }{
+		{"client|setname", "", ""},
+		{"hset", "HSET user:1 ? ?", "WRONGTYPE"},
+		{"set", "SET user:1 ?", ""},
+	}
+	for i, w := range want {
+		e := entries[i]
+		if e.Command != w.command && !(i == 0 && e.Command == "client") {
+			t.Errorf("entry %d command = %q, want %q", i, e.Command, w.command)
+		}
+		if w.statement != "" && e.Statement != w.statement {
+			t.Errorf("entry %d statement = %q, want %q", i, e.Statement, w.statement)
+		}
+		if e.Error != w.errCode || e.User != "default" || e.ClientAddr == "" {
+			t.Errorf("entry %d = %+v", i, e)
+		}
+	}
+}

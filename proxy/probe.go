@@ -1,0 +1,109 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/respguard/respguard/pool"
+)
+
+// errProbeTimeout is returned when a probe's replies do not arrive in time.
+var errProbeTimeout = errors.New("proxy: probe timed out")
+
+// probeTarget collects the replies to respguard's own probe commands (sizes
+// the guard needs before it lets a command through). It implements pool.Target.
+type probeTarget struct {
+	mu      sync.Mutex // guards replies and cur
+	replies [][]byte
+	cur     []byte
+	err     error
+	done    chan struct{}
+}
+
+func (p *probeTarget) Deliver(seq uint64, b []byte, last bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cur = append(p.cur, b...)
+	if !last {
+		return
+	}
+	p.replies[seq] = p.cur
+	p.cur = nil
+	for _, r := range p.replies {
+		if r == nil {
+			return
+		}
+	}
+	close(p.done)
+}
+
+func (p *probeTarget) DeliverPush([]byte, bool) {}
+
+func (p *probeTarget) Abort(err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.err == nil {
+		p.err = err
+		close(p.done)
+	}
+}
+
+// probe sends cmds on the client's current route and waits for their
+// integer replies (-1 for any other reply). The client's later commands wait
+// meanwhile, so execution order is kept. Callers hold no locks.
+func (s *session) probe(ctx context.Context, cmds [][][]byte) ([]int64, error) {
+	t := &probeTarget{replies: make([][]byte, len(cmds)), done: make(chan struct{})}
+	s.dedMu.Lock()
+	var pipe *pool.Pipe
+	if s.ded != nil {
+		pipe = s.ded.Pipe
+	}
+	s.dedMu.Unlock()
+	if pipe == nil {
+		var err error
+		if pipe, err = s.srv.pool.Shared(ctx, s.db, s.proto, s.id); err != nil {
+			return nil, err
+		}
+	}
+	for i, c := range cmds {
+		if err := pipe.Send(t, uint64(i), nil, c); err != nil {
+			return nil, err
+		}
+	}
+	timer := time.NewTimer(probeTimeout)
+	defer timer.Stop()
+	select {
+	case <-t.done:
+	case <-timer.C:
+		return nil, errProbeTimeout
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.err != nil {
+		return nil, t.err
+	}
+	sizes := make([]int64, len(cmds))
+	for i, r := range t.replies {
+		sizes[i] = parseIntReply(r)
+	}
+	return sizes, nil
+}
+
+const probeTimeout = 5 * time.Second
+
+// parseIntReply returns the value of ":N\r\n", or -1.
+func parseIntReply(r []byte) int64 {
+	if len(r) < 4 || r[0] != ':' {
+		return -1
+	}
+	n, err := strconv.ParseInt(string(r[1:len(r)-2]), 10, 64)
+	if err != nil {
+		return -1
+	}
+	return n
+}
