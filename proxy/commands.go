@@ -16,6 +16,7 @@ const (
 	kindSubscribe             // SUBSCRIBE, PSUBSCRIBE, SSUBSCRIBE: dedicated, streamed
 	kindMonitor               // MONITOR: dedicated, streamed, never reused
 	kindClient                // CLIENT: depends on the subcommand
+	kindACL                   // ACL: answered from the policy, refused, or forwarded
 )
 
 // commandKinds maps lowercase command names to their routing kind. Names not
@@ -31,6 +32,7 @@ var commandKinds = map[string]kind{
 	"subscribe": kindSubscribe, "psubscribe": kindSubscribe, "ssubscribe": kindSubscribe,
 	"monitor": kindMonitor,
 	"client":  kindClient,
+	"acl":     kindACL,
 }
 
 // lowerName writes the lowercase form of name into buf and returns it; a name

@@ -5,6 +5,7 @@ import (
 	"context"
 	"strconv"
 
+	"github.com/respguard/respguard/policy"
 	"github.com/respguard/respguard/proxy/resp"
 )
 
@@ -25,8 +26,22 @@ func (s *session) tryLocal(ctx context.Context, seq uint64, name string, cmd res
 		s.reset(seq, pinned, streaming)
 		return true, true
 	case "auth":
-		s.out.local(seq, s.auth(cmd.Args))
+		s.out.local(seq, s.authenticate(cmd.Args))
 		return true, true
+	case "exec":
+		return s.execAfterDenial(seq), true
+	case "acl":
+		if len(cmd.Args) < 2 {
+			return false, true
+		}
+		switch policy.ACLSubcommand(cmd.Args[1]) {
+		case policy.ACLLocal:
+			s.out.local(seq, s.aclLocal(cmd.Args))
+			return true, true
+		case policy.ACLRefuse:
+			s.out.local(seq, resp.AppendError(nil, policy.ACLRefusalText(cmd.Args[1])))
+			return true, true
+		}
 	case "hello":
 		if streaming || inMulti {
 			return false, true
@@ -80,26 +95,23 @@ func (s *session) reset(seq uint64, pinned, streaming bool) {
 	}
 	s.inMulti, s.watching, s.tracking, s.streaming, s.pendingDB = false, false, false, false, -1
 	s.dedMu.Unlock()
-	s.db, s.proto, s.name, s.user = 0, 2, "", "default"
+	s.db, s.proto, s.name = 0, 2, ""
+	s.setUser(nil)
+	s.pol = nil // refreshUser gives the default user back, if it needs no password
 }
 
-// auth answers AUTH as Redis does with no password configured for the
-// default user (proxy users come from the policy).
-func (s *session) auth(args [][]byte) []byte {
-	switch {
-	case len(args) < 2:
-		return wrongArgs("auth")
-	case len(args) > 3:
-		return resp.AppendError(nil, "ERR syntax error")
-	case len(args) == 2:
-		return resp.AppendError(nil, "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?")
+// execAfterDenial answers EXEC for a transaction in which the policy denied
+// a command: Redis's EXECABORT, and DISCARD upstream so nothing queued runs.
+func (s *session) execAfterDenial(seq uint64) (done bool) {
+	s.dedMu.Lock()
+	defer s.dedMu.Unlock()
+	if !s.inMulti || !s.txDenied || s.ded == nil {
+		return false
 	}
-	if string(args[1]) != "default" {
-		s.srv.stats.authFailures.Add(1)
-		return resp.AppendError(nil, "WRONGPASS invalid username-password pair or user is disabled.")
-	}
-	s.user = "default"
-	return resp.AppendSimple(nil, "OK")
+	_ = s.ded.Send(nil, 0, nil, [][]byte{[]byte("DISCARD")})
+	s.inMulti, s.watching, s.txDenied, s.pendingDB = false, false, false, -1
+	s.out.local(seq, resp.AppendError(nil, policy.ExecAbortText))
+	return true
 }
 
 // hello answers HELLO [protover [AUTH user pass] [SETNAME name]] with the
@@ -133,9 +145,11 @@ func (s *session) hello(args [][]byte) []byte {
 		}
 	}
 	if authArgs != nil {
-		if r := s.auth(authArgs); r[0] == '-' {
+		if r := s.authenticate(authArgs); r[0] == '-' {
 			return r
 		}
+	} else if s.user == nil {
+		return resp.AppendError(nil, "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time")
 	}
 	if setName {
 		if msg := validClientName(newName); msg != "" {

@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"strconv"
@@ -21,13 +22,14 @@ var ErrServerClosed = errors.New("proxy: server closed")
 // Server accepts clients and runs a session for each. Create it with
 // NewServer; callers MUST call Shutdown or Close.
 type Server struct {
-	cfg   Config
-	pool  *pool.Pool
-	log   *slog.Logger
-	tel   *telemetry.Telemetry // nil: no telemetry
-	names commandNames
-	cmds  *policy.Commands // key positions, for statements (and policy)
-	info  atomic.Pointer[pool.ServerInfo]
+	cfg    Config
+	pool   *pool.Pool
+	log    *slog.Logger
+	tel    *telemetry.Telemetry // nil: no telemetry
+	names  commandNames
+	cmds   *policy.Commands // key positions, for statements (and policy)
+	info   atomic.Pointer[pool.ServerInfo]
+	policy atomic.Pointer[policy.Policy]
 
 	upstreamHost string // for span attributes
 	upstreamPort int
@@ -53,10 +55,12 @@ type Stats struct {
 }
 
 // Options are a Server's collaborators. Nil fields mean: a discarding
-// logger, no telemetry.
+// logger, no telemetry, Redis's default policy (one user, "default", that
+// may do anything without a password).
 type Options struct {
 	Logger    *slog.Logger
 	Telemetry *telemetry.Telemetry
+	Policy    *policy.Policy
 }
 
 // NewServer returns a server for cfg that forwards through p. info describes
@@ -77,6 +81,14 @@ func NewServer(cfg Config, p *pool.Pool, info pool.ServerInfo, opts Options) (*S
 		s.upstreamPort, _ = strconv.Atoi(port)
 	}
 	s.SetUpstreamInfo(info)
+	pol := opts.Policy
+	if pol == nil {
+		var err error
+		if pol, err = policy.New(policy.Config{}, s.cmds); err != nil {
+			return nil, fmt.Errorf("default policy: %w", err)
+		}
+	}
+	s.policy.Store(pol)
 	return s, nil
 }
 

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,8 +11,10 @@ import (
 	"os"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/respguard/respguard/policy"
 	"github.com/respguard/respguard/pool"
 	"github.com/respguard/respguard/proxy/resp"
 )
@@ -30,7 +33,6 @@ type session struct {
 	// Reader-goroutine state.
 	db, proto int
 	name      string
-	user      string
 	nameBuf   [32]byte
 	reply     []byte // scratch for local replies
 	keyIdx    []int  // key argument indexes of the current command
@@ -47,6 +49,11 @@ type session struct {
 	tracking  bool
 	streaming bool // Pub/Sub, MONITOR or CLIENT REPLY OFF/SKIP: replies unmatched
 	pendingDB int  // SELECT queued inside MULTI, applied at EXEC; -1 = none
+	txDenied  bool // a command in this MULTI was denied by policy: EXEC aborts
+
+	pol      *policy.Policy // policy the session last judged by
+	user     *policy.User   // nil: not authenticated (the policy requires AUTH)
+	userName atomic.Value   // string: user's name, read by Server.SetPolicy
 }
 
 func newSession(srv *Server, conn net.Conn, id uint64) *session {
@@ -54,7 +61,7 @@ func newSession(srv *Server, conn net.Conn, id uint64) *session {
 	s := &session{
 		srv: srv, conn: conn, id: id, addr: conn.RemoteAddr().String(),
 		out:   newOutbox(cc.OutputBufferLimit),
-		proto: 2, user: "default", pendingDB: -1,
+		proto: 2, pendingDB: -1,
 	}
 	s.rd = resp.NewRequestReader(deadlineReader{s}, cc.limits())
 	s.out.onDone = s.commandDone
@@ -73,6 +80,9 @@ func (s *session) serve(ctx context.Context) {
 		if r := recover(); r != nil {
 			s.srv.log.Error("bug: session panicked", "client", s.addr, "panic", r, "stack", string(debug.Stack()))
 			s.out.close()
+		}
+		if s.srv.shuttingDown() {
+			<-writerDone // drain replies in flight on a dedicated connection too; Close cuts this short
 		}
 		s.finish()
 		<-writerDone
@@ -102,7 +112,7 @@ func (s *session) readFailed(err error) {
 	var perr *resp.ProtocolError
 	switch {
 	case errors.As(err, &perr):
-		if seq, ok := s.out.reserve(1<<30, slotMeta{start: time.Now(), name: "other", user: s.user, db: s.db}, nil); ok {
+		if seq, ok := s.out.reserve(1<<30, slotMeta{start: time.Now(), name: "other", user: s.userLabel(), db: s.db}, nil); ok {
 			s.out.local(seq, resp.AppendError(nil, perr.Error()))
 		}
 		s.srv.log.Debug("protocol error", "client", s.addr, "error", perr.Msg)
@@ -136,23 +146,50 @@ func (s *session) finish() {
 
 // handle routes one command; false ends the session.
 func (s *session) handle(ctx context.Context, cmd resp.Command) bool {
+	pol := s.srv.policy.Load()
+	if !s.refreshUser(pol) {
+		return false
+	}
+	real, known := pol.Resolve(cmd.Args[0])
+	if known && !bytes.Equal(real, cmd.Args[0]) {
+		cmd.Args[0], cmd.Raw = real, nil // renamed: forward under Redis's name
+	}
 	lower := lowerName(s.nameBuf[:], cmd.Args[0])
 	k := commandKinds[string(lower)]
-	meta := slotMeta{start: time.Now(), name: s.srv.names.intern(lower), user: s.user, db: s.db, upstream: true}
+	name := s.srv.names.intern(lower)
+	meta := slotMeta{start: time.Now(), name: name, user: s.userLabel(), db: s.db, upstream: true}
+	var d policy.Decision
+	if known {
+		if d = pol.Check(s.user, cmd.Args); !d.Allowed && !d.Audit {
+			meta.decision = decisionDenied
+		}
+	}
 	seq, ok := s.out.reserve(s.srv.cfg.Client.MaxPending, meta, s.statement(cmd))
 	if !ok {
 		return false
 	}
-	if k == kindLocal || k == kindClient {
+	switch {
+	case !known:
+		s.out.local(seq, unknownCommand(cmd.Args))
+		return true
+	case !d.Forward():
+		s.denied(name, d)
+		s.dedMu.Lock()
+		if s.inMulti {
+			s.txDenied = true // Redis discards the whole transaction at EXEC
+		}
+		s.dedMu.Unlock()
+		s.out.local(seq, resp.AppendError(nil, d.Err))
+		return true
+	case d.Audit:
+		s.denied(name, d)
+	}
+	if k == kindLocal || k == kindClient || k == kindACL || k == kindTxEnd {
 		if done, keep := s.tryLocal(ctx, seq, string(lower), cmd); done {
 			return keep
 		}
 	}
 	s.dedMu.Lock()
-	if s.ded != nil && s.ded.Err() != nil && !s.stateful() {
-		s.ded.Release() // died (e.g. Redis restarted) with no state to keep: start afresh
-		s.ded = nil
-	}
 	pinned := s.ded != nil
 	s.dedMu.Unlock()
 	if !pinned && !s.needsPin(k, string(lower), cmd) {
@@ -241,7 +278,7 @@ func (s *session) track(k kind, name string, cmd resp.Command) {
 		if s.inMulti && name == "exec" && s.pendingDB >= 0 {
 			s.db, s.ded.DB = s.pendingDB, s.pendingDB
 		}
-		s.inMulti, s.watching, s.pendingDB = false, false, -1
+		s.inMulti, s.watching, s.pendingDB, s.txDenied = false, false, -1, false
 	case kindWatch:
 		if !s.inMulti {
 			s.watching = true

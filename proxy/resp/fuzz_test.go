@@ -254,8 +254,8 @@ func FuzzReplyReader(f *testing.F) {
 // readOneReplyFuzz frames the first reply of data and checks the sink saw
 // exactly the consumed bytes.
 func readOneReplyFuzz(t *testing.T, data []byte, wrap func(io.Reader) io.Reader) ([]byte, error) {
-	src := &countingReader{r: bytes.NewReader(data)}
-	rr := NewReplyReader(wrap(src))
+	src := &countingReader{r: wrap(bytes.NewReader(data))} // counts what the ReplyReader was given
+	rr := NewReplyReader(src)
 	var sink sinkRecorder
 	err := rr.ReadReply(&sink)
 	if err != nil {
@@ -280,7 +280,7 @@ func frameDepth(data []byte, i, depth int) (int, bool) {
 		return 0, false
 	}
 	end := bytes.Index(data[i:], []byte("\r\n"))
-	if end < 0 {
+	if end < 1 {
 		return 0, false
 	}
 	line := data[i+1 : i+end]

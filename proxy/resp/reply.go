@@ -81,6 +81,7 @@ func (rr *ReplyReader) ReadReply(sink Sink) error {
 		// to the sink when the buffer must be compacted.
 		nl := bytes.IndexByte(rr.buf[pos:rr.w], '\n')
 		for nl < 0 {
+			searched := rr.w - pos // bytes after pos known to hold no '\n'; they survive fill
 			if rr.w == len(rr.buf) && start < pos {
 				sink.WriteReply(rr.buf[start:pos], false)
 				rr.r = pos
@@ -96,7 +97,9 @@ func (rr *ReplyReader) ReadReply(sink Sink) error {
 				return err
 			}
 			pos, start = rr.r+off, rr.r // start == rr.r holds throughout
-			nl = bytes.IndexByte(rr.buf[pos:rr.w], '\n')
+			if i := bytes.IndexByte(rr.buf[pos+searched:rr.w], '\n'); i >= 0 {
+				nl = searched + i // not rescanning keeps a long line linear, not quadratic
+			}
 		}
 		line := rr.buf[pos : pos+nl+1]
 		pos += nl + 1

@@ -46,8 +46,8 @@ var replyCases = []struct{ name, in string }{
 // bytes consumed, and only the final chunk is marked last.
 func readOneReply(t *testing.T, in []byte, wrap func(io.Reader) io.Reader) (consumed []byte, err error) {
 	t.Helper()
-	src := &countingReader{r: bytes.NewReader(in)}
-	rr := NewReplyReader(wrap(src))
+	src := &countingReader{r: wrap(bytes.NewReader(in))} // counts what the ReplyReader was given
+	rr := NewReplyReader(src)
 	var sink sinkRecorder
 	err = rr.ReadReply(&sink)
 	n := src.n - rr.Buffered()
@@ -225,6 +225,19 @@ func TestReplyReaderStreamsBigBulk(t *testing.T) {
 			if got.String() != in {
 				t.Fatalf("pad %d: replies do not concatenate to the input", pad)
 			}
+		}
+	})
+	t.Run("a 12 MB line trickling in 1400-byte reads is scanned once, not once per read", func(t *testing.T) {
+		in := "-" + strings.Repeat("e", 12<<20) + "\r\n"
+		start := time.Now()
+		rr := NewReplyReader(chunkReader{strings.NewReader(in), 1400})
+		var sink discardSink
+		if err := rr.ReadReply(&sink); err != nil || sink.n != len(in) {
+			t.Fatalf("framed %d bytes, %v", sink.n, err)
+		}
+		// Rescanning the whole line after each read took ~5 s here; one pass takes ms.
+		if d := time.Since(start); d > 1500*time.Millisecond {
+			t.Fatalf("took %v: the line is rescanned on every read", d)
 		}
 	})
 	t.Run("a simple string longer than the buffer is framed whole", func(t *testing.T) {

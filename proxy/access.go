@@ -1,0 +1,189 @@
+package proxy
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/respguard/respguard/policy"
+	"github.com/respguard/respguard/proxy/resp"
+)
+
+// SetPolicy swaps in a new policy atomically (hot reload). Sessions judge
+// their next command by it; clients whose user was removed or switched off
+// are disconnected now.
+func (s *Server) SetPolicy(p *policy.Policy) {
+	s.policy.Store(p)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for sess := range s.sessions {
+		name, _ := sess.userName.Load().(string)
+		if name == "" {
+			continue
+		}
+		if u := p.User(name); u == nil || !u.Enabled() {
+			s.log.Info("disconnecting client: its user was removed or disabled", "client", sess.addr, "user", name)
+			sess.out.close()
+			sess.conn.Close()
+		}
+	}
+}
+
+// Policy returns the policy in force.
+func (s *Server) Policy() *policy.Policy { return s.policy.Load() }
+
+// refreshUser re-reads the session's user from a policy that was swapped in
+// since its last command. false means the user is gone: end the session.
+func (s *session) refreshUser(p *policy.Policy) bool {
+	if s.pol == p {
+		return true
+	}
+	s.pol = p
+	if s.user == nil {
+		if !p.AuthRequired() {
+			s.setUser(p.DefaultUser())
+		}
+		return true
+	}
+	u := p.User(s.user.Name())
+	if u == nil || !u.Enabled() {
+		return false
+	}
+	s.setUser(u)
+	return true
+}
+
+func (s *session) setUser(u *policy.User) {
+	s.user = u
+	name := ""
+	if u != nil {
+		name = u.Name()
+	}
+	s.userName.Store(name)
+}
+
+// userLabel names the session's user for telemetry.
+func (s *session) userLabel() string {
+	if s.user == nil {
+		return ""
+	}
+	return s.user.Name()
+}
+
+// authenticate answers AUTH [user] password from the policy, with Redis 7's replies.
+func (s *session) authenticate(args [][]byte) []byte {
+	switch {
+	case len(args) < 2:
+		return wrongArgs("auth")
+	case len(args) > 3:
+		return resp.AppendError(nil, "ERR syntax error")
+	}
+	name, pass := policy.DefaultUserName, string(args[1])
+	if len(args) == 3 {
+		name, pass = string(args[1]), string(args[2])
+	} else if d := s.pol.DefaultUser(); d != nil && d.NoPass() && d.Enabled() {
+		return resp.AppendError(nil, "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?")
+	}
+	u, err := s.pol.Authenticate(name, pass)
+	if err != nil {
+		s.srv.authFailed(s.addr, name)
+		return resp.AppendError(nil, policy.WrongPassText)
+	}
+	s.setUser(u)
+	return resp.AppendSimple(nil, "OK")
+}
+
+func (s *Server) authFailed(addr, user string) {
+	s.stats.authFailures.Add(1)
+	if s.tel != nil {
+		s.tel.AuthFailure()
+	}
+	s.log.Warn("authentication failed", "client", addr, "user", user)
+}
+
+// denied reports a policy denial (or, in audit mode, a would-be denial).
+func (s *session) denied(name string, d policy.Decision) {
+	if s.srv.tel != nil {
+		reason := d.Reason
+		if d.Audit {
+			reason = "audit_" + reason
+		}
+		s.srv.tel.PolicyDenied(name, reason)
+	}
+	if d.Audit {
+		s.srv.log.Warn("policy audit: command would be denied", "client", s.addr, "user", s.userLabel(),
+			"command", name, "reason", d.Reason, "key", d.Key, "error", d.Err)
+		return
+	}
+	s.srv.log.Debug("policy denied command", "client", s.addr, "user", s.userLabel(),
+		"command", name, "reason", d.Reason, "key", d.Key)
+}
+
+// aclLocal answers ACL WHOAMI, LIST, USERS, DRYRUN and CAT from the policy.
+func (s *session) aclLocal(args [][]byte) []byte {
+	p := s.pol
+	sub := strings.ToLower(string(args[1]))
+	switch sub {
+	case "whoami":
+		if len(args) != 2 {
+			return wrongArgs("acl|whoami")
+		}
+		return resp.AppendBulkString(nil, s.userLabel())
+	case "list", "users":
+		if len(args) != 2 {
+			return wrongArgs("acl|" + sub)
+		}
+		lines := p.ACLList()
+		if sub == "users" {
+			lines = p.ACLUsers()
+		}
+		return appendStrings(nil, lines)
+	case "cat":
+		if len(args) > 3 {
+			return wrongArgs("acl|cat")
+		}
+		cat := ""
+		if len(args) == 3 {
+			cat = string(args[2])
+		}
+		names, errLine := p.ACLCat(cat)
+		if errLine != "" {
+			return resp.AppendError(nil, errLine)
+		}
+		return appendStrings(nil, names)
+	case "dryrun":
+		if len(args) < 4 {
+			return wrongArgs("acl|dryrun")
+		}
+		r := p.DryRun(string(args[2]), args[3:])
+		switch {
+		case r.OK:
+			return resp.AppendSimple(nil, "OK")
+		case r.Err != "":
+			return resp.AppendError(nil, r.Err)
+		default:
+			return resp.AppendBulkString(nil, r.Denial)
+		}
+	}
+	return resp.AppendError(nil, fmt.Sprintf("ERR unknown subcommand '%s'", args[1]))
+}
+
+func appendStrings(b []byte, list []string) []byte {
+	b = resp.AppendArray(b, len(list))
+	for _, s := range list {
+		b = resp.AppendBulkString(b, s)
+	}
+	return b
+}
+
+// unknownCommand is Redis 7's reply to a command it does not know (here: one
+// renamed away or disabled by policy.rename).
+func unknownCommand(args [][]byte) []byte {
+	var b strings.Builder
+	for _, a := range args[1:] {
+		if b.Len()+len(a) > 128 {
+			break
+		}
+		fmt.Fprintf(&b, "'%s' ", a)
+	}
+	return resp.AppendError(nil, fmt.Sprintf("ERR unknown command '%.128s', with args beginning with: %s", args[0], b.String()))
+}
