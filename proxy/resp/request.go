@@ -142,12 +142,9 @@ func (rr *RequestReader) grow() error {
 	if size < steadyReadBuffer {
 		size = steadyReadBuffer
 	}
-	// A bulk whose length is known lets us size the buffer once.
-	if rr.bulkLen >= 0 {
-		if need := rr.pos - rr.r + int(rr.bulkLen) + 2 + 64; need > size {
-			size = need
-		}
-	}
+	// Doubling, not sizing to an announced bulk length: a client must send
+	// the bytes before respguard holds memory for them (a 20-byte header
+	// announcing 512 MB must not allocate 512 MB).
 	if size > rr.lim.MaxQueryBuffer {
 		size = rr.lim.MaxQueryBuffer
 	}
