@@ -151,3 +151,17 @@ func ToAny(v tidwall.Value) any {
 		return v.String()
 	}
 }
+
+// Commands returns the upstream's COMMAND reply as plain Go values, for
+// policy.ParseCommandReply.
+func (c *Control) Commands(ctx context.Context) ([]any, error) {
+	vals, err := c.Do(ctx, []string{"COMMAND"})
+	if err != nil {
+		return nil, err
+	}
+	if vals[1].Type() == tidwall.Error {
+		return nil, &RedisError{Msg: vals[1].String()}
+	}
+	list, _ := ToAny(vals[1]).([]any)
+	return list, nil
+}

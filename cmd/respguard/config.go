@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/viper"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/respguard/respguard/policy"
 	"github.com/respguard/respguard/pool"
 	"github.com/respguard/respguard/proxy"
 	"github.com/respguard/respguard/telemetry"
@@ -27,6 +28,7 @@ type Config struct {
 	Admin           AdminConfig         `mapstructure:"admin"`
 	Log             telemetry.LogConfig `mapstructure:"log"`
 	Telemetry       TelemetryConfig     `mapstructure:"telemetry"`
+	Policy          policy.Config       `mapstructure:"policy"`
 }
 
 // TelemetryConfig is traces and the slow log (logging is the top-level log key).
@@ -98,6 +100,11 @@ func defaults() map[string]any {
 		"telemetry.slowlog.threshold":     telemetry.DefaultSlowThreshold,
 		"telemetry.slowlog.max_len":       telemetry.DefaultSlowlogMaxLen,
 		"telemetry.scrape_interval":       telemetry.DefaultScrapeInterval,
+		"policy.mode":                     policy.ModeEnforce,
+		"policy.default_rules":            "",
+		"policy.users":                    map[string]string{},
+		"policy.password_files":           map[string]string{},
+		"policy.rename":                   map[string]string{},
 	}
 }
 
@@ -184,7 +191,7 @@ func (c Config) poolConfig() pool.Config {
 
 // Validate checks every section, naming offending keys.
 func (c Config) Validate() error {
-	return errors.Join(c.proxyConfig().Validate(), c.poolConfig().Validate(), c.telemetryConfig().Validate())
+	return errors.Join(c.proxyConfig().Validate(), c.poolConfig().Validate(), c.telemetryConfig().Validate(), c.Policy.Validate())
 }
 
 // printConfig writes the effective configuration as YAML, secrets masked.
@@ -193,6 +200,13 @@ func printConfig(v *viper.Viper, w *os.File) error {
 	for _, key := range secretKeys {
 		if v.GetString(key) != "" {
 			setNested(all, key, "********")
+		}
+	}
+	if pol, ok := all["policy"].(map[string]any); ok {
+		if users, ok := pol["users"].(map[string]any); ok {
+			for name, rules := range users {
+				users[name] = maskPasswords(fmt.Sprint(rules))
+			}
 		}
 	}
 	out, err := yaml.Marshal(all)
@@ -213,4 +227,16 @@ func setNested(m map[string]any, key string, val any) {
 		m = next
 	}
 	m[parts[len(parts)-1]] = val
+}
+
+// maskPasswords hides the ">password" and "<password" rules of an ACL rule
+// string; "#<hash>" rules stay, as ACL LIST shows them.
+func maskPasswords(rules string) string {
+	fields := strings.Fields(rules)
+	for i, f := range fields {
+		if strings.HasPrefix(f, ">") || strings.HasPrefix(f, "<") {
+			fields[i] = f[:1] + "********"
+		}
+	}
+	return strings.Join(fields, " ")
 }

@@ -83,7 +83,8 @@ func TestPasswordFileAndPrintConfigMasksSecrets(t *testing.T) {
 		t.Fatalf("password = %q", cfg.Upstream.Password)
 	}
 	t.Setenv("RESPGUARD_UPSTREAM_PASSWORD", "env-secret")
-	v, _, err = load(newFlags(), nil, noEnv)
+	withUser := writeConfig(t, "policy:\n  users:\n    app: \"on >user-secret ~* +get\"\n")
+	v, _, err = load(newFlags(), []string{"--config", withUser}, noEnv)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +95,7 @@ func TestPasswordFileAndPrintConfigMasksSecrets(t *testing.T) {
 	}
 	f.Close()
 	b, _ := os.ReadFile(out)
-	if strings.Contains(string(b), "env-secret") || !strings.Contains(string(b), "********") || !strings.Contains(string(b), "max_conns: 64") {
+	if strings.Contains(string(b), "env-secret") || strings.Contains(string(b), "user-secret") || !strings.Contains(string(b), "********") || !strings.Contains(string(b), "max_conns: 64") {
 		t.Fatalf("print-config output:\n%s", b)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/respguard/respguard/policy"
 	"github.com/respguard/respguard/pool"
 	"github.com/respguard/respguard/proxy"
 	"github.com/respguard/respguard/telemetry"
@@ -48,11 +49,18 @@ func run(args []string) error {
 	log := telemetry.NewLogger(cfg.Log, os.Stderr)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	return serve(ctx, cfg, log)
+	reload := func() (Config, error) {
+		_, c, err := load(newFlags(), args, os.LookupEnv)
+		return c, err
+	}
+	return serve(ctx, cfg, log, reload, v.ConfigFileUsed())
 }
 
 // serve runs the proxy until ctx is done, then drains it.
-func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
+// reload re-reads the configuration (file, env, flags) for hot reload.
+type reloadFunc func() (Config, error)
+
+func serve(ctx context.Context, cfg Config, log *slog.Logger, reload reloadFunc, configFile string) error {
 	upstream, err := pool.New(cfg.poolConfig())
 	if err != nil {
 		return err
@@ -78,10 +86,16 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if cfg.Telemetry.ScrapeInterval >= 0 {
 		tel.ScrapeInfo(ctx, cfg.Telemetry.ScrapeInterval, func(ctx context.Context) (string, error) { return control.Info(ctx) })
 	}
-	srv, err := proxy.NewServer(cfg.proxyConfig(), upstream, info, proxy.Options{Logger: log, Telemetry: tel})
+	cmds := commandTable(ctx, control, log)
+	pol, err := policy.New(cfg.Policy, cmds)
 	if err != nil {
 		return err
 	}
+	srv, err := proxy.NewServer(cfg.proxyConfig(), upstream, info, proxy.Options{Logger: log, Telemetry: tel, Policy: pol})
+	if err != nil {
+		return err
+	}
+	go watchPolicy(ctx, srv, cmds, reload, configFile, log)
 	l, err := net.Listen("tcp", cfg.proxyConfig().WithDefaults().Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
@@ -113,6 +127,50 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 		log.Warn("serve ended", "error", err)
 	}
 	return err
+}
+
+// commandTable reads the upstream's COMMAND table (key positions and ACL
+// categories exactly as that server has them), falling back to the
+// built-in table of Redis 7.0 while the upstream is unreachable.
+func commandTable(ctx context.Context, control *pool.Control, log *slog.Logger) *policy.Commands {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	reply, err := control.Commands(ctx)
+	if err == nil {
+		var cmds *policy.Commands
+		if cmds, err = policy.ParseCommandReply(reply); err == nil {
+			return cmds
+		}
+	}
+	log.Warn("using the built-in command table", "reason", err)
+	return policy.BuiltinCommands()
+}
+
+// watchPolicy swaps in a new policy when the config file changes or on
+// SIGHUP. An invalid new configuration is logged and the old policy stays.
+func watchPolicy(ctx context.Context, srv *proxy.Server, cmds *policy.Commands, reload reloadFunc, configFile string, log *slog.Logger) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	changed := watchFile(ctx, configFile, log)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+		case <-changed:
+		}
+		cfg, err := reload()
+		if err == nil {
+			var pol *policy.Policy
+			if pol, err = policy.New(cfg.Policy, cmds); err == nil {
+				srv.SetPolicy(pol)
+				log.Info("policy reloaded", "users", len(pol.ACLUsers()), "mode", cfg.Policy.Mode)
+				continue
+			}
+		}
+		log.Error("config reload rejected; the previous policy stays in force", "error", err)
+	}
 }
 
 // poolStats adapts the pool's counters to telemetry's.

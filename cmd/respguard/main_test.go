@@ -3,9 +3,11 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -82,4 +84,79 @@ func waitForCommand(t *testing.T, addr string, cmd string) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	t.Fatalf("no client ran %s", cmd)
+}
+
+func TestBinaryReloadsPolicyOnFileChange(t *testing.T) {
+	bin := buildBinary(t)
+	rs := redistest.Start(t)
+	listen := fmt.Sprintf("127.0.0.1:%d", redistest.FreePort(t))
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "respguard.yaml")
+	write := func(body string) {
+		tmp := cfgPath + ".tmp"
+		if err := os.WriteFile(tmp, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, cfgPath); err != nil { // atomic, as editors and ConfigMaps do
+			t.Fatal(err)
+		}
+	}
+	policyYAML := func(pass string) string {
+		return fmt.Sprintf("listen: %s\nupstream:\n  address: %s\nadmin:\n  listen: \"off\"\npolicy:\n  users:\n    default: \"off\"\n    app: \"on >%s ~* +@all\"\n", listen, rs.Addr, pass)
+	}
+	write(policyYAML("first-pass"))
+	cmd := exec.Command(bin, "--config", cfgPath)
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	ctx := context.Background()
+	auth := func(pass string) error {
+		c := redis.NewClient(&redis.Options{Addr: listen, Username: "app", Password: pass, DisableIdentity: true, MaxRetries: -1})
+		defer c.Close()
+		return c.Ping(ctx).Err()
+	}
+	poll(t, func() bool { return auth("first-pass") == nil }, "first password accepted")
+	write(policyYAML("second-pass"))
+	poll(t, func() bool { return auth("second-pass") == nil }, "new password accepted after file change")
+	if err := auth("first-pass"); err == nil {
+		t.Fatal("old password still accepted after reload")
+	}
+	write("policy:\n  users:\n    app: \"on +nosuchcommand\"\n")
+	poll(t, func() bool { return strings.Contains(stderr.String(), "config reload rejected") }, "invalid config rejected in the log")
+	if err := auth("second-pass"); err != nil {
+		t.Fatalf("after an invalid reload the old policy must stay: %v", err)
+	}
+}
+
+// poll retries cond (each try is a real round trip) for up to 10 s.
+func poll(t *testing.T, cond func() bool, what string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for: %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// syncBuffer is a strings.Builder safe for the process's writes and the test's reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
