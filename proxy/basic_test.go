@@ -183,3 +183,18 @@ func TestManyClientsShareFewUpstreamConnections(t *testing.T) {
 		t.Fatalf("upstream has %d clients for %d proxy clients", upstream, clients)
 	}
 }
+
+func TestInfoAddsRespguardSection(t *testing.T) {
+	tp := startProxy(t, nil)
+	ctx := ctxT(t)
+	for _, proto := range []int{2, 3} {
+		c := tp.client(t, proto)
+		all := c.Info(ctx).Val()
+		if !strings.Contains(all, "redis_version:") || !strings.Contains(all, "# Respguard") {
+			t.Fatalf("RESP%d INFO lacks Redis's or respguard's section:\n%s", proto, all)
+		}
+		if mem := c.Info(ctx, "memory").Val(); strings.Contains(mem, "# Respguard") || !strings.Contains(mem, "used_memory:") {
+			t.Fatalf("INFO memory = %s", mem)
+		}
+	}
+}

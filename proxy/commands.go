@@ -17,6 +17,7 @@ const (
 	kindMonitor               // MONITOR: dedicated, streamed, never reused
 	kindClient                // CLIENT: depends on the subcommand
 	kindACL                   // ACL: answered from the policy, refused, or forwarded
+	kindInfo                  // INFO: Redis's reply plus respguard's section
 )
 
 // commandKinds maps lowercase command names to their routing kind. Names not
@@ -33,6 +34,7 @@ var commandKinds = map[string]kind{
 	"monitor": kindMonitor,
 	"client":  kindClient,
 	"acl":     kindACL,
+	"info":    kindInfo,
 }
 
 // lowerName writes the lowercase form of name into buf and returns it; a name

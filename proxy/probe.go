@@ -55,6 +55,20 @@ func (p *probeTarget) Abort(err error) {
 // integer replies (-1 for any other reply). The client's later commands wait
 // meanwhile, so execution order is kept. Callers hold no locks.
 func (s *session) probe(ctx context.Context, cmds [][][]byte) ([]int64, error) {
+	replies, err := s.roundTrip(ctx, cmds)
+	if err != nil {
+		return nil, err
+	}
+	sizes := make([]int64, len(cmds))
+	for i, r := range replies {
+		sizes[i] = parseIntReply(r)
+	}
+	return sizes, nil
+}
+
+// roundTrip sends cmds on the client's current route and returns their raw
+// replies, waiting for them.
+func (s *session) roundTrip(ctx context.Context, cmds [][][]byte) ([][]byte, error) {
 	t := &probeTarget{replies: make([][]byte, len(cmds)), done: make(chan struct{})}
 	s.dedMu.Lock()
 	var pipe *pool.Pipe
@@ -87,11 +101,7 @@ func (s *session) probe(ctx context.Context, cmds [][][]byte) ([]int64, error) {
 	if t.err != nil {
 		return nil, t.err
 	}
-	sizes := make([]int64, len(cmds))
-	for i, r := range t.replies {
-		sizes[i] = parseIntReply(r)
-	}
-	return sizes, nil
+	return t.replies, nil
 }
 
 const probeTimeout = 5 * time.Second

@@ -1,0 +1,100 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"strconv"
+
+	"github.com/respguard/respguard/pool"
+	"github.com/respguard/respguard/proxy/resp"
+)
+
+// infoWithSection answers INFO: Redis's own text, plus respguard's
+// "# Respguard" section when the sections asked for include it (no argument,
+// "default", "all", "everything" or "respguard"), so dashboards that read
+// INFO keep working and also see the proxy.
+func (s *session) infoWithSection(ctx context.Context, seq uint64, cmd resp.Command) {
+	replies, err := s.roundTrip(ctx, [][][]byte{cmd.Args})
+	if err != nil {
+		s.out.local(seq, pool.UnavailableReply(err))
+		return
+	}
+	reply := replies[0]
+	body, ok := bulkBody(reply)
+	if !ok || !wantsRespguardSection(cmd.Args[1:]) {
+		s.out.Deliver(seq, reply, true)
+		return
+	}
+	text := append([]byte(nil), body...)
+	if len(text) > 0 {
+		text = append(text, "\r\n"...)
+	}
+	text = s.srv.appendInfoSection(text)
+	if s.proto >= 3 && reply[0] == '=' {
+		s.out.Deliver(seq, appendVerbatim(nil, text), true)
+		return
+	}
+	s.out.Deliver(seq, resp.AppendBulk(nil, text), true)
+}
+
+// bulkBody returns the payload of a "$n" or "=n" (verbatim, minus its "txt:")
+// reply.
+func bulkBody(reply []byte) ([]byte, bool) {
+	if len(reply) < 4 || (reply[0] != '$' && reply[0] != '=') {
+		return nil, false
+	}
+	nl := bytes.IndexByte(reply, '\n')
+	n, err := strconv.Atoi(string(reply[1 : nl-1]))
+	if err != nil || n < 0 || nl+1+n > len(reply) {
+		return nil, false
+	}
+	body := reply[nl+1 : nl+1+n]
+	if reply[0] == '=' && len(body) >= 4 {
+		body = body[4:]
+	}
+	return body, true
+}
+
+func appendVerbatim(dst, text []byte) []byte {
+	dst = append(dst, '=')
+	dst = strconv.AppendInt(dst, int64(len(text)+4), 10)
+	dst = append(dst, "\r\ntxt:"...)
+	dst = append(dst, text...)
+	return append(dst, '\r', '\n')
+}
+
+func wantsRespguardSection(sections [][]byte) bool {
+	if len(sections) == 0 {
+		return true
+	}
+	for _, sec := range sections {
+		for _, want := range []string{"default", "all", "everything", "respguard"} {
+			if equalFold(sec, want) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// appendInfoSection appends "# Respguard" with the proxy's own counters.
+func (s *Server) appendInfoSection(dst []byte) []byte {
+	if s.tel != nil {
+		return s.tel.AppendInfoSection(dst)
+	}
+	st := s.pool.Stats()
+	dst = append(dst, "# Respguard\r\n"...)
+	dst = appendField(dst, "respguard_connected_clients", s.Connected())
+	dst = appendField(dst, "respguard_total_connections_received", s.Accepted())
+	dst = appendField(dst, "respguard_rejected_connections", s.Rejected())
+	dst = appendField(dst, "respguard_pool_dedicated_conns", int64(st.Total))
+	dst = appendField(dst, "respguard_pool_shared_conns", int64(st.Shared))
+	return dst
+}
+
+func appendField(dst []byte, name string, v int64) []byte {
+	dst = append(dst, name...)
+	dst = append(dst, ':')
+	dst = strconv.AppendInt(dst, v, 10)
+	return append(dst, '\r', '\n')
+}
