@@ -11,33 +11,53 @@ import (
 // clients get a prompt error while Redis is down instead of each waiting out
 // a dial timeout.
 type breaker struct {
-	base time.Duration
+	base     time.Duration // first backoff
+	probeFor time.Duration // longest a probing dial takes (the dial timeout)
 
-	mu      sync.Mutex // guards the fields below
-	backoff time.Duration
-	until   time.Time
-	lastErr error
+	mu       sync.Mutex // guards the fields below
+	backoff  time.Duration
+	until    time.Time // fail fast until then
+	failedAt time.Time // when the last escalating failure was recorded
+	lastErr  error
 }
 
+// check returns an error while the breaker is open. Once the backoff has
+// passed it lets one caller through to probe and keeps failing the others
+// fast until that probe ends, so a hung upstream costs one dial timeout per
+// backoff rather than one per client.
 func (b *breaker) check() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.lastErr != nil && time.Now().Before(b.until) {
-		return fmt.Errorf("%w (retrying in %s)", b.lastErr, time.Until(b.until).Round(time.Millisecond))
+	if b.lastErr == nil {
+		return nil
 	}
+	now := time.Now()
+	if now.Before(b.until) {
+		return fmt.Errorf("%w (retrying in %s)", b.lastErr, b.until.Sub(now).Round(time.Millisecond))
+	}
+	b.until = now.Add(b.probeFor + b.backoff) // this caller probes; its outcome moves until
 	return nil
 }
 
-func (b *breaker) failure(err error) {
+// failure records a failed dial that started at started. Only a dial that
+// began after the last recorded failure doubles the backoff: the other
+// dials of one round (many clients at once) do not escalate it. A zero
+// started opens a closed breaker without escalating an open one.
+func (b *breaker) failure(err error, started time.Time) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	now := time.Now()
 	switch {
-	case b.backoff == 0:
+	case b.lastErr == nil:
 		b.backoff = b.base
+	case !started.After(b.failedAt):
+		b.lastErr = err // same round: keep the window
+		return
 	case b.backoff < maxRetryBackoff:
-		b.backoff *= 2
+		b.backoff = min(2*b.backoff, maxRetryBackoff)
 	}
-	b.until = time.Now().Add(b.backoff)
+	b.until = now.Add(b.backoff)
+	b.failedAt = now
 	b.lastErr = err
 }
 

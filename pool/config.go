@@ -21,6 +21,11 @@ type Config struct {
 	AcquireTimeout time.Duration `mapstructure:"acquire_timeout"` // wait for a dedicated connection (5s)
 	SharedConns    int           `mapstructure:"shared_conns"`    // multiplexed connections per (db, protocol) (2)
 	RetryBackoff   time.Duration `mapstructure:"retry_backoff"`   // after a failed dial, fail fast for this long (250ms, doubling to 5s)
+	// CommandTimeout fails a shared connection whose awaited reply makes no
+	// progress for this long (Redis paused or hung): its in-flight commands
+	// get "-ERR upstream unavailable" and it is replaced. Dedicated
+	// connections, which carry blocking commands, are exempt. 0 = none, as Redis.
+	CommandTimeout time.Duration `mapstructure:"command_timeout"`
 
 	// TLS, when non-nil, is used to dial the upstream.
 	TLS *tls.Config `mapstructure:"-"`
@@ -88,6 +93,9 @@ func (c Config) Validate() error {
 	}
 	if c.SharedConns < 0 || c.SharedConns > 64 {
 		errs = append(errs, errors.New("pool.shared_conns: must be between 1 and 64"))
+	}
+	if c.CommandTimeout < 0 {
+		errs = append(errs, errors.New("upstream.command_timeout: must not be negative"))
 	}
 	if c.RetryBackoff < 0 {
 		errs = append(errs, errors.New("pool.retry_backoff: must not be negative"))

@@ -61,13 +61,14 @@ func Dial(ctx context.Context, cfg Config, db, proto int) (*Pipe, error) {
 		return nil, err
 	}
 	_ = conn.SetDeadline(time.Now().Add(cfg.DialTimeout))
-	rd := resp.NewReplyReader(conn)
+	pr := &progressReader{conn: conn}
+	rd := resp.NewReplyReader(pr)
 	if err := setup(conn, rd, setupCommands(cfg, db, proto), 1+btoi(db != 0)); err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("set up connection to %s: %w", cfg.Address, err)
 	}
 	_ = conn.SetDeadline(time.Time{})
-	return newPipe(conn, rd, db, proto), nil
+	return newPipe(conn, pr, rd, db, proto), nil
 }
 
 func btoi(b bool) int {

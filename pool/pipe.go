@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/respguard/respguard/proxy/resp"
 )
@@ -28,6 +30,10 @@ type Target interface {
 // ErrClosed is returned by Send on a pipe that has failed or been closed.
 var ErrClosed = errors.New("pool: upstream connection closed")
 
+// ErrCommandTimeout ends a pipe on which an awaited reply made no progress
+// for Config.CommandTimeout (Redis paused, or a command slower than allowed).
+var ErrCommandTimeout = errors.New("pool: upstream command timed out")
+
 // pending is one command awaiting its reply. A nil target discards the reply.
 type pending struct {
 	target Target
@@ -43,15 +49,17 @@ type Pipe struct {
 	Proto   int // protocol (2 or 3); changed only by its single owner
 	replies *resp.ReplyReader
 
-	mu        sync.Mutex  // guards the fields below
-	out       []byte      // encoded commands not yet written
-	queue     fifo        // commands written or to be written, awaiting replies
-	streamTo  Target      // non-nil: every reply goes to it out of band
-	pushTo    Target      // receiver of RESP3 pushes outside stream mode
-	onIdle    func(*Pipe) // called by the reader goroutine, no locks held, when no reply is awaited
-	resetAt   int         // in stream mode, replies "+RESET" end streaming
-	preStream int         // replies still matched after StartStream: commands queued before it
-	err       error       // first failure; once set, Send refuses
+	mu        sync.Mutex    // guards the fields below
+	out       []byte        // encoded commands not yet written
+	queue     fifo          // commands written or to be written, awaiting replies
+	streamTo  Target        // non-nil: every reply goes to it out of band
+	pushTo    Target        // receiver of RESP3 pushes outside stream mode
+	onIdle    func(*Pipe)   // called by the reader goroutine, no locks held, when no reply is awaited
+	resetAt   int           // in stream mode, replies "+RESET" end streaming
+	preStream int           // replies still matched after StartStream: commands queued before it
+	err       error         // first failure; once set, Send refuses
+	timeout   time.Duration // command timeout (0 = none); see SetCommandTimeout
+	onFail    func(error)   // run once, no locks held, after the pipe fails; see setOnFail
 
 	wake      chan struct{} // cap 1: out became non-empty
 	done      chan struct{} // closed on failure or Close
@@ -62,12 +70,14 @@ type Pipe struct {
 	sink replySink // reused by the reader goroutine
 }
 
-// newPipe starts the goroutines of an already set-up connection.
-func newPipe(conn net.Conn, rd *resp.ReplyReader, db, proto int) *Pipe {
+// newPipe starts the goroutines of an already set-up connection whose
+// replies rd reads through pr.
+func newPipe(conn net.Conn, pr *progressReader, rd *resp.ReplyReader, db, proto int) *Pipe {
 	p := &Pipe{
 		conn: conn, replies: rd, DB: db, Proto: proto,
 		wake: make(chan struct{}, 1), done: make(chan struct{}),
 	}
+	pr.pipe.Store(p)
 	go p.writeLoop()
 	go p.readLoop()
 	return p
@@ -91,6 +101,9 @@ func (p *Pipe) Send(target Target, seq uint64, raw []byte, args [][]byte) error 
 	if p.streamTo == nil {
 		p.queue.push(pending{target: target, seq: seq})
 		p.inFlight.Add(1)
+		if p.queue.len() == 1 {
+			p.armLocked() // the reader may be blocked in a read with no deadline
+		}
 	}
 	p.mu.Unlock()
 	if wasEmpty {
@@ -144,6 +157,60 @@ func (p *Pipe) SetOwner(t Target, onIdle func(*Pipe)) {
 	p.mu.Unlock()
 }
 
+// SetCommandTimeout makes the pipe fail with ErrCommandTimeout when an
+// awaited reply makes no progress for d (0 = never). Only connections that
+// never carry blocking commands may have one.
+func (p *Pipe) SetCommandTimeout(d time.Duration) {
+	p.mu.Lock()
+	p.timeout = d
+	p.armLocked()
+	p.mu.Unlock()
+}
+
+// setOnFail registers f to run once, with no locks held, after the pipe
+// fails or is closed (at once if it already has). nil unregisters.
+func (p *Pipe) setOnFail(f func(error)) {
+	p.mu.Lock()
+	err := p.err
+	if err == nil {
+		p.onFail = f
+	}
+	p.mu.Unlock()
+	if err != nil && f != nil {
+		f(err)
+	}
+}
+
+// armLocked sets the read deadline that enforces the command timeout: armed
+// while replies are awaited, cleared when none are. Caller must hold mu.
+func (p *Pipe) armLocked() {
+	if p.timeout <= 0 {
+		return
+	}
+	if p.queue.len() > 0 {
+		_ = p.conn.SetReadDeadline(time.Now().Add(p.timeout))
+	} else {
+		_ = p.conn.SetReadDeadline(time.Time{})
+	}
+}
+
+// progressReader is the reader of a pipe's replies: before each read it
+// re-arms the command timeout, so the timeout measures time without
+// progress, and a large reply streaming in is not cut off.
+type progressReader struct {
+	conn net.Conn
+	pipe atomic.Pointer[Pipe] // nil during set-up
+}
+
+func (r *progressReader) Read(b []byte) (int, error) {
+	if p := r.pipe.Load(); p != nil {
+		p.mu.Lock()
+		p.armLocked()
+		p.mu.Unlock()
+	}
+	return r.conn.Read(b)
+}
+
 // InFlight reports how many sent commands still await their reply.
 func (p *Pipe) InFlight() int { return int(p.inFlight.Load()) }
 
@@ -188,6 +255,8 @@ func (p *Pipe) fail(err error) {
 		waiting := p.queue.drain()
 		p.inFlight.Store(0)
 		stream := p.streamTo
+		onFail := p.onFail
+		p.onFail = nil
 		p.mu.Unlock()
 		close(p.done)
 		_ = p.conn.Close()
@@ -199,6 +268,9 @@ func (p *Pipe) fail(err error) {
 		}
 		if stream != nil {
 			stream.Abort(err)
+		}
+		if onFail != nil {
+			onFail(err)
 		}
 	})
 }
@@ -252,7 +324,7 @@ func (p *Pipe) readLoop() {
 	for {
 		kind, err := p.replies.Peek()
 		if err != nil {
-			p.fail(fmt.Errorf("read: %w", err))
+			p.fail(p.readError(err))
 			return
 		}
 		if err := p.route(kind); err != nil {
@@ -260,10 +332,7 @@ func (p *Pipe) readLoop() {
 			return
 		}
 		if err := p.replies.ReadReply(&p.sink); err != nil {
-			if p.sink.started {
-				p.sink.abort(err)
-			}
-			p.fail(fmt.Errorf("read: %w", err))
+			p.failMidReply(p.readError(err))
 			return
 		}
 		if p.sink.isReset {
@@ -278,6 +347,31 @@ func (p *Pipe) readLoop() {
 			}
 		}
 	}
+}
+
+// readError describes a failed read, naming a command timeout as such.
+func (p *Pipe) readError(err error) error {
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		p.mu.Lock()
+		d := p.timeout
+		p.mu.Unlock()
+		return fmt.Errorf("%w: no reply for %s", ErrCommandTimeout, d)
+	}
+	return fmt.Errorf("read: %w", err)
+}
+
+// failMidReply ends the pipe when a routed reply could not be read whole.
+// The reply's receiver is answered first: with Abort when part of the reply
+// already went out, otherwise with the error reply (its command has left
+// the queue, so fail would not answer it).
+func (p *Pipe) failMidReply(err error) {
+	switch s := &p.sink; {
+	case s.started:
+		s.abort(err)
+	case s.target != nil:
+		s.target.Deliver(s.seq, unavailableReply(err), true)
+	}
+	p.fail(err)
 }
 
 // route points the sink at whoever gets the next reply, whose type byte is kind.

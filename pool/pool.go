@@ -51,7 +51,7 @@ func New(cfg Config) (*Pool, error) {
 		return nil, err
 	}
 	p := &Pool{cfg: cfg, shared: make(map[sharedKey]*sharedGroup), closed: make(chan struct{})}
-	p.breaker.base = cfg.RetryBackoff
+	p.breaker.base, p.breaker.probeFor = cfg.RetryBackoff, 2*cfg.DialTimeout // dial, then set-up
 	dp, err := puddle.NewPool(&puddle.Config[*Pipe]{
 		Constructor: func(ctx context.Context) (*Pipe, error) { return p.dial(ctx, 0, 2) },
 		Destructor:  func(pipe *Pipe) { pipe.Close() },
@@ -77,6 +77,7 @@ func (p *Pool) dial(ctx context.Context, db, proto int) (*Pipe, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.DialTimeout)
 	defer cancel()
+	started := time.Now()
 	p.dials.Add(1)
 	pipe, err := Dial(ctx, p.cfg, db, proto)
 	var redisErr *RedisError
@@ -85,9 +86,10 @@ func (p *Pool) dial(ctx context.Context, db, proto int) (*Pipe, error) {
 		p.breaker.success()
 	case errors.As(err, &redisErr):
 		// Redis answered: it is up, the request was wrong (e.g. bad db).
+		p.breaker.success()
 	default:
 		p.dialErrors.Add(1)
-		p.breaker.failure(err)
+		p.breaker.failure(err, started)
 	}
 	return pipe, err
 }
@@ -111,8 +113,19 @@ func (p *Pool) Shared(ctx context.Context, db, proto int, hint uint64) (*Pipe, e
 	if err != nil {
 		return nil, err
 	}
+	pipe.SetCommandTimeout(p.cfg.CommandTimeout)
+	pipe.setOnFail(p.sharedFailed)
 	g.pipes[i] = pipe
 	return pipe, nil
+}
+
+// sharedFailed opens the breaker when a shared pipe timed out: Redis is
+// accepting connections but not answering (paused, hung), and waiting out
+// a dial timeout per client would be no better than hanging.
+func (p *Pool) sharedFailed(err error) {
+	if errors.Is(err, ErrCommandTimeout) {
+		p.breaker.failure(err, time.Time{})
+	}
 }
 
 func (p *Pool) group(db, proto int) *sharedGroup {
@@ -128,10 +141,13 @@ func (p *Pool) group(db, proto int) *sharedGroup {
 }
 
 // Conn is a dedicated connection acquired from the pool. Its single owner
-// MUST call Release exactly once.
+// MUST call Release (or Destroy); further calls do nothing. If the
+// connection fails first, its pool slot is freed at once, so a client pinned
+// to a dead connection does not hold a slot others are waiting for.
 type Conn struct {
 	*Pipe
-	res *puddle.Resource[*Pipe]
+	res  *puddle.Resource[*Pipe]
+	gone atomic.Bool // the resource was released or destroyed
 }
 
 // Acquire returns a dedicated connection, waiting up to AcquireTimeout for
@@ -148,7 +164,9 @@ func (p *Pool) Acquire(ctx context.Context) (*Conn, error) {
 			return nil, err
 		}
 		if res.Value().Reusable() {
-			return &Conn{Pipe: res.Value(), res: res}, nil
+			c := &Conn{Pipe: res.Value(), res: res}
+			c.Pipe.setOnFail(func(error) { c.Destroy() })
+			return c, nil
 		}
 		res.Destroy() // died while idle (e.g. Redis restarted)
 	}
@@ -158,6 +176,10 @@ func (p *Pool) Acquire(ctx context.Context) (*Conn, error) {
 // it otherwise (in flight replies, state left behind, failed).
 func (c *Conn) Release() {
 	c.Pipe.SetOwner(nil, nil)
+	c.Pipe.setOnFail(nil)
+	if !c.gone.CompareAndSwap(false, true) {
+		return
+	}
 	if c.Pipe.Reusable() {
 		c.res.Release()
 		return
@@ -166,7 +188,11 @@ func (c *Conn) Release() {
 }
 
 // Destroy closes the connection instead of returning it.
-func (c *Conn) Destroy() { c.res.Destroy() }
+func (c *Conn) Destroy() {
+	if c.gone.CompareAndSwap(false, true) {
+		c.res.Destroy()
+	}
+}
 
 // Stats is a snapshot of the pool for metrics.
 type Stats struct {

@@ -190,8 +190,16 @@ func (s *session) handle(ctx context.Context, cmd resp.Command) bool {
 		}
 	}
 	s.dedMu.Lock()
-	pinned := s.ded != nil
+	if s.ded != nil && s.ded.Err() != nil && !s.stateful() {
+		s.ded.Release() // died (e.g. Redis restarted) with no state to keep: start afresh
+		s.ded = nil
+	}
+	pinned, streaming := s.ded != nil, s.streaming
 	s.dedMu.Unlock()
+	if k == kindInfo && !streaming {
+		s.infoWithSection(ctx, seq, cmd)
+		return true
+	}
 	if !pinned && !s.needsPin(k, string(lower), cmd) {
 		s.forwardShared(ctx, seq, cmd)
 		return true

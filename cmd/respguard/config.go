@@ -45,6 +45,11 @@ type UpstreamConfig struct {
 	Password     string        `mapstructure:"password"`
 	PasswordFile string        `mapstructure:"password_file"`
 	DialTimeout  time.Duration `mapstructure:"dial_timeout"`
+	// CommandTimeout fails the commands of a shared connection whose awaited
+	// reply makes no progress for this long (0 = wait forever, as Redis
+	// clients do by default); blocking commands run on dedicated connections
+	// and are exempt.
+	CommandTimeout time.Duration `mapstructure:"command_timeout"`
 }
 
 // PoolConfig sizes the upstream connections.
@@ -183,7 +188,7 @@ func (c Config) telemetryConfig() telemetry.Config {
 func (c Config) poolConfig() pool.Config {
 	return pool.Config{
 		Address: c.Upstream.Address, Username: c.Upstream.Username, Password: c.Upstream.Password,
-		DialTimeout: c.Upstream.DialTimeout, MaxConns: c.Pool.MaxConns, MinIdleConns: c.Pool.MinIdleConns,
+		DialTimeout: c.Upstream.DialTimeout, CommandTimeout: c.Upstream.CommandTimeout, MaxConns: c.Pool.MaxConns, MinIdleConns: c.Pool.MinIdleConns,
 		IdleTimeout: c.Pool.IdleTimeout, AcquireTimeout: c.Pool.AcquireTimeout,
 		SharedConns: c.Pool.SharedConns, RetryBackoff: c.Pool.RetryBackoff,
 	}
