@@ -64,6 +64,15 @@ const (
 	decisionGuarded
 )
 
+// slotDone reports a completed slot to the guard's detectors and to
+// telemetry. It runs with the outbox lock held.
+func (s *session) slotDone(sl *slot) {
+	if g := s.srv.guard.Load(); g != nil && sl.upstream && len(sl.key) > 0 && sl.errCode == "" {
+		g.Observe(sl.name, sl.key, sl.elems, sl.size)
+	}
+	s.commandDone(sl)
+}
+
 // commandDone reports a completed slot to telemetry. It runs with the
 // outbox lock held, on whichever goroutine completed the reply.
 func (s *session) commandDone(sl *slot) {

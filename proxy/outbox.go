@@ -40,6 +40,9 @@ type slot struct {
 	started bool   // some of the reply has arrived
 	errCode string // the error reply's code ("ERR", "WRONGTYPE"...), "" if not an error
 	stmt    []byte // redacted statement, reused across slots
+	key     []byte // first key, for the guard's big/hot key detection
+	elems   int64  // elements the reply announced (see replyElements)
+	size    int64  // reply bytes
 	slotMeta
 }
 
@@ -62,7 +65,7 @@ func newOutbox(limit int) *outbox {
 // reserve takes the next slot, waiting while maxPending replies are already
 // outstanding (backpressure on a client that pipelines faster than Redis
 // answers). ok is false once the outbox is closed.
-func (o *outbox) reserve(maxPending int, meta slotMeta, stmt []byte) (seq uint64, ok bool) {
+func (o *outbox) reserve(maxPending int, meta slotMeta, stmt, key []byte) (seq uint64, ok bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	for !o.closed && int(o.nextSeq-o.headSeq) >= maxPending {
@@ -78,6 +81,8 @@ func (o *outbox) reserve(maxPending int, meta slotMeta, stmt []byte) (seq uint64
 	s := &o.slots[(o.ringHead+n)%len(o.slots)]
 	s.done, s.started, s.errCode, s.slotMeta = false, false, "", meta
 	s.stmt = append(s.stmt[:0], stmt...)
+	s.key = append(s.key[:0], key...)
+	s.elems, s.size = -1, 0
 	seq = o.nextSeq
 	o.nextSeq++
 	return seq, true
@@ -111,8 +116,11 @@ func (o *outbox) Deliver(seq uint64, p []byte, last bool) {
 		s.started = true
 		if len(p) > 0 && p[0] == '-' {
 			s.errCode = errorCode(p)
+		} else if len(s.key) > 0 {
+			s.elems = replyElements(p)
 		}
 	}
+	s.size += int64(len(p))
 	if i == 0 {
 		o.ready = append(o.ready, p...)
 	} else {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/respguard/respguard/policy"
+	"github.com/respguard/respguard/policy/guard"
 	"github.com/respguard/respguard/pool"
 	"github.com/respguard/respguard/telemetry"
 )
@@ -30,6 +31,7 @@ type Server struct {
 	cmds   *policy.Commands // key positions, for statements (and policy)
 	info   atomic.Pointer[pool.ServerInfo]
 	policy atomic.Pointer[policy.Policy]
+	guard  atomic.Pointer[guard.Guard] // nil: no guardrails
 
 	upstreamHost string // for span attributes
 	upstreamPort int
@@ -61,6 +63,7 @@ type Options struct {
 	Logger    *slog.Logger
 	Telemetry *telemetry.Telemetry
 	Policy    *policy.Policy
+	Guard     *guard.Guard // nil: no guardrails
 }
 
 // NewServer returns a server for cfg that forwards through p. info describes
@@ -89,6 +92,7 @@ func NewServer(cfg Config, p *pool.Pool, info pool.ServerInfo, opts Options) (*S
 		}
 	}
 	s.policy.Store(pol)
+	s.guard.Store(opts.Guard)
 	return s, nil
 }
 

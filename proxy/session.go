@@ -34,9 +34,10 @@ type session struct {
 	db, proto int
 	name      string
 	nameBuf   [32]byte
-	reply     []byte // scratch for local replies
-	keyIdx    []int  // key argument indexes of the current command
-	stmtBuf   []byte // its redacted statement
+	reply     []byte   // scratch for local replies
+	keyIdx    []int    // key argument indexes of the current command
+	guardArgs [][]byte // scratch for the guard's rewrites
+	stmtBuf   []byte   // its redacted statement
 
 	// dedMu guards the dedicated connection and the state that keeps it.
 	// The pipe's reader goroutine takes it (releaseIfIdle) to return the
@@ -64,7 +65,7 @@ func newSession(srv *Server, conn net.Conn, id uint64) *session {
 		proto: 2, pendingDB: -1,
 	}
 	s.rd = resp.NewRequestReader(deadlineReader{s}, cc.limits())
-	s.out.onDone = s.commandDone
+	s.out.onDone = s.slotDone
 	return s
 }
 
@@ -112,7 +113,7 @@ func (s *session) readFailed(err error) {
 	var perr *resp.ProtocolError
 	switch {
 	case errors.As(err, &perr):
-		if seq, ok := s.out.reserve(1<<30, slotMeta{start: time.Now(), name: "other", user: s.userLabel(), db: s.db}, nil); ok {
+		if seq, ok := s.out.reserve(1<<30, slotMeta{start: time.Now(), name: "other", user: s.userLabel(), db: s.db}, nil, nil); ok {
 			s.out.local(seq, resp.AppendError(nil, perr.Error()))
 		}
 		s.srv.log.Debug("protocol error", "client", s.addr, "error", perr.Msg)
@@ -164,13 +165,27 @@ func (s *session) handle(ctx context.Context, cmd resp.Command) bool {
 			meta.decision = decisionDenied
 		}
 	}
-	seq, ok := s.out.reserve(s.srv.cfg.Client.MaxPending, meta, s.statement(cmd))
+	var guardReject []byte
+	g := s.srv.guard.Load()
+	if g != nil && known && d.Forward() {
+		meta.decision, guardReject = s.guardPlan(ctx, g, &cmd)
+	}
+	var key []byte
+	if g != nil {
+		if s.keyIdx = s.srv.keys(cmd.Args, s.keyIdx[:0]); len(s.keyIdx) > 0 {
+			key = cmd.Args[s.keyIdx[0]]
+		}
+	}
+	seq, ok := s.out.reserve(s.srv.cfg.Client.MaxPending, meta, s.statement(cmd), key)
 	if !ok {
 		return false
 	}
 	switch {
 	case !known:
 		s.out.local(seq, unknownCommand(cmd.Args))
+		return true
+	case guardReject != nil:
+		s.out.local(seq, guardReject)
 		return true
 	case !d.Forward():
 		s.denied(name, d)

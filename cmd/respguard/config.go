@@ -12,6 +12,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/respguard/respguard/policy"
+	"github.com/respguard/respguard/policy/guard"
 	"github.com/respguard/respguard/pool"
 	"github.com/respguard/respguard/proxy"
 	"github.com/respguard/respguard/telemetry"
@@ -29,6 +30,7 @@ type Config struct {
 	Log             telemetry.LogConfig `mapstructure:"log"`
 	Telemetry       TelemetryConfig     `mapstructure:"telemetry"`
 	Policy          policy.Config       `mapstructure:"policy"`
+	Guard           guard.Config        `mapstructure:"guard"`
 }
 
 // TelemetryConfig is traces and the slow log (logging is the top-level log key).
@@ -110,6 +112,16 @@ func defaults() map[string]any {
 		"policy.users":                    map[string]string{},
 		"policy.password_files":           map[string]string{},
 		"policy.rename":                   map[string]string{},
+		"guard.unlink.mode":               guard.UnlinkLarge,
+		"guard.unlink.min_elements":       guard.DefaultUnlinkMinElements,
+		"guard.unlink.min_bytes":          guard.DefaultUnlinkMinBytes,
+		"guard.flush_async":               false,
+		"guard.max_elements":              guard.DefaultMaxElements,
+		"guard.oversize":                  guard.OversizeReject,
+		"guard.size_cache_ttl":            guard.DefaultSizeCacheTTL,
+		"guard.stream_maxlen":             []guard.StreamMaxlen{},
+		"guard.require_ttl":               []string{},
+		"guard.top_k":                     guard.DefaultTopK,
 	}
 }
 
@@ -196,7 +208,7 @@ func (c Config) poolConfig() pool.Config {
 
 // Validate checks every section, naming offending keys.
 func (c Config) Validate() error {
-	return errors.Join(c.proxyConfig().Validate(), c.poolConfig().Validate(), c.telemetryConfig().Validate(), c.Policy.Validate())
+	return errors.Join(c.proxyConfig().Validate(), c.poolConfig().Validate(), c.telemetryConfig().Validate(), c.Policy.Validate(), c.Guard.Validate())
 }
 
 // printConfig writes the effective configuration as YAML, secrets masked.

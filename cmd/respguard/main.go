@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/respguard/respguard/policy"
+	"github.com/respguard/respguard/policy/guard"
 	"github.com/respguard/respguard/pool"
 	"github.com/respguard/respguard/proxy"
 	"github.com/respguard/respguard/telemetry"
@@ -91,7 +92,11 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, reload reloadFunc,
 	if err != nil {
 		return err
 	}
-	srv, err := proxy.NewServer(cfg.proxyConfig(), upstream, info, proxy.Options{Logger: log, Telemetry: tel, Policy: pol})
+	grd, err := guard.New(cfg.Guard, cmds)
+	if err != nil {
+		return err
+	}
+	srv, err := proxy.NewServer(cfg.proxyConfig(), upstream, info, proxy.Options{Logger: log, Telemetry: tel, Policy: pol, Guard: grd})
 	if err != nil {
 		return err
 	}
@@ -100,10 +105,21 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, reload reloadFunc,
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	admin, err := startAdmin(cfg.Admin.Listen, tel.AdminHandler(func(ctx context.Context) error {
+	mux := tel.AdminHandler(func(ctx context.Context) error {
 		_, err := control.Probe(ctx)
 		return err
-	}), log)
+	})
+	mux.Handle("/debug/bigkeys", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if g := srv.Guard(); g != nil {
+			g.Handler().ServeHTTP(w, r)
+		}
+	}))
+	mux.Handle("/debug/hotkeys", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if g := srv.Guard(); g != nil {
+			g.Handler().ServeHTTP(w, r)
+		}
+	}))
+	admin, err := startAdmin(cfg.Admin.Listen, mux, log)
 	if err != nil {
 		l.Close()
 		return err
@@ -163,10 +179,14 @@ func watchPolicy(ctx context.Context, srv *proxy.Server, cmds *policy.Commands, 
 		cfg, err := reload()
 		if err == nil {
 			var pol *policy.Policy
+			var grd *guard.Guard
 			if pol, err = policy.New(cfg.Policy, cmds); err == nil {
-				srv.SetPolicy(pol)
-				log.Info("policy reloaded", "users", len(pol.ACLUsers()), "mode", cfg.Policy.Mode)
-				continue
+				if grd, err = guard.New(cfg.Guard, cmds); err == nil {
+					srv.SetPolicy(pol)
+					srv.SetGuard(grd)
+					log.Info("policy and guardrails reloaded", "users", len(pol.ACLUsers()), "mode", cfg.Policy.Mode)
+					continue
+				}
 			}
 		}
 		log.Error("config reload rejected; the previous policy stays in force", "error", err)

@@ -1,0 +1,54 @@
+package guard
+
+import "time"
+
+// Observe learns from a completed reply. name is the command's lower-case
+// name, key its first key (nil for keyless commands), elements the reply's
+// size: an aggregate's top-level element count with a RESP3 map's keys and
+// values counted separately (%N counts 2N, so RESP2 and RESP3 agree), or an
+// integer reply's value, or -1 for anything else (errors, bulk strings,
+// nil). bytes is the reply's size on the wire. Observe copies what it keeps.
+//
+// Every observation with a key counts as a request for the hot-key sketch.
+// Whole-collection replies (HGETALL, HKEYS, HVALS, SMEMBERS) and size
+// replies (HLEN, LLEN, SCARD, ZCARD, XLEN) feed the size cache and the
+// big-key table by elements; every reply feeds the table by bytes. DEL and
+// UNLINK forget their first key.
+func (g *Guard) Observe(name string, key []byte, elements int64, bytes int64) {
+	if key == nil {
+		return
+	}
+	now := g.now()
+	g.hot.add(key, now)
+	if name == "del" || name == "unlink" {
+		g.sizes.forget(key)
+		g.big.byElements.remove(statKey(key))
+		g.big.byBytes.remove(statKey(key))
+		return
+	}
+	size := replySize(name, elements)
+	if size >= 0 {
+		g.sizes.put(key, size, now)
+		g.big.byElements.add(statKey(key), size, size, bytes, now)
+	}
+	if bytes > 0 {
+		g.big.byBytes.add(statKey(key), bytes, max(size, 0), bytes, now)
+	}
+}
+
+// replySize is the collection size a reply to name reveals, or -1.
+func replySize(name string, elements int64) int64 {
+	if elements < 0 {
+		return -1
+	}
+	switch name {
+	case "hgetall":
+		return elements / 2
+	case "hkeys", "hvals", "smembers", "hlen", "llen", "scard", "zcard", "xlen":
+		return elements
+	}
+	return -1
+}
+
+// wallTime converts a time on the guard's clock to wall time.
+func (g *Guard) wallTime(t int64) time.Time { return g.epoch.Add(time.Duration(t)) }

@@ -1,0 +1,153 @@
+package guard
+
+import "fmt"
+
+// planRead bounds a read: Pass when the arguments alone bound it (LRANGE 0
+// 99, LIMIT 0 100, XRANGE ... COUNT 10) or the size cache shows it small;
+// Reject (or an audited Pass) when the cache shows it too big; otherwise
+// Probe for the sizes.
+func (g *Guard) planRead(op *readOp, args [][]byte) Plan {
+	q, ok := parseQuery(op, args)
+	if !ok || (q.static >= 0 && q.static <= g.cfg.MaxElements) {
+		return Plan{}
+	}
+	if n, ok := g.cachedCount(&q, args); ok {
+		g.stats.cacheHits.Add(1)
+		return g.judge(op, &q, args, n)
+	}
+	probes := q.probes(op, args)
+	g.stats.probePlans.Add(1)
+	g.stats.probes.Add(uint64(len(probes)))
+	return Plan{Action: Probe, Probes: probes}
+}
+
+// decideRead judges a read from its probes' replies and remembers the
+// whole-key sizes among them.
+func (g *Guard) decideRead(op *readOp, args [][]byte, sizes []int64) Plan {
+	q, ok := parseQuery(op, args)
+	if !ok || len(sizes) != q.numProbes() {
+		return Plan{}
+	}
+	for _, n := range sizes {
+		if n < 0 {
+			return Plan{} // an error reply: let Redis answer the command
+		}
+	}
+	if q.est == estSum || q.est == estRank {
+		for i, n := range sizes {
+			g.sizes.put(args[q.first+i], n, g.now())
+		}
+	}
+	return g.judge(op, &q, args, q.count(sizes))
+}
+
+// cachedCount computes the reply size from cached sizes. For a score or lex
+// range it only answers when the whole sorted set is small enough.
+func (g *Guard) cachedCount(q *query, args [][]byte) (int64, bool) {
+	if q.est == estDB {
+		return 0, false // DBSIZE is per database; the guard does not know which
+	}
+	now := g.now()
+	var sum int64
+	for _, key := range args[q.first:q.end] {
+		n, ok := g.sizes.get(key, now)
+		if !ok {
+			return 0, false
+		}
+		sum = satAdd(sum, n)
+	}
+	switch q.est {
+	case estRank:
+		return rangeLen(sum, q.start, q.stop), true
+	case estCount:
+		return sum, sum <= g.cfg.MaxElements
+	}
+	return q.applyLimit(sum), true
+}
+
+// numProbes is how many probes q needs: one per key, or one range count.
+func (q *query) numProbes() int {
+	if q.est == estCount || q.est == estDB {
+		return 1
+	}
+	return q.end - q.first
+}
+
+// probes builds the commands whose integer replies give q's sizes.
+func (q *query) probes(op *readOp, args [][]byte) [][][]byte {
+	switch q.est {
+	case estDB:
+		return [][][]byte{{cmdDBSize}}
+	case estCount:
+		return [][][]byte{{q.countCmd, args[q.first], q.lo, q.hi}}
+	}
+	keys := args[q.first:q.end]
+	probes := make([][][]byte, len(keys))
+	flat := make([][]byte, 0, 4*len(keys))
+	for i, key := range keys {
+		start := len(flat)
+		if op.sizeCmd == nil { // SORT: any collection type
+			flat = append(flat, argEval, argSortSizeScript, argOne, key)
+		} else {
+			flat = append(flat, op.sizeCmd, key)
+		}
+		probes[i] = flat[start:len(flat):len(flat)]
+	}
+	return probes
+}
+
+// count computes the reply size from the probes' replies.
+func (q *query) count(sizes []int64) int64 {
+	switch q.est {
+	case estRank:
+		return rangeLen(sizes[0], q.start, q.stop)
+	case estCount:
+		return q.applyLimit(sizes[0])
+	case estDB:
+		return sizes[0]
+	}
+	var sum int64
+	for _, n := range sizes {
+		sum = satAdd(sum, n)
+	}
+	return q.applyLimit(sum)
+}
+
+// judge passes n elements up to the limit and refuses (or audits) more.
+func (g *Guard) judge(op *readOp, q *query, args [][]byte, n int64) Plan {
+	if n <= g.cfg.MaxElements {
+		return Plan{}
+	}
+	advice := op.advice
+	if q.advice != "" {
+		advice = q.advice
+	}
+	err := fmt.Sprintf("ERR respguard: %s%s %s %d %s (limit %d); %s",
+		upper(args[0]), describeKeys(args, q), q.verb, n, op.noun, g.cfg.MaxElements, advice)
+	if g.cfg.Oversize == OversizeAudit {
+		g.stats.audited.Add(1)
+		return Plan{Err: err, Reason: ReasonOversize, Audit: true}
+	}
+	g.stats.oversize.Add(1)
+	return Plan{Action: Reject, Err: err, Reason: ReasonOversize}
+}
+
+// describeKeys is " on 'key'", " on 3 keys from 'key'" or "" (KEYS).
+func describeKeys(args [][]byte, q *query) string {
+	switch n := q.end - q.first; {
+	case n <= 0:
+		return ""
+	case n == 1:
+		return " on " + quoteKey(args[q.first])
+	default:
+		return fmt.Sprintf(" on %d keys from %s", n, quoteKey(args[q.first]))
+	}
+}
+
+// satAdd adds non-negative sizes without overflowing.
+func satAdd(a, b int64) int64 {
+	if s := a + b; s >= a {
+		return s
+	}
+	return 1<<63 - 1
+}

@@ -1,0 +1,84 @@
+package proxy
+
+import (
+	"context"
+	"strconv"
+
+	"github.com/respguard/respguard/policy/guard"
+	"github.com/respguard/respguard/proxy/resp"
+)
+
+// SetGuard swaps in new guardrails (nil: none).
+func (s *Server) SetGuard(g *guard.Guard) { s.guard.Store(g) }
+
+// guardPlan applies the guardrails to a command about to be forwarded. It
+// may rewrite cmd (DEL -> UNLINK script, FLUSHALL ASYNC, XADD MAXLEN), or
+// return a rejection. Sizes it does not know are probed on the client's own
+// route first, so execution order is kept; inside MULTI or while streaming
+// nothing is probed (the probe would be queued or unanswered).
+func (s *session) guardPlan(ctx context.Context, g *guard.Guard, cmd *resp.Command) (decision uint8, reject []byte) {
+	plan := g.Plan(cmd.Args, s.guardArgs[:0])
+	if plan.Action == guard.Probe {
+		s.dedMu.Lock()
+		canProbe := !s.inMulti && !s.streaming
+		s.dedMu.Unlock()
+		if !canProbe {
+			return decisionAllowed, nil
+		}
+		sizes, err := s.probe(ctx, plan.Probes)
+		if err != nil {
+			return decisionAllowed, nil // Redis will answer the command itself
+		}
+		plan = g.Decide(cmd.Args, sizes)
+	}
+	switch plan.Action {
+	case guard.Reject:
+		s.guardAction("reject", plan.Reason)
+		return decisionGuarded, resp.AppendError(nil, plan.Err)
+	case guard.Rewrite:
+		s.guardAction("rewrite", plan.Reason)
+		s.guardArgs = plan.Args[:0]
+		cmd.Args, cmd.Raw = plan.Args, nil
+		return decisionRewritten, nil
+	}
+	if plan.Audit {
+		s.guardAction("audit", plan.Reason)
+		s.srv.log.Warn("guard audit: command would be refused", "client", s.addr, "user", s.userLabel(), "error", plan.Err)
+	}
+	return decisionAllowed, nil
+}
+
+func (s *session) guardAction(action, reason string) {
+	if s.srv.tel != nil {
+		s.srv.tel.GuardAction(action, reason)
+	}
+}
+
+// replyElements reads the size a reply's first bytes announce: an
+// aggregate's element count (a map counts keys and values), an integer's
+// value (HLEN, LLEN... feed the guard's size cache), else -1.
+func replyElements(p []byte) int64 {
+	if len(p) < 4 {
+		return -1
+	}
+	switch p[0] {
+	case '*', '~', '%', ':':
+	default:
+		return -1
+	}
+	end := 1
+	for end < len(p) && p[end] != '\r' {
+		end++
+	}
+	n, err := strconv.ParseInt(string(p[1:end]), 10, 64)
+	if err != nil || n < 0 {
+		return -1
+	}
+	if p[0] == '%' {
+		n *= 2
+	}
+	return n
+}
+
+// Guard returns the guardrails in force (nil: none).
+func (s *Server) Guard() *guard.Guard { return s.guard.Load() }

@@ -1,0 +1,101 @@
+package proxy
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/respguard/respguard/policy/guard"
+	"github.com/respguard/respguard/pool/redistest"
+)
+
+// fill builds collections of n elements directly in Redis with a Lua loop.
+func fill(t *testing.T, tp *testProxy, kind, key string, n int) {
+	t.Helper()
+	script := map[string]string{
+		"list": "for i=1,ARGV[1] do redis.call('RPUSH', KEYS[1], i) end",
+		"hash": "for i=1,ARGV[1] do redis.call('HSET', KEYS[1], i, i) end",
+		"set":  "for i=1,ARGV[1] do redis.call('SADD', KEYS[1], i) end",
+		"zset": "for i=1,ARGV[1] do redis.call('ZADD', KEYS[1], i, i) end",
+	}[kind]
+	if err := tp.direct(t).Eval(ctxT(t), script, []string{key}, n).Err(); err != nil && err != redis.Nil {
+		t.Fatalf("fill %s: %v", key, err)
+	}
+}
+
+func newGuard(t *testing.T, cfg guard.Config) *guard.Guard {
+	t.Helper()
+	g, err := guard.New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
+func TestDelOfBigKeysBecomesUnlink(t *testing.T) {
+	tp := startProxyWith(t, redistest.Start(t), nil, Options{Guard: newGuard(t, guard.Config{})})
+	ctx := ctxT(t)
+	for _, kind := range []string{"list", "hash", "set", "zset"} {
+		fill(t, tp, kind, "big:"+kind, 1_000_000)
+	}
+	tp.direct(t).Set(ctx, "small", "v", 0)
+	c := tp.client(t, 3)
+	unlinks, dels := cmdstat(t, tp, "unlink"), cmdstat(t, tp, "del")
+	n, err := c.Del(ctx, "big:list", "big:hash", "small", "missing", "big:set", "big:zset").Result()
+	if err != nil || n != 5 {
+		t.Fatalf("DEL = %d, %v; want 5 as plain DEL would say", n, err)
+	}
+	if got := cmdstat(t, tp, "unlink") - unlinks; got != 4 {
+		t.Fatalf("Redis ran UNLINK %d times, want 4 (one per big key)", got)
+	}
+	if got := cmdstat(t, tp, "del") - dels; got != 1 {
+		t.Fatalf("Redis ran DEL %d times, want 1 (the small key)", got)
+	}
+	if left := tp.direct(t).Exists(ctx, "big:list", "big:hash", "small", "big:set", "big:zset").Val(); left != 0 {
+		t.Fatalf("%d keys left", left)
+	}
+}
+
+func TestOversizeReadsAreRefused(t *testing.T) {
+	g := newGuard(t, guard.Config{MaxElements: 1000})
+	tp := startProxyWith(t, redistest.Start(t), nil, Options{Guard: g})
+	ctx := ctxT(t)
+	fill(t, tp, "hash", "user:42", 1001)
+	fill(t, tp, "hash", "user:7", 1000)
+	fill(t, tp, "list", "feed", 5000)
+	for _, proto := range []int{2, 3} {
+		t.Run(fmt.Sprintf("RESP%d", proto), func(t *testing.T) {
+			c := tp.client(t, proto)
+			err := c.HGetAll(ctx, "user:42").Err()
+			if err == nil || !strings.Contains(err.Error(), "HGETALL on 'user:42'") || !strings.Contains(err.Error(), "HSCAN") {
+				t.Fatalf("HGETALL over the limit: err = %v", err)
+			}
+			if m, err := c.HGetAll(ctx, "user:7").Result(); err != nil || len(m) != 1000 {
+				t.Fatalf("HGETALL at the limit: %d fields, %v", len(m), err)
+			}
+			if err := c.LRange(ctx, "feed", 0, -1).Err(); err == nil {
+				t.Fatal("LRANGE 0 -1 of 5000 elements was allowed")
+			}
+			if v, err := c.LRange(ctx, "feed", 0, 99).Result(); err != nil || len(v) != 100 {
+				t.Fatalf("bounded LRANGE: %d, %v", len(v), err)
+			}
+		})
+	}
+	t.Run("the admin endpoint lists the biggest and hottest keys seen", func(t *testing.T) {
+		rec := httptest.NewRecorder()
+		g.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/debug/bigkeys", nil))
+		var big struct {
+			ByElements []guard.KeyStat `json:"by_elements"`
+		}
+		if err := json.Unmarshal(rec.Body.Bytes(), &big); err != nil {
+			t.Fatalf("%v: %s", err, rec.Body.String())
+		}
+		if len(big.ByElements) == 0 || big.ByElements[0].Key != "user:7" || big.ByElements[0].Elements != 1000 {
+			t.Fatalf("bigkeys = %+v", big.ByElements)
+		}
+	})
+}
