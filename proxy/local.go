@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bytes"
 	"context"
 	"strconv"
 
@@ -253,5 +252,3 @@ func (s *session) getName(args [][]byte) []byte {
 	}
 	return resp.AppendBulkString(nil, s.name)
 }
-
-var _ = bytes.EqualFold

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"os"
 	"runtime/debug"
@@ -102,6 +101,7 @@ func (s *session) serve(ctx context.Context) {
 			return
 		}
 		if !s.handle(ctx, cmd) {
+			s.out.closeWhenDone()
 			return
 		}
 	}
@@ -421,5 +421,3 @@ func (d deadlineReader) Read(p []byte) (int, error) {
 	}
 	return n, err
 }
-
-var _ = slog.LevelInfo
