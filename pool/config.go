@@ -38,7 +38,7 @@ const (
 	DefaultMaxConns       = 64
 	DefaultIdleTimeout    = 5 * time.Minute
 	DefaultAcquireTimeout = 5 * time.Second
-	DefaultSharedConns    = 2
+	DefaultSharedConns    = 1
 	DefaultRetryBackoff   = 250 * time.Millisecond
 	maxRetryBackoff       = 5 * time.Second
 )

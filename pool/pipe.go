@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -301,6 +302,11 @@ func (p *Pipe) writeLoop() {
 		case <-p.done:
 			return
 		}
+		// The goroutine that woke us put us first in line; yield once so the
+		// other clients the network poller just readied append their
+		// commands too, and one write carries them all (twemproxy gets the
+		// same batching from its event loop).
+		runtime.Gosched()
 		p.mu.Lock()
 		buf := p.out
 		p.out = spare[:0]

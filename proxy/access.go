@@ -83,6 +83,9 @@ func (s *session) authenticate(args [][]byte) []byte {
 	} else if d := s.pol.DefaultUser(); d != nil && d.NoPass() && d.Enabled() {
 		return resp.AppendError(nil, "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?")
 	}
+	if !s.srv.authAllowed(s.addr, name) {
+		return resp.AppendError(nil, AuthRateLimitedText)
+	}
 	u, err := s.pol.Authenticate(name, pass)
 	if err != nil {
 		s.srv.authFailed(s.addr, name)
@@ -93,6 +96,7 @@ func (s *session) authenticate(args [][]byte) []byte {
 }
 
 func (s *Server) authFailed(addr, user string) {
+	s.authFailedAt(addr)
 	s.stats.authFailures.Add(1)
 	if s.tel != nil {
 		s.tel.AuthFailure()

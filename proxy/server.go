@@ -33,6 +33,8 @@ type Server struct {
 	policy atomic.Pointer[policy.Policy]
 	guard  atomic.Pointer[guard.Guard] // nil: no guardrails
 
+	authLimit atomic.Pointer[authLimiter] // failed AUTH attempts per client IP; nil: unlimited (see SetAuthRateLimit)
+
 	upstreamHost string // for span attributes
 	upstreamPort int
 

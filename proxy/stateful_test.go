@@ -87,6 +87,8 @@ func TestClientLeavingMidStateLeaksNothing(t *testing.T) {
 		rc.send("BLPOP jobs 0\r\n")
 		waitFor(t, func() bool { return strings.Contains(tp.direct(t).Info(ctx, "clients").Val(), "blocked_clients:1") })
 		rc.Close()
+		// Once the proxy has seen the client go, Redis no longer has it blocked.
+		waitFor(t, func() bool { return strings.Contains(tp.direct(t).Info(ctx, "clients").Val(), "blocked_clients:0") })
 		c := tp.client(t, 2)
 		tp.direct(t).RPush(ctx, "jobs", "job-1")
 		got, err := c.BLPop(ctx, 5*time.Second, "jobs").Result()

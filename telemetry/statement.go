@@ -36,6 +36,9 @@ func FormatStatement(dst []byte, mode StatementMode, args [][]byte, keyIndexes [
 	if mode == StatementNone {
 		return dst
 	}
+	if mode == StatementFull && carriesSecrets(args) {
+		mode = StatementKeys // as Redis's SLOWLOG does, never record credentials
+	}
 	for i := 1; i < len(args); i++ {
 		if len(dst)-start >= maxStatementLen {
 			return append(dst, " ..."...)
@@ -84,6 +87,37 @@ func isPlain(arg []byte) bool {
 	}
 	for _, b := range arg {
 		if b <= ' ' || b >= 0x7f || b == '"' || b == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
+// carriesSecrets reports commands whose arguments may hold passwords: AUTH,
+// HELLO ... AUTH, ACL SETUSER, CONFIG SET (requirepass, masterauth...),
+// MIGRATE ... AUTH. In full mode their arguments are redacted anyway.
+func carriesSecrets(args [][]byte) bool {
+	switch {
+	case equalFoldASCII(args[0], "auth"), equalFoldASCII(args[0], "hello"), equalFoldASCII(args[0], "migrate"):
+		return true
+	case len(args) > 1 && equalFoldASCII(args[0], "acl"):
+		return true
+	case len(args) > 1 && equalFoldASCII(args[0], "config"):
+		return equalFoldASCII(args[1], "set")
+	}
+	return false
+}
+
+func equalFoldASCII(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := range b {
+		c := b[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != s[i] {
 			return false
 		}
 	}

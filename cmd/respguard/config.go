@@ -31,6 +31,8 @@ type Config struct {
 	Telemetry       TelemetryConfig     `mapstructure:"telemetry"`
 	Policy          policy.Config       `mapstructure:"policy"`
 	Guard           guard.Config        `mapstructure:"guard"`
+	TLS             proxy.TLSConfig     `mapstructure:"tls"`      // client-side TLS (issue 6)
+	Security        SecurityConfig      `mapstructure:"security"` // protected mode, AUTH rate limit
 }
 
 // TelemetryConfig is traces and the slow log (logging is the top-level log key).
@@ -52,6 +54,8 @@ type UpstreamConfig struct {
 	// clients do by default); blocking commands run on dedicated connections
 	// and are exempt.
 	CommandTimeout time.Duration `mapstructure:"command_timeout"`
+	// TLS to the upstream (off by default).
+	TLS UpstreamTLSConfig `mapstructure:"tls"`
 }
 
 // PoolConfig sizes the upstream connections.
@@ -122,6 +126,21 @@ func defaults() map[string]any {
 		"guard.stream_maxlen":             []guard.StreamMaxlen{},
 		"guard.require_ttl":               []string{},
 		"guard.top_k":                     guard.DefaultTopK,
+		// Security (issue 6).
+		"tls.cert_file":                     "",
+		"tls.key_file":                      "",
+		"tls.client_ca_file":                "",
+		"tls.min_version":                   "1.2",
+		"tls.listen":                        "",
+		"tls.handshake_timeout":             proxy.DefaultHandshakeTimeout,
+		"upstream.tls.enabled":              false,
+		"upstream.tls.ca_file":              "",
+		"upstream.tls.server_name":          "",
+		"upstream.tls.cert_file":            "",
+		"upstream.tls.key_file":             "",
+		"upstream.tls.insecure_skip_verify": false,
+		"security.protected_mode":           true,
+		"security.auth_rate_limit":          DefaultAuthRateLimit,
 	}
 }
 
@@ -208,7 +227,16 @@ func (c Config) poolConfig() pool.Config {
 
 // Validate checks every section, naming offending keys.
 func (c Config) Validate() error {
-	return errors.Join(c.proxyConfig().Validate(), c.poolConfig().Validate(), c.telemetryConfig().Validate(), c.Policy.Validate(), c.Guard.Validate())
+	return errors.Join(c.proxyConfig().Validate(), c.poolConfig().Validate(), c.telemetryConfig().Validate(), c.Policy.Validate(), c.Guard.Validate(),
+		c.TLS.Validate(), c.Upstream.TLS.validate(), c.Security.validate(), c.validateListeners())
+}
+
+// validateListeners checks that tls.listen and listen are different addresses.
+func (c Config) validateListeners() error {
+	if c.TLS.Listen != "" && c.TLS.Listen == c.proxyConfig().WithDefaults().Listen {
+		return errors.New("tls.listen: must differ from listen (leave it empty to serve TLS on listen itself)")
+	}
+	return nil
 }
 
 // printConfig writes the effective configuration as YAML, secrets masked.

@@ -24,7 +24,7 @@ func TestConfigPrecedence(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if cfg.Listen != "127.0.0.1:7001" || cfg.Pool.MaxConns != 7 || cfg.Pool.SharedConns != 2 {
+		if cfg.Listen != "127.0.0.1:7001" || cfg.Pool.MaxConns != 7 || cfg.Pool.SharedConns != 1 {
 			t.Fatalf("cfg = %+v", cfg)
 		}
 	})

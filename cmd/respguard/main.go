@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"syscall"
@@ -62,12 +63,16 @@ func run(args []string) error {
 type reloadFunc func() (Config, error)
 
 func serve(ctx context.Context, cfg Config, log *slog.Logger, reload reloadFunc, configFile string) error {
-	upstream, err := pool.New(cfg.poolConfig())
+	pcfg, err := cfg.upstreamPoolConfig(log) // security (issue 6): upstream TLS
+	if err != nil {
+		return err
+	}
+	upstream, err := pool.New(pcfg)
 	if err != nil {
 		return err
 	}
 	defer upstream.Close()
-	control := pool.NewControl(cfg.poolConfig())
+	control := pool.NewControl(pcfg)
 	probeCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	info, err := control.Probe(probeCtx)
 	cancel()
@@ -100,11 +105,19 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, reload reloadFunc,
 	if err != nil {
 		return err
 	}
-	go watchPolicy(ctx, srv, cmds, reload, configFile, log)
-	l, err := net.Listen("tcp", cfg.proxyConfig().WithDefaults().Listen)
+	// --- security (issue 6): AUTH rate limit, TLS listeners, protected mode ---
+	srv.SetAuthRateLimit(cfg.Security.AuthRateLimit)
+	listeners, err := openListeners(cfg, log)
 	if err != nil {
-		return fmt.Errorf("listen: %w", err)
+		return err
 	}
+	protect := func(c Config, p *policy.Policy) error { return checkProtectedMode(c.Security, listeners, p, log) }
+	if err := protect(cfg, pol); err != nil {
+		closeListeners(listeners)
+		return err
+	}
+	// --- end security ---
+	go watchPolicy(ctx, srv, cmds, reload, configFile, log, protect)
 	mux := tel.AdminHandler(func(ctx context.Context) error {
 		_, err := control.Probe(ctx)
 		return err
@@ -119,16 +132,21 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, reload reloadFunc,
 			g.Handler().ServeHTTP(w, r)
 		}
 	}))
+	mux.HandleFunc("/debug/pprof/", pprof.Index) // profiling, on the (loopback by default) admin listener
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	admin, err := startAdmin(cfg.Admin.Listen, mux, log)
 	if err != nil {
-		l.Close()
+		closeListeners(listeners)
 		return err
 	}
-	log.Info("respguard serving", "listen", l.Addr().String(), "upstream", cfg.Upstream.Address, "version", version)
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(l) }()
+	serveErr := make(chan error, len(listeners))
+	for _, l := range listeners {
+		log.Info("respguard serving", l.key, l.Addr().String(), "tls", l.tls, "mutual_tls", l.mutualTLS, "upstream", cfg.Upstream.Address, "version", version)
+		go func() { serveErr <- srv.Serve(l) }()
+	}
 	select {
 	case err := <-serveErr:
+		srv.Close() // and the other listeners
 		return err
 	case <-ctx.Done():
 	}
@@ -139,8 +157,10 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, reload reloadFunc,
 	if admin != nil {
 		_ = admin.Shutdown(sctx)
 	}
-	if err := <-serveErr; !errors.Is(err, proxy.ErrServerClosed) {
-		log.Warn("serve ended", "error", err)
+	for range listeners {
+		if err := <-serveErr; !errors.Is(err, proxy.ErrServerClosed) {
+			log.Warn("serve ended", "error", err)
+		}
 	}
 	return err
 }
@@ -164,7 +184,9 @@ func commandTable(ctx context.Context, control *pool.Control, log *slog.Logger) 
 
 // watchPolicy swaps in a new policy when the config file changes or on
 // SIGHUP. An invalid new configuration is logged and the old policy stays.
-func watchPolicy(ctx context.Context, srv *proxy.Server, cmds *policy.Commands, reload reloadFunc, configFile string, log *slog.Logger) {
+// protect vets a new policy against protected mode (security, issue 6).
+func watchPolicy(ctx context.Context, srv *proxy.Server, cmds *policy.Commands, reload reloadFunc, configFile string, log *slog.Logger,
+	protect func(Config, *policy.Policy) error) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -181,6 +203,9 @@ func watchPolicy(ctx context.Context, srv *proxy.Server, cmds *policy.Commands, 
 			var pol *policy.Policy
 			var grd *guard.Guard
 			if pol, err = policy.New(cfg.Policy, cmds); err == nil {
+				err = protect(cfg, pol) // a reload must not leave a public listener without authentication
+			}
+			if err == nil {
 				if grd, err = guard.New(cfg.Guard, cmds); err == nil {
 					srv.SetPolicy(pol)
 					srv.SetGuard(grd)

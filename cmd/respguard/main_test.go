@@ -102,7 +102,7 @@ func TestBinaryReloadsPolicyOnFileChange(t *testing.T) {
 		}
 	}
 	policyYAML := func(pass string) string {
-		return fmt.Sprintf("listen: %s\nupstream:\n  address: %s\nadmin:\n  listen: \"off\"\npolicy:\n  users:\n    default: \"off\"\n    app: \"on >%s ~* +@all\"\n", listen, rs.Addr, pass)
+		return fmt.Sprintf("listen: %s\nupstream:\n  address: %s\nadmin:\n  listen: \"off\"\nsecurity:\n  auth_rate_limit: 0\npolicy:\n  users:\n    default: \"off\"\n    app: \"on >%s ~* +@all\"\n", listen, rs.Addr, pass)
 	}
 	write(policyYAML("first-pass"))
 	cmd := exec.Command(bin, "--config", cfgPath)

@@ -1,0 +1,325 @@
+#!/usr/bin/env bash
+# Load comparison: redis-benchmark against Redis direct, through respguard and
+# through twemproxy (Debian's nutcracker), in the same run, interleaved.
+#
+# Usage: deploy/bench/run.sh [--quick] [--targets "direct respguard twemproxy"]
+#
+# Prints a markdown report on stdout (progress goes to stderr) and keeps a
+# copy in deploy/bench/results/ (git-ignored). Starts its own redis-server,
+# respguard and nutcracker on free loopback ports and stops them on exit.
+#
+# Pinning (2 cores): redis-server on CPU $BENCH_REDIS_CPU (0), the proxies and
+# redis-benchmark on CPU $BENCH_CLIENT_CPU (1), so ratios are stable.
+#
+# Environment overrides:
+#   BENCH_ROUNDS=1            interleaved rounds; medians are reported
+#   BENCH_TESTS=set,get       redis-benchmark -t
+#   BENCH_N=                  force one -n for every workload
+#   BENCH_N_C50_P1=300000 BENCH_N_C50_P16=2000000 BENCH_N_C1_P1=50000
+#   BENCH_N_D1024_C50_P16=1000000 BENCH_N_C1000_P1=300000
+#   BENCH_IDLE_CLIENTS=10000  idle connections for the RSS measurement (0: skip)
+#   BENCH_REDIS_CPU=0 BENCH_CLIENT_CPU=1
+#   BENCH_RESPGUARD_BIN=      use this respguard binary instead of building one
+#   BENCH_OUT_DIR=deploy/bench/results
+# --quick runs every cell with -n 2000 and 200 idle clients: a smoke test of
+# the script, not a measurement.
+set -euo pipefail
+
+usage() { sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; }
+
+QUICK=0
+TARGETS=${BENCH_TARGETS:-direct respguard twemproxy}
+ARGS_SEEN="$*"
+while [[ $# -gt 0 ]]; do
+	case $1 in
+	--quick) QUICK=1 ;;
+	--targets) TARGETS=$2; shift ;;
+	-h | --help) usage; exit 0 ;;
+	*) usage >&2; exit 2 ;;
+	esac
+	shift
+done
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+BENCH=$ROOT/deploy/bench
+ROUNDS=${BENCH_ROUNDS:-1}
+TESTS=${BENCH_TESTS:-set,get}
+IDLE=${BENCH_IDLE_CLIENTS:-10000}
+REDIS_CPU=${BENCH_REDIS_CPU:-0}
+CLIENT_CPU=${BENCH_CLIENT_CPU:-1}
+OUT_DIR=${BENCH_OUT_DIR:-$BENCH/results}
+
+# name | redis-benchmark arguments | default -n (a few seconds per cell here)
+WORKLOADS=(
+	"c50_p1|-c 50 -P 1|300000"
+	"c50_p16|-c 50 -P 16|2000000"
+	"c1_p1|-c 1 -P 1|50000"
+	"d1024_c50_p16|-d 1024 -c 50 -P 16|1000000"
+	"c1000_p1|-c 1000 -P 1|300000"
+)
+if ((QUICK)); then
+	BENCH_N=${BENCH_N:-2000}
+	IDLE=${BENCH_IDLE_CLIENTS:-200}
+fi
+
+log() { printf '[bench] %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+TMP=$(mktemp -d /tmp/respguard-bench.XXXXXX)
+PIDS=()
+cleanup() {
+	local pid
+	for pid in "${PIDS[@]}"; do
+		kill "$pid" 2>/dev/null || true
+	done
+	for pid in "${PIDS[@]}"; do
+		wait "$pid" 2>/dev/null || true
+	done
+	rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+NOTES=()
+note() { NOTES+=("$*"); log "$*"; }
+
+# --- tools -------------------------------------------------------------------
+
+install_debian() {
+	if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null; then
+		return 1
+	fi
+	log "installing $* with apt-get"
+	apt-get install -y -qq "$@" >/dev/null 2>&1 ||
+		{ apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq "$@" >/dev/null 2>&1; }
+}
+
+has_target() { [[ " $TARGETS " == *" $1 "* ]]; }
+drop_target() { TARGETS=$(echo " $TARGETS " | sed "s/ $1 / /; s/^ *//; s/ *$//"); }
+
+command -v redis-server >/dev/null && command -v redis-benchmark >/dev/null ||
+	install_debian redis-server redis-tools || die "redis-server and redis-benchmark are needed"
+command -v python3 >/dev/null || die "python3 is needed (idle clients and the report)"
+command -v taskset >/dev/null || install_debian util-linux || die "taskset is needed"
+if has_target twemproxy && ! command -v nutcracker >/dev/null; then
+	install_debian nutcracker || { note "twemproxy skipped: nutcracker is not installed"; drop_target twemproxy; }
+fi
+
+if (($(nproc) < 2)); then
+	note "only $(nproc) CPU: redis-server and the load share CPU 0"
+	REDIS_CPU=0 CLIENT_CPU=0
+fi
+
+# 10,000 idle clients plus the proxies' upstream sockets.
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+if ((IDLE > 0 && $(ulimit -n) < IDLE + 100)); then
+	note "open-file limit $(ulimit -n) is below $IDLE idle clients; using $(($(ulimit -n) - 200))"
+	IDLE=$(($(ulimit -n) - 200))
+fi
+
+RESPGUARD=${BENCH_RESPGUARD_BIN:-}
+if has_target respguard && [[ -z $RESPGUARD ]]; then
+	if [[ ! -d $ROOT/cmd/respguard ]]; then
+		note "respguard skipped: $ROOT/cmd/respguard does not exist yet"
+		drop_target respguard
+	else
+		log "building respguard"
+		RESPGUARD=$TMP/respguard
+		if ! (cd "$ROOT" && CGO_ENABLED=0 go build -o "$RESPGUARD" ./cmd/respguard) >"$TMP/build.log" 2>&1; then
+			cat "$TMP/build.log" >&2
+			note "respguard skipped: go build ./cmd/respguard failed"
+			drop_target respguard
+		fi
+	fi
+fi
+[[ -n $TARGETS ]] || die "no target left to measure"
+
+# --- processes ---------------------------------------------------------------
+
+free_port() {
+	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# cpu_ticks PID: utime+stime in clock ticks (fields 14 and 15 of /proc/PID/stat;
+# counted after the ")" that ends the command name, which may hold spaces).
+cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk '{print $12 + $13}'; }
+rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null; }
+
+# alive TARGET: true while the target's process runs. A dead one is noted
+# (with the end of its log) and left out of the remaining cells.
+declare -A DEAD
+alive() {
+	kill -0 "${PID[$1]}" 2>/dev/null && return 0
+	if [[ -z ${DEAD[$1]:-} ]]; then
+		DEAD[$1]=1
+		note "$1 (pid ${PID[$1]}) died; its remaining cells are missing. End of its log: $(tail -3 "$TMP/$1.log" 2>/dev/null | tr '\n' ' ')"
+	fi
+	return 1
+}
+
+wait_ping() { # port name pid
+	local i
+	for i in $(seq 100); do
+		[[ $(redis-cli -p "$1" ping 2>/dev/null) == PONG ]] && return 0
+		kill -0 "$3" 2>/dev/null || break
+		sleep 0.1
+	done
+	log "$2 did not answer PING on port $1; its log:"
+	cat "$TMP/$2.log" >&2 || true
+	die "$2 failed to start"
+}
+
+declare -A PORT PID
+REDIS_PORT=$(free_port)
+taskset -c "$REDIS_CPU" redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' \
+	--appendonly no --maxclients $((IDLE + 1000)) --dir "$TMP" --logfile "$TMP/redis.log" &
+REDIS_PID=$!
+PIDS+=("$REDIS_PID")
+wait_ping "$REDIS_PORT" redis "$REDIS_PID"
+PORT[direct]=$REDIS_PORT
+PID[direct]=$REDIS_PID
+
+if has_target twemproxy; then
+	PORT[twemproxy]=$(free_port)
+	cat >"$TMP/nutcracker.yml" <<-EOF
+		bench:
+		  listen: 127.0.0.1:${PORT[twemproxy]}
+		  redis: true
+		  hash: fnv1a_64
+		  distribution: ketama
+		  auto_eject_hosts: false
+		  preconnect: true
+		  server_connections: 1
+		  servers:
+		    - 127.0.0.1:${REDIS_PORT}:1
+	EOF
+	taskset -c "$CLIENT_CPU" nutcracker -c "$TMP/nutcracker.yml" -s "$(free_port)" -a 127.0.0.1 \
+		-o "$TMP/twemproxy.log" -p "$TMP/nutcracker.pid" &
+	PID[twemproxy]=$!
+	PIDS+=("${PID[twemproxy]}")
+	wait_ping "${PORT[twemproxy]}" twemproxy "${PID[twemproxy]}"
+fi
+
+if has_target respguard; then
+	PORT[respguard]=$(free_port)
+	RESPGUARD_ADMIN_LISTEN=127.0.0.1:$(free_port) RESPGUARD_CLIENT_MAX_CLIENTS=$((IDLE + 1000)) \
+		taskset -c "$CLIENT_CPU" "$RESPGUARD" --listen "127.0.0.1:${PORT[respguard]}" \
+		--upstream "127.0.0.1:$REDIS_PORT" >"$TMP/respguard.log" 2>&1 &
+	PID[respguard]=$!
+	PIDS+=("${PID[respguard]}")
+	wait_ping "${PORT[respguard]}" respguard "${PID[respguard]}"
+fi
+
+# --- measurements ------------------------------------------------------------
+
+CELLS=$TMP/cells.tsv # round workload target test rps p50 p99 max
+CPU=$TMP/cpu.tsv     # round workload target proxy_ticks redis_ticks requests
+IDLE_TSV=$TMP/idle.tsv
+for f in "$CELLS" "$CPU" "$IDLE_TSV"; do : >"$f"; done
+NTESTS=$(tr ',' '\n' <<<"$TESTS" | grep -c .)
+
+workload_n() { # name default
+	local var
+	var=BENCH_N_${1^^}
+	echo "${BENCH_N:-${!var:-$2}}"
+}
+
+run_cell() { # round workload args n target
+	local round=$1 name=$2 args=$3 n=$4 target=$5 port=${PORT[$5]} pid=${PID[$5]}
+	local p0 r0 p1 r1
+	alive "$target" || return 0
+	p0=$(cpu_ticks "$pid")
+	r0=$(cpu_ticks "$REDIS_PID")
+	# shellcheck disable=SC2086 # args is a word list on purpose
+	taskset -c "$CLIENT_CPU" redis-benchmark -h 127.0.0.1 -p "$port" -t "$TESTS" -n "$n" $args --csv \
+		>"$TMP/cell.csv" 2>>"$TMP/benchmark.err" || log "redis-benchmark exited $? ($target $name)"
+	p1=$(cpu_ticks "$pid")
+	r1=$(cpu_ticks "$REDIS_PID")
+	alive "$target" || return 0
+	awk -F, -v r="$round" -v w="$name" -v t="$target" \
+		'NR > 1 { gsub(/"/, ""); print r "\t" w "\t" t "\t" $1 "\t" $2 "\t" $5 "\t" $7 "\t" $8 }' \
+		"$TMP/cell.csv" >>"$CELLS"
+	if [[ $target == direct ]]; then
+		printf '%s\t%s\t%s\t\t%s\t%s\n' "$round" "$name" "$target" $((r1 - r0)) $((n * NTESTS)) >>"$CPU"
+	else
+		printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$name" "$target" $((p1 - p0)) $((r1 - r0)) $((n * NTESTS)) >>"$CPU"
+	fi
+	log "round $round $name $target: $(awk -F, 'NR > 1 { gsub(/"/, ""); printf "%s %s/s  ", $1, $2 }' "$TMP/cell.csv")"
+}
+
+read -r -a TARGET_LIST <<<"$TARGETS"
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+for ((round = 1; round <= ROUNDS; round++)); do
+	for w in "${WORKLOADS[@]}"; do
+		IFS='|' read -r name args n <<<"$w"
+		n=$(workload_n "$name" "$n")
+		# Rotate the target order by round and workload: no target always runs first.
+		for ((i = 0; i < ${#TARGET_LIST[@]}; i++)); do
+			t=${TARGET_LIST[$(((i + round + ${#name}) % ${#TARGET_LIST[@]}))]}
+			run_cell "$round" "$name" "$args" "$n" "$t"
+		done
+	done
+done
+
+measure_idle() { # target
+	local target=$1 pid=${PID[$1]} before after idle_pid i
+	alive "$target" || return 0
+	before=$(rss_kib "$pid")
+	python3 "$BENCH/idle_clients.py" --port "${PORT[$target]}" --count "$IDLE" >"$TMP/idle.out" 2>&1 &
+	idle_pid=$!
+	PIDS+=("$idle_pid")
+	for i in $(seq 600); do
+		grep -q '^ready' "$TMP/idle.out" && break
+		kill -0 "$idle_pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	if ! grep -q '^ready' "$TMP/idle.out"; then
+		note "idle clients against $target failed: $(cat "$TMP/idle.out")"
+		kill "$idle_pid" 2>/dev/null || true
+		return
+	fi
+	sleep 1 # let lazily allocated per-client state settle
+	after=$(rss_kib "$pid")
+	kill "$idle_pid"
+	wait "$idle_pid" 2>/dev/null || true
+	printf '%s\t%s\t%s\t%s\n' "$target" "$before" "$after" "$IDLE" >>"$IDLE_TSV"
+	log "idle $target: RSS ${before} KiB -> ${after} KiB with $IDLE clients"
+	sleep 2 # let the server reap the closed connections
+}
+
+if ((IDLE > 0)); then
+	for t in "${TARGET_LIST[@]}"; do
+		measure_idle "$t"
+	done
+fi
+
+# --- report ------------------------------------------------------------------
+
+{
+	echo "command	BENCH_ROUNDS=$ROUNDS deploy/bench/run.sh $ARGS_SEEN"
+	echo "date	$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+	echo "machine	$(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), Linux $(uname -r)"
+	echo "load	load average $LOAD_BEFORE before the run, $(cut -d' ' -f1-3 /proc/loadavg) after (other work on the machine skews the numbers)"
+	echo "pinning	redis-server on CPU $REDIS_CPU; proxies and redis-benchmark on CPU $CLIENT_CPU"
+	echo "redis	$(redis-server --version | awk '{print $3}' | sed 's/v=//')"
+	has_target twemproxy && echo "twemproxy	$(nutcracker -V 2>&1 | head -1 | sed 's/This is //')"
+	has_target respguard && echo "respguard	$("$RESPGUARD" --version 2>&1 | head -1)"
+	for w in "${WORKLOADS[@]}"; do
+		IFS='|' read -r name args n <<<"$w"
+		echo "workload	$name	$args	$(workload_n "$name" "$n")"
+	done
+	echo "tests	$TESTS"
+	echo "quick	$QUICK"
+	for n in "${NOTES[@]}"; do echo "note	$n"; done
+} >"$TMP/meta.tsv"
+
+mkdir -p "$OUT_DIR"
+STEM=$OUT_DIR/$(date -u +%Y%m%dT%H%M%SZ)
+((QUICK)) && STEM+=-quick
+# Keep the raw measurements next to the report: report.py can be re-run on them.
+mkdir -p "$STEM.raw"
+cp "$TMP/meta.tsv" "$CELLS" "$CPU" "$IDLE_TSV" "$STEM.raw/"
+cp "$TMP"/*.log "$TMP/benchmark.err" "$STEM.raw/" 2>/dev/null || true
+python3 "$BENCH/report.py" "$STEM.raw/meta.tsv" "$STEM.raw/cells.tsv" "$STEM.raw/cpu.tsv" \
+	"$STEM.raw/idle.tsv" "$(getconf CLK_TCK)" | tee "$STEM.md"
+log "report saved to $STEM.md"
