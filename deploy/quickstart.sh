@@ -73,8 +73,14 @@ In another terminal:
   curl -s localhost:9180/metrics | grep '^respguard_'
   curl -s localhost:9180/debug/slowlog
 
-Guardrails: uncomment the policy: section of $CONFIG (default_rules: production),
-restart this script, then try a denied command, e.g. redis-cli -p 6380 FLUSHALL.
+Guardrails ($CONFIG has policy.default_rules: production):
+  redis-cli -p 6380 keys '*'            # -NOPERM: KEYS is blocked by the production preset
+  redis-cli -p 6380 flushall            # -NOPERM
+  redis-cli -p 6380 eval "for i=1,20000 do redis.call('rpush','biglist',i) end" 0
+  redis-cli -p 6380 lrange biglist 0 -1 # refused: over guard.max_elements, use bounded ranges
+  redis-cli -p 6380 del biglist         # sent to Redis as UNLINK
+  curl -s localhost:9180/debug/bigkeys
+  curl -s localhost:9180/metrics | grep -E 'respguard_(policy_denials|guard_actions)_total'
 Traces on this terminal: RESPGUARD_TELEMETRY_TRACES_EXPORTER=stdout deploy/quickstart.sh
 Full stack with Jaeger: docker compose -f deploy/compose.yaml up --build
 
