@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/respguard/respguard/policy"
 	"github.com/respguard/respguard/policy/guard"
 	"github.com/respguard/respguard/pool"
@@ -79,7 +81,15 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, reload reloadFunc,
 	if err != nil {
 		log.Warn("upstream not reachable at start; serving anyway", "upstream", cfg.Upstream.Address, "error", err)
 	}
-	tel, err := telemetry.New(ctx, cfg.telemetryConfig(), telemetry.Options{Logger: log})
+	registry := prometheus.NewRegistry()
+	var srv *proxy.Server // set below, before the admin listener serves scrapes
+	registry.MustRegister(newGuardCollector(func() *guard.Guard {
+		if srv == nil {
+			return nil
+		}
+		return srv.Guard()
+	}))
+	tel, err := telemetry.New(ctx, cfg.telemetryConfig(), telemetry.Options{Logger: log, Registry: registry})
 	if err != nil {
 		return err
 	}
@@ -101,7 +111,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, reload reloadFunc,
 	if err != nil {
 		return err
 	}
-	srv, err := proxy.NewServer(cfg.proxyConfig(), upstream, info, proxy.Options{Logger: log, Telemetry: tel, Policy: pol, Guard: grd})
+	srv, err = proxy.NewServer(cfg.proxyConfig(), upstream, info, proxy.Options{Logger: log, Telemetry: tel, Policy: pol, Guard: grd})
 	if err != nil {
 		return err
 	}
