@@ -362,21 +362,8 @@ func (s *session) stateful() bool {
 	return s.inMulti || s.watching || s.tracking || s.streaming
 }
 
-func equalFold(b []byte, s string) bool {
-	if len(b) != len(s) {
-		return false
-	}
-	for i := range b {
-		c := b[i]
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if c != s[i] {
-			return false
-		}
-	}
-	return true
-}
+// equalFold reports whether b equals the lower-case ASCII word s, ignoring case.
+func equalFold(b []byte, s string) bool { return bytes.EqualFold(b, []byte(s)) }
 
 // clientStartsState reports CLIENT subcommands that need a dedicated connection.
 func clientStartsState(args [][]byte) bool {

@@ -1,6 +1,7 @@
 package telemetry
 
 import (
+	"bytes"
 	"slices"
 	"strconv"
 )
@@ -108,18 +109,4 @@ func carriesSecrets(args [][]byte) bool {
 	return false
 }
 
-func equalFoldASCII(b []byte, s string) bool {
-	if len(b) != len(s) {
-		return false
-	}
-	for i := range b {
-		c := b[i]
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if c != s[i] {
-			return false
-		}
-	}
-	return true
-}
+func equalFoldASCII(b []byte, s string) bool { return bytes.EqualFold(b, []byte(s)) }
