@@ -82,7 +82,7 @@ func (s *session) commandDone(sl *slot) {
 	}
 	c := telemetry.Command{
 		Name: sl.name, Start: sl.start, Done: time.Now(), User: sl.user, ClientAddr: s.addr,
-		DB: sl.db, Decision: decisions[sl.decision], ErrPrefix: sl.errCode,
+		DB: sl.db, Decision: decisions[sl.decision], ErrPrefix: sl.errCode, Queued: sl.queued,
 	}
 	if len(sl.stmt) > 0 {
 		c.Statement = bytesToString(sl.stmt)
@@ -112,5 +112,23 @@ func (s *session) statement(cmd resp.Command) []byte {
 func (s *Server) bytesOut(n int) {
 	if s.tel != nil && n > 0 {
 		s.tel.BytesOut(n)
+	}
+}
+
+// trackTransaction collects the commands queued inside MULTI so that EXEC's
+// span can parent theirs; EXEC's slot carries them to commandDone.
+func (s *session) trackTransaction(name string, meta *slotMeta, stmt []byte) {
+	s.dedMu.Lock()
+	inMulti := s.inMulti
+	s.dedMu.Unlock()
+	switch {
+	case !inMulti:
+		s.txQueued = s.txQueued[:0]
+	case name == "exec":
+		meta.queued, s.txQueued = s.txQueued, nil
+	case name == "discard":
+		s.txQueued = s.txQueued[:0]
+	default:
+		s.txQueued = append(s.txQueued, telemetry.Command{Name: name, Start: meta.start, Statement: string(stmt), User: meta.user, DB: meta.db})
 	}
 }

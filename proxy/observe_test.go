@@ -4,6 +4,9 @@ import (
 	"context"
 	"testing"
 
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
 	"github.com/respguard/respguard/pool/redistest"
 	"github.com/respguard/respguard/telemetry"
 )
@@ -42,5 +45,50 @@ func TestEveryCommandReachesTelemetry(t *testing.T) {
 		if e.Error != w.errCode || e.User != "default" || e.ClientAddr == "" {
 			t.Errorf("entry %d = %+v", i, e)
 		}
+	}
+}
+
+func TestExecSpanParentsTheQueuedCommands(t *testing.T) {
+	exporter := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exporter))
+	t.Cleanup(func() { tp.Shutdown(context.Background()) })
+	tel, err := telemetry.New(context.Background(), telemetry.Config{
+		Traces: telemetry.TracesConfig{SampleRatio: new(1.0)},
+	}, telemetry.Options{TracerProvider: tp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tel.Shutdown(context.Background()) })
+	proxy := startProxyWith(t, redistest.Start(t), nil, Options{Telemetry: tel})
+	rc := proxy.raw(t)
+	rc.send("MULTI\r\nSET tx:1 a\r\nINCR tx:n\r\nEXEC\r\n")
+	for _, want := range []string{"+OK", "+QUEUED", "+QUEUED", "*2", "+OK", ":1"} {
+		if got := rc.line(); got != want {
+			t.Fatalf("got %q, want %q", got, want)
+		}
+	}
+	waitFor(t, func() bool {
+		for _, s := range exporter.GetSpans() {
+			if s.Name == "EXEC" {
+				return true
+			}
+		}
+		return false
+	})
+	spans := exporter.GetSpans()
+	var execID string
+	for _, s := range spans {
+		if s.Name == "EXEC" {
+			execID = s.SpanContext.SpanID().String()
+		}
+	}
+	children := 0
+	for _, s := range spans {
+		if s.Parent.SpanID().String() == execID && (s.Name == "SET" || s.Name == "INCR") {
+			children++
+		}
+	}
+	if children != 2 {
+		t.Fatalf("EXEC has %d child spans (SET, INCR), want 2; spans: %d", children, len(spans))
 	}
 }

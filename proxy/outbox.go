@@ -4,6 +4,8 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"github.com/respguard/respguard/telemetry"
 )
 
 // outbox is one client's reply queue: every command reserves a slot in
@@ -53,7 +55,8 @@ type slotMeta struct {
 	user     string
 	db       int
 	decision uint8
-	upstream bool // forwarded to Redis (false: answered by respguard)
+	upstream bool                // forwarded to Redis (false: answered by respguard)
+	queued   []telemetry.Command // EXEC: the transaction's commands, for child spans
 }
 
 func newOutbox(limit int) *outbox {
@@ -157,7 +160,7 @@ func (o *outbox) advance() {
 		} else {
 			s.data = s.data[:0]
 		}
-		s.name, s.user = "", ""
+		s.name, s.user, s.queued = "", "", nil
 		o.ringHead = (o.ringHead + 1) % len(o.slots)
 		o.headSeq++
 	}

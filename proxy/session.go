@@ -16,6 +16,7 @@ import (
 	"github.com/respguard/respguard/policy"
 	"github.com/respguard/respguard/pool"
 	"github.com/respguard/respguard/proxy/resp"
+	"github.com/respguard/respguard/telemetry"
 )
 
 // session is one client connection. Its reader goroutine (serve) owns the
@@ -33,10 +34,11 @@ type session struct {
 	db, proto int
 	name      string
 	nameBuf   [32]byte
-	reply     []byte   // scratch for local replies
-	keyIdx    []int    // key argument indexes of the current command
-	guardArgs [][]byte // scratch for the guard's rewrites
-	stmtBuf   []byte   // its redacted statement
+	reply     []byte              // scratch for local replies
+	keyIdx    []int               // key argument indexes of the current command
+	guardArgs [][]byte            // scratch for the guard's rewrites
+	txQueued  []telemetry.Command // commands queued since MULTI, children of EXEC's span
+	stmtBuf   []byte              // its redacted statement
 
 	// dedMu guards the dedicated connection and the state that keeps it.
 	// The pipe's reader goroutine takes it (releaseIfIdle) to return the
@@ -176,7 +178,11 @@ func (s *session) handle(ctx context.Context, cmd resp.Command) bool {
 			key = cmd.Args[s.keyIdx[0]]
 		}
 	}
-	seq, ok := s.out.reserve(s.srv.cfg.Client.MaxPending, meta, s.statement(cmd), key)
+	stmt := s.statement(cmd)
+	if s.srv.tel != nil {
+		s.trackTransaction(name, &meta, stmt)
+	}
+	seq, ok := s.out.reserve(s.srv.cfg.Client.MaxPending, meta, stmt, key)
 	if !ok {
 		return false
 	}
