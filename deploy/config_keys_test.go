@@ -38,6 +38,8 @@ var configKeys = []string{
 	"client.max_multibulk_len",
 	"client.max_pending",
 	"client.output_buffer_limit",
+	"client.output_buffer_soft_limit",
+	"client.output_buffer_soft_time",
 	"client.query_buffer_limit",
 	"client.write_timeout",
 	"guard.flush_async",

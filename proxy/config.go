@@ -25,8 +25,13 @@ type ClientConfig struct {
 	MaxInlineSize     int           `mapstructure:"max_inline_size"`     // longest inline command (64 KB, as Redis)
 	QueryBufferLimit  int           `mapstructure:"query_buffer_limit"`  // largest single command held (1 GB, Redis client-query-buffer-limit)
 	OutputBufferLimit int           `mapstructure:"output_buffer_limit"` // replies buffered for a client before it is closed (256 MB)
-	MaxPending        int           `mapstructure:"max_pending"`         // commands awaiting replies before respguard stops reading from the client (10000)
-	WriteTimeout      time.Duration `mapstructure:"write_timeout"`       // a write to a client that stopped reading fails after (60s)
+	// OutputBufferSoftLimit and OutputBufferSoftTime: a client whose
+	// buffered replies stay above the soft limit for longer than the time is
+	// closed too (Redis client-output-buffer-limit's soft limit; 0 = none).
+	OutputBufferSoftLimit int           `mapstructure:"output_buffer_soft_limit"`
+	OutputBufferSoftTime  time.Duration `mapstructure:"output_buffer_soft_time"`
+	MaxPending            int           `mapstructure:"max_pending"`   // commands awaiting replies before respguard stops reading from the client (10000)
+	WriteTimeout          time.Duration `mapstructure:"write_timeout"` // a write to a client that stopped reading fails after (60s)
 }
 
 // Defaults.
@@ -95,6 +100,8 @@ func (c Config) Validate() error {
 	neg("client.max_inline_size", cc.MaxInlineSize < 0)
 	neg("client.query_buffer_limit", cc.QueryBufferLimit < 0)
 	neg("client.output_buffer_limit", cc.OutputBufferLimit < 0)
+	neg("client.output_buffer_soft_limit", cc.OutputBufferSoftLimit < 0)
+	neg("client.output_buffer_soft_time", cc.OutputBufferSoftTime < 0)
 	neg("client.max_pending", cc.MaxPending < 0)
 	neg("client.write_timeout", cc.WriteTimeout < 0)
 	return errors.Join(errs...)

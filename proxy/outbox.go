@@ -24,9 +24,12 @@ type outbox struct {
 	headSeq  uint64 // oldest slot whose reply is incomplete
 	nextSeq  uint64 // next slot to reserve
 	buffered int    // bytes held: ready plus incomplete slots' data
-	limit    int    // close the client past this many buffered bytes
-	closed   bool   // no more output: connection gone, overflow or done
-	closing  bool   // close the connection once everything reserved is written
+	limit    int    // close the client past this many buffered bytes (hard limit)
+	soft     int    // ...or past this many for longer than softFor (soft limit; 0 = none)
+	softFor  time.Duration
+	overSoft time.Time // when buffered last rose above soft; zero while below
+	closed   bool      // no more output: connection gone, overflow or done
+	closing  bool      // close the connection once everything reserved is written
 	overflow bool
 	waiters  int // goroutines in cond.Wait
 
@@ -59,8 +62,8 @@ type slotMeta struct {
 	queued   []telemetry.Command // EXEC: the transaction's commands, for child spans
 }
 
-func newOutbox(limit int) *outbox {
-	o := &outbox{limit: limit, wake: make(chan struct{}, 1), slots: make([]slot, 8)}
+func newOutbox(limit, soft int, softFor time.Duration) *outbox {
+	o := &outbox{limit: limit, soft: soft, softFor: softFor, wake: make(chan struct{}, 1), slots: make([]slot, 8)}
 	o.cond.L = &o.mu
 	return o
 }
@@ -187,7 +190,7 @@ func (o *outbox) Abort(error) { o.close() }
 
 // afterAppend enforces the output limit and wakes the writer. Caller must hold mu.
 func (o *outbox) afterAppend() {
-	if o.limit > 0 && o.buffered > o.limit {
+	if o.limit > 0 && o.buffered > o.limit || o.overSoftTooLong() {
 		o.overflow = true
 		o.closeLocked()
 		return
@@ -258,6 +261,23 @@ func (o *outbox) closeLocked() {
 	}
 }
 
+// overSoftTooLong tracks the soft limit, like Redis's
+// client-output-buffer-limit <soft> <seconds>. Caller must hold mu.
+func (o *outbox) overSoftTooLong() bool {
+	if o.soft <= 0 {
+		return false
+	}
+	if o.buffered <= o.soft {
+		o.overSoft = time.Time{}
+		return false
+	}
+	if o.overSoft.IsZero() {
+		o.overSoft = time.Now()
+		return false
+	}
+	return time.Since(o.overSoft) >= o.softFor
+}
+
 // isOverflow reports whether the outbox closed for exceeding its limit.
 func (o *outbox) isOverflow() bool {
 	o.mu.Lock()
@@ -284,6 +304,9 @@ func (o *outbox) writeLoop(conn net.Conn, writeTimeout time.Duration, bytesOut f
 		buf := o.ready
 		o.ready = spare[:0]
 		o.buffered -= len(buf)
+		if o.buffered <= o.soft {
+			o.overSoft = time.Time{}
+		}
 		o.mu.Unlock()
 
 		if writeTimeout > 0 {

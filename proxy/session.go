@@ -62,7 +62,7 @@ func newSession(srv *Server, conn net.Conn, id uint64) *session {
 	cc := srv.cfg.Client
 	s := &session{
 		srv: srv, conn: conn, id: id, addr: conn.RemoteAddr().String(),
-		out:   newOutbox(cc.OutputBufferLimit),
+		out:   newOutbox(cc.OutputBufferLimit, cc.OutputBufferSoftLimit, cc.OutputBufferSoftTime),
 		proto: 2, pendingDB: -1,
 	}
 	s.rd = resp.NewRequestReader(deadlineReader{s}, cc.limits())

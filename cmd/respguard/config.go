@@ -97,6 +97,8 @@ func defaults() map[string]any {
 		"client.max_inline_size":          64 << 10,
 		"client.query_buffer_limit":       1 << 30,
 		"client.output_buffer_limit":      proxy.DefaultOutputBufferLimit,
+		"client.output_buffer_soft_limit": 0,
+		"client.output_buffer_soft_time":  time.Duration(0),
 		"client.max_pending":              proxy.DefaultMaxPending,
 		"client.write_timeout":            proxy.DefaultWriteTimeout,
 		"admin.listen":                    "127.0.0.1:9180",
