@@ -89,6 +89,9 @@ func (s *session) commandDone(sl *slot) {
 	}
 	if sl.upstream {
 		c.ServerAddr, c.ServerPort = s.srv.upstreamHost, s.srv.upstreamPort
+		if !sl.replyAt.IsZero() {
+			c.Upstream = sl.replyAt.Sub(sl.start) // parse to Redis's first reply byte
+		}
 	}
 	t.CommandDone(&c)
 }

@@ -46,6 +46,9 @@ func TestEveryCommandReachesTelemetry(t *testing.T) {
 			t.Errorf("entry %d = %+v", i, e)
 		}
 	}
+	if set, local := entries[2], entries[0]; set.Upstream <= 0 || set.Upstream > set.Duration || local.Upstream != 0 {
+		t.Errorf("upstream time: SET %v of %v, CLIENT SETNAME (local) %v", set.Upstream, set.Duration, local.Upstream)
+	}
 }
 
 func TestExecSpanParentsTheQueuedCommands(t *testing.T) {

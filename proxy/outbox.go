@@ -42,12 +42,13 @@ type outbox struct {
 type slot struct {
 	data    []byte // reply bytes received while an earlier slot was incomplete
 	done    bool
-	started bool   // some of the reply has arrived
-	errCode string // the error reply's code ("ERR", "WRONGTYPE"...), "" if not an error
-	stmt    []byte // redacted statement, reused across slots
-	key     []byte // first key, for the guard's big/hot key detection
-	elems   int64  // elements the reply announced (see replyElements)
-	size    int64  // reply bytes
+	started bool      // some of the reply has arrived
+	errCode string    // the error reply's code ("ERR", "WRONGTYPE"...), "" if not an error
+	stmt    []byte    // redacted statement, reused across slots
+	key     []byte    // first key, for the guard's big/hot key detection
+	elems   int64     // elements the reply announced (see replyElements)
+	size    int64     // reply bytes
+	replyAt time.Time // when the reply's first bytes came from Redis
 	slotMeta
 }
 
@@ -120,6 +121,9 @@ func (o *outbox) Deliver(seq uint64, p []byte, last bool) {
 	s := &o.slots[(o.ringHead+i)%len(o.slots)]
 	if !s.started {
 		s.started = true
+		if s.upstream {
+			s.replyAt = time.Now()
+		}
 		if len(p) > 0 && p[0] == '-' {
 			s.errCode = errorCode(p)
 		} else if len(s.key) > 0 {
