@@ -1,0 +1,142 @@
+package pool
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/respguard/respguard/pool/redistest"
+)
+
+// recorder is a Target that keeps whole replies by seq.
+type recorder struct {
+	mu      sync.Mutex
+	replies map[uint64]string
+	cur     []byte
+	done    chan struct{}
+	want    int
+}
+
+func newRecorder(want int) *recorder {
+	return &recorder{replies: map[uint64]string{}, done: make(chan struct{}), want: want}
+}
+
+func (r *recorder) Deliver(seq uint64, p []byte, last bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.cur = append(r.cur, p...)
+	if last {
+		r.replies[seq] = string(r.cur)
+		r.cur = nil
+		if len(r.replies) == r.want {
+			close(r.done)
+		}
+	}
+}
+func (r *recorder) DeliverPush([]byte, bool) {}
+func (r *recorder) Abort(error)              {}
+
+func TestPipeMatchesPipelinedRepliesToTheirCommands(t *testing.T) {
+	srv := redistest.Start(t)
+	p, err := Dial(context.Background(), Config{Address: srv.Addr}, 0, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	const n = 5000
+	a, b := newRecorder(n/2), newRecorder(n/2) // two clients interleaved on one pipe
+	for i := range n {
+		target := a
+		if i%2 == 1 {
+			target = b
+		}
+		tok := []byte(fmt.Sprintf("tok-%d", i))
+		if err := p.Send(target, uint64(i), nil, [][]byte{[]byte("ECHO"), tok}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, r := range []*recorder{a, b} {
+		select {
+		case <-r.done:
+		case <-time.After(20 * time.Second):
+			t.Fatal("replies did not all arrive")
+		}
+	}
+	for i := range n {
+		r := a
+		if i%2 == 1 {
+			r = b
+		}
+		tok := fmt.Sprintf("tok-%d", i)
+		if want := fmt.Sprintf("$%d\r\n%s\r\n", len(tok), tok); r.replies[uint64(i)] != want {
+			t.Fatalf("seq %d got %q, want %q", i, r.replies[uint64(i)], want)
+		}
+	}
+	if p.InFlight() != 0 {
+		t.Fatalf("in flight = %d after every reply", p.InFlight())
+	}
+}
+
+func TestDedicatedConnectionsAreReusedOnlyWhenClean(t *testing.T) {
+	srv := redistest.Start(t)
+	pl, err := New(Config{Address: srv.Addr, MaxConns: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pl.Close()
+	ctx := context.Background()
+	c1, err := pl.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := c1.Pipe
+	c1.Release()
+	c2, err := pl.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c2.Pipe != first {
+		t.Fatal("a clean connection was not reused")
+	}
+	c2.MarkDirty()
+	c2.Release()
+	c3, err := pl.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c3.Release()
+	if c3.Pipe == first {
+		t.Fatal("a dirty connection was handed out again")
+	}
+	if first.Err() == nil {
+		t.Fatal("the dirty connection was not closed")
+	}
+}
+
+func TestBreakerFailsFastThenLetsOneProbeThrough(t *testing.T) {
+	b := breaker{base: 30 * time.Millisecond, probeFor: time.Second}
+	if err := b.check(); err != nil {
+		t.Fatalf("closed breaker: %v", err)
+	}
+	start := time.Now()
+	b.failure(fmt.Errorf("dial refused"), start)
+	if err := b.check(); err == nil {
+		t.Fatal("breaker did not open after a failure")
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for b.check() != nil { // polls the breaker's own clock; bounded
+		if time.Now().After(deadline) {
+			t.Fatal("breaker never let a probe through")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := b.check(); err == nil {
+		t.Fatal("a second caller got through while the probe is out")
+	}
+	b.success()
+	if err := b.check(); err != nil {
+		t.Fatalf("breaker still open after success: %v", err)
+	}
+}
