@@ -64,7 +64,7 @@ type slotMeta struct {
 }
 
 func newOutbox(limit, soft int, softFor time.Duration) *outbox {
-	o := &outbox{limit: limit, soft: soft, softFor: softFor, wake: make(chan struct{}, 1), slots: make([]slot, 8)}
+	o := &outbox{limit: limit, soft: soft, softFor: softFor, wake: make(chan struct{}, 1)} // slots: on first command
 	o.cond.L = &o.mu
 	return o
 }
@@ -97,7 +97,7 @@ func (o *outbox) reserve(maxPending int, meta slotMeta, stmt, key []byte) (seq u
 
 func (o *outbox) growRing() {
 	n := int(o.nextSeq - o.headSeq)
-	nr := make([]slot, 2*len(o.slots))
+	nr := make([]slot, max(8, 2*len(o.slots)))
 	for i := 0; i < n; i++ {
 		nr[i] = o.slots[(o.ringHead+i)%len(o.slots)]
 	}
