@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"os"
 	"testing"
 	"time"
 
@@ -141,6 +142,9 @@ func (c *rawConn) expectClosed() {
 	b, err := c.r.ReadByte()
 	if err == nil {
 		c.t.Fatalf("expected close, read %q", b)
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		c.t.Fatal("expected close, but the connection stayed open")
 	}
 }
 

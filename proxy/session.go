@@ -211,6 +211,14 @@ func (s *session) handle(ctx context.Context, cmd resp.Command) bool {
 		}
 	}
 	s.dedMu.Lock()
+	if s.ded != nil && s.ded.Err() != nil && s.tracking {
+		// Its invalidations died with the connection: the client's cache can
+		// no longer be trusted, so it must reconnect, as with Redis itself.
+		err := s.ded.Err()
+		s.dedMu.Unlock()
+		s.out.local(seq, pool.UnavailableReply(err))
+		return false
+	}
 	if s.ded != nil && s.ded.Err() != nil && !s.stateful() {
 		s.ded.Release() // died (e.g. Redis restarted) with no state to keep: start afresh
 		s.ded = nil

@@ -254,3 +254,21 @@ func waitFor(t testing.TB, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+func TestTrackingClientIsClosedWhenItsConnectionDies(t *testing.T) {
+	tp := startProxy(t, nil)
+	rc := tp.raw(t)
+	rc.send("HELLO 3\r\n")
+	for rc.line() != "*0" { // HELLO's map; modules is last
+	}
+	rc.send("CLIENT TRACKING ON\r\nGET k\r\n")
+	expectLines(t, rc, "+OK", "_")
+	tp.Redis.Stop()                                                  // invalidations for k can no longer arrive
+	waitFor(t, func() bool { return tp.Pool.Stats().Acquired == 0 }) // the proxy saw the connection die
+	tp.Redis.Restart()
+	rc.send("GET k\r\n")
+	if got := rc.line(); !strings.HasPrefix(got, "-ERR upstream unavailable") {
+		t.Fatalf("got %q, want the upstream error", got)
+	}
+	rc.expectClosed()
+}
