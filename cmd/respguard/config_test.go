@@ -53,7 +53,7 @@ func TestConfigPrecedence(t *testing.T) {
 }
 
 func TestConfigRefusesBadInput(t *testing.T) {
-	cases := map[string]struct{ body, wantKey string }{
+	cases := map[string]badConfig{
 		"an unknown key is named":           {"upstream:\n  adress: x:1\n", "adress"},
 		"a value of the wrong type":         {"pool:\n  max_conns: lots\n", "max_conns"},
 		"a negative limit":                  {"client:\n  max_clients: -1\n", "client.max_clients"},
@@ -61,14 +61,7 @@ func TestConfigRefusesBadInput(t *testing.T) {
 		"min idle above max conns":          {"pool:\n  max_conns: 2\n  min_idle_conns: 3\n", "pool.min_idle_conns"},
 		"a duration that is not a duration": {"client:\n  idle_timeout: soon\n", "idle_timeout"},
 	}
-	for name, tc := range cases {
-		t.Run(name, func(t *testing.T) {
-			_, _, err := load(newFlags(), []string{"--config", writeConfig(t, tc.body)}, noEnv)
-			if err == nil || !strings.Contains(err.Error(), tc.wantKey) {
-				t.Fatalf("err = %v, want one naming %q", err, tc.wantKey)
-			}
-		})
-	}
+	expectRefused(t, cases)
 }
 
 func TestPasswordFileAndPrintConfigMasksSecrets(t *testing.T) {
@@ -101,3 +94,19 @@ func TestPasswordFileAndPrintConfigMasksSecrets(t *testing.T) {
 }
 
 func noEnv(string) (string, bool) { return "", false }
+
+// badConfig is a config file body and the key its error must name.
+type badConfig struct{ body, wantKey string }
+
+// expectRefused loads each body and expects an error naming its key.
+func expectRefused(t *testing.T, cases map[string]badConfig) {
+	t.Helper()
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			_, _, err := load(newFlags(), []string{"--config", writeConfig(t, tc.body)}, noEnv)
+			if err == nil || !strings.Contains(err.Error(), tc.wantKey) {
+				t.Fatalf("err = %v, want one naming %q", err, tc.wantKey)
+			}
+		})
+	}
+}

@@ -65,7 +65,7 @@ security:
 }
 
 func TestSecurityConfigRefusesBadInput(t *testing.T) {
-	cases := map[string]struct{ body, wantKey string }{
+	cases := map[string]badConfig{
 		"a certificate without its key":        {"tls:\n  cert_file: /c.pem\n", "tls.key_file"},
 		"a client CA without a certificate":    {"tls:\n  client_ca_file: /ca.pem\n", "tls.client_ca_file"},
 		"a TLS address without a certificate":  {"tls:\n  listen: 127.0.0.1:6443\n", "tls.listen"},
@@ -76,14 +76,7 @@ func TestSecurityConfigRefusesBadInput(t *testing.T) {
 		"a negative AUTH rate limit":           {"security:\n  auth_rate_limit: -1\n", "security.auth_rate_limit"},
 		"an unknown security key":              {"security:\n  protectedmode: false\n", "protectedmode"},
 	}
-	for name, tc := range cases {
-		t.Run(name, func(t *testing.T) {
-			_, _, err := load(newFlags(), []string{"--config", writeConfig(t, tc.body)}, noEnv)
-			if err == nil || !strings.Contains(err.Error(), tc.wantKey) {
-				t.Fatalf("err = %v, want one naming %q", err, tc.wantKey)
-			}
-		})
-	}
+	expectRefused(t, cases)
 }
 
 // serveInProcess runs serve for the YAML config body until the test ends,

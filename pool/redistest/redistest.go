@@ -88,6 +88,11 @@ func (s *Server) ping() error {
 	if err != nil {
 		return err
 	}
+	return pingConn(c)
+}
+
+// pingConn sends PING on c, expects PONG (or NOAUTH: the server is up), and closes c.
+func pingConn(c net.Conn) error {
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(time.Second))
 	if _, err := c.Write([]byte("PING\r\n")); err != nil {
