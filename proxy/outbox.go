@@ -149,6 +149,11 @@ func (o *outbox) Deliver(seq uint64, p []byte, last bool) {
 // advance pops completed slots from the head, moving their bytes to ready.
 // Caller must hold mu.
 func (o *outbox) advance() {
+	defer func() { // the head moved: wake waitBefore and reserve's backpressure
+		if o.waiters > 0 {
+			o.cond.Broadcast()
+		}
+	}()
 	for o.headSeq < o.nextSeq {
 		s := &o.slots[o.ringHead]
 		if !s.done {
@@ -170,9 +175,6 @@ func (o *outbox) advance() {
 		s.name, s.user, s.queued = "", "", nil
 		o.ringHead = (o.ringHead + 1) % len(o.slots)
 		o.headSeq++
-	}
-	if o.waiters > 0 {
-		o.cond.Broadcast()
 	}
 }
 

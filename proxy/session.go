@@ -266,10 +266,13 @@ func (s *session) forwardShared(ctx context.Context, seq uint64, cmd resp.Comman
 func (s *session) forwardPinned(ctx context.Context, seq uint64, k kind, name string, cmd resp.Command) bool {
 	startsStream := k == kindSubscribe || k == kindMonitor || (k == kindClient && clientStopsReplies(cmd.Args))
 	s.dedMu.Lock()
-	streaming, inMulti := s.streaming, s.inMulti
+	streaming, inMulti, unpinned := s.streaming, s.inMulti, s.ded == nil
 	s.dedMu.Unlock()
-	if startsStream && !streaming && !inMulti {
-		// Earlier replies must all be in before replies stop being matched.
+	if unpinned || startsStream && !streaming && !inMulti {
+		// Moving to another connection: the commands already sent on the
+		// shared one must have run first (their replies are in), so Redis
+		// executes this client's commands in its order; and before replies
+		// stop being matched, all earlier ones must be in.
 		s.out.waitBefore(seq)
 	}
 	s.dedMu.Lock()

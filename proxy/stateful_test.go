@@ -272,3 +272,19 @@ func TestTrackingClientIsClosedWhenItsConnectionDies(t *testing.T) {
 	}
 	rc.expectClosed()
 }
+
+func TestMovingToADedicatedConnectionKeepsExecutionOrder(t *testing.T) {
+	tp := startProxy(t, nil)
+	rc := tp.raw(t)
+	rc.send("MULTI\r\nEXEC\r\n") // leaves an idle dedicated connection in the pool
+	expectLines(t, rc, "+OK", "*0")
+	waitFor(t, func() bool { return tp.Pool.Stats().Idle == 1 })
+	// A large SET keeps the shared connection busy; the INCR behind it must
+	// still run before the transaction sent next on the dedicated connection.
+	big := strings.Repeat("v", 32<<20)
+	rc.send(fmt.Sprintf("*3\r\n$3\r\nSET\r\n$3\r\nbig\r\n$%d\r\n%s\r\nINCR x\r\nWATCH x\r\nMULTI\r\nGET x\r\nEXEC\r\n", len(big), big))
+	expectLines(t, rc, "+OK", ":1", "+OK", "+OK", "+QUEUED", "*1")
+	if got := rc.line(); got != "$1" {
+		t.Fatalf("GET x inside EXEC = %q, want $1 (the transaction overtook the INCR before it)", got)
+	}
+}
