@@ -227,14 +227,9 @@ func (p *Pipe) Reusable() bool {
 
 // Err returns the error that ended the pipe, or nil while it is usable.
 func (p *Pipe) Err() error {
-	select {
-	case <-p.done:
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		return p.err
-	default:
-		return nil
-	}
+	p.mu.Lock() // p.err is set before fail answers anyone, so no caller sees a stale nil
+	defer p.mu.Unlock()
+	return p.err
 }
 
 // Done is closed when the pipe fails or is closed.
@@ -370,17 +365,18 @@ func (p *Pipe) readError(err error) error {
 }
 
 // failMidReply ends the pipe when a routed reply could not be read whole.
-// The reply's receiver is answered first: with Abort when part of the reply
-// already went out, otherwise with the error reply (its command has left
-// the queue, so fail would not answer it).
+// The pipe is marked failed first, so a client answered below and retrying
+// at once gets a new connection; then the reply's receiver is answered: with
+// Abort when part of the reply already went out, otherwise with the error
+// reply (its command has left the queue, so fail did not answer it).
 func (p *Pipe) failMidReply(err error) {
+	p.fail(err)
 	switch s := &p.sink; {
 	case s.started:
 		s.abort(err)
 	case s.target != nil:
 		s.target.Deliver(s.seq, unavailableReply(err), true)
 	}
-	p.fail(err)
 }
 
 // route points the sink at whoever gets the next reply, whose type byte is kind.
