@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"context"
-	"strconv"
 
 	"github.com/respguard/respguard/policy/guard"
 	"github.com/respguard/respguard/proxy/resp"
@@ -58,26 +57,16 @@ func (s *session) guardAction(action, reason string) {
 // aggregate's element count (a map counts keys and values), an integer's
 // value (HLEN, LLEN... feed the guard's size cache), else -1.
 func replyElements(p []byte) int64 {
-	if len(p) < 4 {
+	kind, n, _, ok := resp.ReplyHeader(p)
+	switch {
+	case !ok || n < 0:
 		return -1
+	case kind == '%':
+		return 2 * n
+	case kind == '*', kind == '~', kind == ':':
+		return n
 	}
-	switch p[0] {
-	case '*', '~', '%', ':':
-	default:
-		return -1
-	}
-	end := 1
-	for end < len(p) && p[end] != '\r' {
-		end++
-	}
-	n, err := strconv.ParseInt(string(p[1:end]), 10, 64)
-	if err != nil || n < 0 {
-		return -1
-	}
-	if p[0] == '%' {
-		n *= 2
-	}
-	return n
+	return -1
 }
 
 // Guard returns the guardrails in force (nil: none).

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bytes"
 	"context"
 	"strconv"
 
@@ -40,17 +39,13 @@ func (s *session) infoWithSection(ctx context.Context, seq uint64, cmd resp.Comm
 // bulkBody returns the payload of a "$n" or "=n" (verbatim, minus its "txt:")
 // reply.
 func bulkBody(reply []byte) ([]byte, bool) {
-	if len(reply) < 4 || (reply[0] != '$' && reply[0] != '=') {
+	kind, n, start, ok := resp.ReplyHeader(reply)
+	if !ok || (kind != '$' && kind != '=') || n < 0 || start+int(n) > len(reply) {
 		return nil, false
 	}
-	nl := bytes.IndexByte(reply, '\n')
-	n, err := strconv.Atoi(string(reply[1 : nl-1]))
-	if err != nil || n < 0 || nl+1+n > len(reply) {
-		return nil, false
-	}
-	body := reply[nl+1 : nl+1+n]
-	if reply[0] == '=' && len(body) >= 4 {
-		body = body[4:]
+	body := reply[start : start+int(n)]
+	if kind == '=' && len(body) >= 4 {
+		body = body[4:] // "txt:"
 	}
 	return body, true
 }

@@ -6,7 +6,6 @@ import (
 	"unsafe"
 
 	"github.com/respguard/respguard/policy"
-	"github.com/respguard/respguard/proxy/resp"
 	"github.com/respguard/respguard/telemetry"
 )
 
@@ -100,18 +99,6 @@ func (s *session) commandDone(sl *slot) {
 // only while b is unchanged (telemetry copies what it keeps).
 func bytesToString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
-// statement returns the redacted query text for telemetry, or nil when no
-// consumer wants it. The bytes are in a session buffer reused per command.
-func (s *session) statement(cmd resp.Command) []byte {
-	t := s.srv.tel
-	if t == nil || !t.StatementWanted() {
-		return nil
-	}
-	s.keyIdx = s.srv.keys(cmd.Args, s.keyIdx[:0])
-	s.stmtBuf = telemetry.FormatStatement(s.stmtBuf[:0], t.StatementMode(), cmd.Args, s.keyIdx)
-	return s.stmtBuf
-}
-
 func (s *Server) bytesOut(n int) {
 	if s.tel != nil && n > 0 {
 		s.tel.BytesOut(n)
@@ -121,11 +108,8 @@ func (s *Server) bytesOut(n int) {
 // trackTransaction collects the commands queued inside MULTI so that EXEC's
 // span can parent theirs; EXEC's slot carries them to commandDone.
 func (s *session) trackTransaction(name string, meta *slotMeta, stmt []byte) {
-	s.dedMu.Lock()
-	inMulti := s.inMulti
-	s.dedMu.Unlock()
 	switch {
-	case !inMulti:
+	case !s.inMulti: // written only by this (the reader) goroutine: no lock needed to read it
 		s.txQueued = s.txQueued[:0]
 	case name == "exec":
 		meta.queued, s.txQueued = s.txQueued, nil

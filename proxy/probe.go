@@ -3,11 +3,11 @@ package proxy
 import (
 	"context"
 	"errors"
-	"strconv"
 	"sync"
 	"time"
 
 	"github.com/respguard/respguard/pool"
+	"github.com/respguard/respguard/proxy/resp"
 )
 
 // errProbeTimeout is returned when a probe's replies do not arrive in time.
@@ -108,12 +108,8 @@ const probeTimeout = 5 * time.Second
 
 // parseIntReply returns the value of ":N\r\n", or -1.
 func parseIntReply(r []byte) int64 {
-	if len(r) < 4 || r[0] != ':' {
-		return -1
+	if kind, n, _, ok := resp.ReplyHeader(r); ok && kind == ':' {
+		return n
 	}
-	n, err := strconv.ParseInt(string(r[1:len(r)-2]), 10, 64)
-	if err != nil {
-		return -1
-	}
-	return n
+	return -1
 }

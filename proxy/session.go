@@ -44,6 +44,8 @@ type session struct {
 	// The pipe's reader goroutine takes it (releaseIfIdle) to return the
 	// connection as soon as the last reply of a finished state is in. The
 	// reader goroutine never waits on the outbox or the pool while holding it.
+	// The state flags are written only by the reader goroutine (under dedMu),
+	// so it may read them without the lock; ded itself it must lock to read.
 	dedMu     sync.Mutex
 	ded       *pool.Conn
 	inMulti   bool
@@ -172,13 +174,19 @@ func (s *session) handle(ctx context.Context, cmd resp.Command) bool {
 	if g != nil && known && d.Forward() {
 		meta.decision, guardReject = s.guardPlan(ctx, g, &cmd)
 	}
+	wantStmt := s.srv.tel != nil && s.srv.tel.StatementWanted()
 	var key []byte
-	if g != nil {
-		if s.keyIdx = s.srv.keys(cmd.Args, s.keyIdx[:0]); len(s.keyIdx) > 0 {
+	if g != nil || wantStmt {
+		// Key positions once per command, for the guard's detectors and the statement.
+		if s.keyIdx = s.srv.keys(cmd.Args, s.keyIdx[:0]); g != nil && len(s.keyIdx) > 0 {
 			key = cmd.Args[s.keyIdx[0]]
 		}
 	}
-	stmt := s.statement(cmd)
+	var stmt []byte
+	if wantStmt {
+		s.stmtBuf = telemetry.FormatStatement(s.stmtBuf[:0], s.srv.tel.StatementMode(), cmd.Args, s.keyIdx)
+		stmt = s.stmtBuf
+	}
 	if s.srv.tel != nil {
 		s.trackTransaction(name, &meta, stmt)
 	}

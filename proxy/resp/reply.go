@@ -207,3 +207,24 @@ func headerInt(line []byte) (int64, error) {
 	}
 	return n, nil
 }
+
+// ReplyHeader reads the first line of a reply: its type byte and the integer
+// that line carries (an aggregate's length, a bulk's length, an integer
+// reply's value), and the offset just past the line. ok is false when reply
+// does not start with a whole such line.
+func ReplyHeader(reply []byte) (kind byte, n int64, next int, ok bool) {
+	nl := bytes.IndexByte(reply, '\n')
+	if nl < 2 {
+		return 0, 0, 0, false
+	}
+	switch reply[0] {
+	case '*', '~', '%', '>', '$', '=', '!', ':':
+	default:
+		return 0, 0, 0, false
+	}
+	n, err := headerInt(reply[:nl+1])
+	if err != nil {
+		return 0, 0, 0, false
+	}
+	return reply[0], n, nl + 1, true
+}
