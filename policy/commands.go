@@ -36,6 +36,7 @@ type command struct {
 	id         int
 	categories uint64 // bit set over Commands.categories
 	noAuth     bool   // "no_auth": ACL command rules do not apply (AUTH, HELLO)
+	readOnly   bool   // "readonly": may be served by a replica
 	keyProc    keyProc
 	channels   channelKind
 	parent     *command
@@ -96,6 +97,7 @@ func (c *Commands) add(info *CommandInfo, parent *command) (*command, error) {
 	}
 	for _, f := range info.Flags {
 		cmd.noAuth = cmd.noAuth || f == "no_auth"
+		cmd.readOnly = cmd.readOnly || f == "readonly"
 	}
 	cmd.keyProc = keyProcFor(info.Name)
 	cmd.channels = channelKindFor(info.Name)
@@ -133,6 +135,13 @@ func (c *Commands) Info(args [][]byte) *CommandInfo {
 		return cmd.info
 	}
 	return nil
+}
+
+// ReadOnly reports whether the command args would run is flagged
+// "readonly" (it only reads keys, so a replica may serve it).
+func (c *Commands) ReadOnly(args [][]byte) bool {
+	cmd := c.lookup(args)
+	return cmd != nil && cmd.readOnly
 }
 
 // IsKnown reports whether name (any case) is a top-level command in the table.

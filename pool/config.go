@@ -29,6 +29,12 @@ type Config struct {
 
 	// TLS, when non-nil, is used to dial the upstream.
 	TLS *tls.Config `mapstructure:"-"`
+
+	// ReadOnly sends READONLY on every new connection, so a Redis Cluster
+	// replica serves reads for its primary's slots instead of answering
+	// MOVED. Set by package cluster for replica pools; Redis outside cluster
+	// mode refuses READONLY, so connections to it would fail to set up.
+	ReadOnly bool `mapstructure:"-"`
 }
 
 // Defaults.

@@ -32,8 +32,9 @@ func dialConn(ctx context.Context, cfg Config) (net.Conn, error) {
 }
 
 // setupCommands returns the commands that bring a new connection to the
-// wanted state: HELLO (with AUTH when configured) and SELECT.
-func setupCommands(cfg Config, db, proto int) []byte {
+// wanted state: HELLO (with AUTH when configured), SELECT and READONLY, and
+// how many replies they get.
+func setupCommands(cfg Config, db, proto int) (cmds []byte, replies int) {
 	var b []byte
 	if cfg.Password != "" {
 		user := cfg.Username
@@ -44,16 +45,22 @@ func setupCommands(cfg Config, db, proto int) []byte {
 	} else {
 		b = resp.AppendCommandStrings(b, "HELLO", strconv.Itoa(proto))
 	}
+	replies = 1
 	if db != 0 {
 		b = resp.AppendCommandStrings(b, "SELECT", strconv.Itoa(db))
+		replies++
 	}
-	return b
+	if cfg.ReadOnly {
+		b = resp.AppendCommandStrings(b, "READONLY")
+		replies++
+	}
+	return b, replies
 }
 
-// Dial opens a connection, authenticates, sets the protocol and selects db,
-// all under cfg.DialTimeout, and returns it as a running Pipe. An error reply
-// from Redis (e.g. WRONGPASS, DB index out of range) is returned as a
-// *RedisError.
+// Dial opens a connection, authenticates, sets the protocol, selects db and
+// (with cfg.ReadOnly) sends READONLY, all under cfg.DialTimeout, and returns
+// it as a running Pipe. An error reply from Redis (e.g. WRONGPASS, DB index
+// out of range) is returned as a *RedisError.
 func Dial(ctx context.Context, cfg Config, db, proto int) (*Pipe, error) {
 	cfg = cfg.WithDefaults()
 	conn, err := dialConn(ctx, cfg)
@@ -63,19 +70,13 @@ func Dial(ctx context.Context, cfg Config, db, proto int) (*Pipe, error) {
 	_ = conn.SetDeadline(time.Now().Add(cfg.DialTimeout))
 	pr := &progressReader{conn: conn}
 	rd := resp.NewReplyReader(pr)
-	if err := setup(conn, rd, setupCommands(cfg, db, proto), 1+btoi(db != 0)); err != nil {
+	cmds, replies := setupCommands(cfg, db, proto)
+	if err := setup(conn, rd, cmds, replies); err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("set up connection to %s: %w", cfg.Address, err)
 	}
 	_ = conn.SetDeadline(time.Time{})
 	return newPipe(conn, pr, rd, db, proto), nil
-}
-
-func btoi(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 // setup writes cmds and reads n replies, returning the first error reply.

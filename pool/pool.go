@@ -19,13 +19,19 @@ var ErrPoolExhausted = errors.New("pool: no dedicated upstream connection availa
 // (db, protocol), and the dedicated connections in a puddle pool. Callers
 // MUST call Close.
 type Pool struct {
-	cfg       Config
+	cfg       Config // as given; its Address is only the first target (see addr)
 	dedicated *puddle.Pool[*Pipe]
 
 	mu     sync.Mutex // guards shared
 	shared map[sharedKey]*sharedGroup
 
-	breaker breaker
+	liveMu sync.Mutex         // guards the fields below; never held across I/O
+	addr   string             // where dials go: cfg.Address, then each Retarget's
+	gen    uint64             // bumped by each Retarget
+	live   map[*Pipe]struct{} // open connections dialed at gen, closed by Retarget
+
+	breaker       breaker
+	onUnavailable atomic.Pointer[func(error)] // see SetOnUnavailable
 
 	// Counters read by telemetry.
 	dialErrors atomic.Int64
@@ -50,7 +56,10 @@ func New(cfg Config) (*Pool, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	p := &Pool{cfg: cfg, shared: make(map[sharedKey]*sharedGroup), closed: make(chan struct{})}
+	p := &Pool{
+		cfg: cfg, shared: make(map[sharedKey]*sharedGroup), closed: make(chan struct{}),
+		addr: cfg.Address, live: make(map[*Pipe]struct{}),
+	}
 	p.breaker.base, p.breaker.probeFor = cfg.RetryBackoff, 2*cfg.DialTimeout // dial, then set-up
 	dp, err := puddle.NewPool(&puddle.Config[*Pipe]{
 		Constructor: func(ctx context.Context) (*Pipe, error) { return p.dial(ctx, 0, 2) },
@@ -65,21 +74,49 @@ func New(cfg Config) (*Pool, error) {
 	return p, nil
 }
 
-// Config returns the effective configuration.
-func (p *Pool) Config() Config { return p.cfg }
+// Config returns the effective configuration, with the current Address.
+func (p *Pool) Config() Config {
+	cfg, _ := p.target()
+	return cfg
+}
 
 // dial opens one set-up connection, failing fast while the breaker is open.
-// Construction has its own timeout: puddle does not cancel it when an
-// Acquire is cancelled.
+// A dial overtaken by a Retarget is retried once, to the new address.
 func (p *Pool) dial(ctx context.Context, db, proto int) (*Pipe, error) {
+	pipe, err := p.dialOnce(ctx, db, proto)
+	if errors.Is(err, errStaleDial) {
+		pipe, err = p.dialOnce(ctx, db, proto)
+	}
+	if errors.Is(err, errStaleDial) {
+		err = ErrRetargeted
+	}
+	return pipe, err
+}
+
+// dialOnce dials the current target. Construction has its own timeout:
+// puddle does not cancel it when an Acquire is cancelled.
+func (p *Pool) dialOnce(ctx context.Context, db, proto int) (*Pipe, error) {
 	if err := p.breaker.check(); err != nil {
 		return nil, err
 	}
+	cfg, gen := p.target()
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.DialTimeout)
 	defer cancel()
 	started := time.Now()
 	p.dials.Add(1)
-	pipe, err := Dial(ctx, p.cfg, db, proto)
+	pipe, err := Dial(ctx, cfg, db, proto)
+	if !p.track(pipe, gen) { // the old address's outcome says nothing of the new one
+		if pipe != nil {
+			pipe.fail(ErrRetargeted)
+		}
+		return nil, errStaleDial
+	}
+	p.recordDial(err, started)
+	return pipe, err
+}
+
+// recordDial feeds a dial's outcome to the breaker and the OnUnavailable hook.
+func (p *Pool) recordDial(err error, started time.Time) {
 	var redisErr *RedisError
 	switch {
 	case err == nil:
@@ -90,8 +127,8 @@ func (p *Pool) dial(ctx context.Context, db, proto int) (*Pipe, error) {
 	default:
 		p.dialErrors.Add(1)
 		p.breaker.failure(err, started)
+		p.unavailable(err)
 	}
-	return pipe, err
 }
 
 // Shared returns a live multiplexed pipe for (db, proto). hint spreads clients
@@ -119,13 +156,17 @@ func (p *Pool) Shared(ctx context.Context, db, proto int, hint uint64) (*Pipe, e
 	return pipe, nil
 }
 
-// sharedFailed opens the breaker when a shared pipe timed out: Redis is
-// accepting connections but not answering (paused, hung), and waiting out
-// a dial timeout per client would be no better than hanging.
+// sharedFailed reacts to a shared pipe's failure. A timeout opens the
+// breaker: Redis is accepting connections but not answering (paused, hung),
+// and waiting out a dial timeout per client would be no better than hanging.
 func (p *Pool) sharedFailed(err error) {
+	if errors.Is(err, ErrClosed) || errors.Is(err, ErrRetargeted) {
+		return // closed on purpose
+	}
 	if errors.Is(err, ErrCommandTimeout) {
 		p.breaker.failure(err, time.Time{})
 	}
+	p.unavailable(err)
 }
 
 func (p *Pool) group(db, proto int) *sharedGroup {
@@ -166,7 +207,10 @@ func (p *Pool) Acquire(ctx context.Context) (*Conn, error) {
 		if res.Value().Reusable() {
 			c := &Conn{Pipe: res.Value(), res: res}
 			c.Pipe.setOnFail(func(error) { c.Destroy() })
-			return c, nil
+			if c.Pipe.Err() == nil { // else it failed meanwhile (a Retarget): the hook destroyed it
+				return c, nil
+			}
+			continue
 		}
 		res.Destroy() // died while idle (e.g. Redis restarted)
 	}

@@ -77,7 +77,7 @@ func (s *Server) appendInfoSection(dst []byte) []byte {
 	if s.tel != nil {
 		return s.tel.AppendInfoSection(dst)
 	}
-	st := s.pool.Stats()
+	st := s.poolStats()
 	dst = append(dst, "# Respguard\r\n"...)
 	dst = appendField(dst, "respguard_connected_clients", s.Connected())
 	dst = appendField(dst, "respguard_total_connections_received", s.Accepted())

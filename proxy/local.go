@@ -93,6 +93,7 @@ func (s *session) reset(seq uint64, pinned, streaming bool) {
 		s.ded = nil
 	}
 	s.inMulti, s.watching, s.tracking, s.streaming, s.pendingDB = false, false, false, false, -1
+	s.multiDeferred, s.deferred, s.txSlot, s.txDenied = false, nil, -1, false
 	s.dedMu.Unlock()
 	s.db, s.proto, s.name = 0, 2, ""
 	s.setUser(nil)
@@ -108,7 +109,7 @@ func (s *session) execAfterDenial(seq uint64) (done bool) {
 		return false
 	}
 	_ = s.ded.Send(nil, 0, nil, [][]byte{[]byte("DISCARD")})
-	s.inMulti, s.watching, s.txDenied, s.pendingDB = false, false, false, -1
+	s.inMulti, s.watching, s.txDenied, s.pendingDB, s.txSlot = false, false, false, -1, -1
 	s.out.local(seq, resp.AppendError(nil, policy.ExecAbortText))
 	return true
 }
@@ -198,6 +199,10 @@ func (s *session) selectDB(seq uint64, args [][]byte, inMulti bool) (done bool) 
 	db, err := strconv.Atoi(string(args[1]))
 	if err != nil {
 		s.out.local(seq, resp.AppendError(nil, "ERR value is not an integer or out of range"))
+		return true
+	}
+	if s.srv.cluster != nil && db != 0 {
+		s.out.local(seq, resp.AppendError(nil, clusterSelect))
 		return true
 	}
 	if db < 0 || db >= s.srv.upstreamInfo().Databases {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/respguard/respguard/pool"
+	"github.com/respguard/respguard/pool/cluster"
 	"github.com/respguard/respguard/proxy/resp"
 )
 
@@ -70,17 +71,9 @@ func (s *session) probe(ctx context.Context, cmds [][][]byte) ([]int64, error) {
 // replies, waiting for them.
 func (s *session) roundTrip(ctx context.Context, cmds [][][]byte) ([][]byte, error) {
 	t := &probeTarget{replies: make([][]byte, len(cmds)), done: make(chan struct{})}
-	s.dedMu.Lock()
-	var pipe *pool.Pipe
-	if s.ded != nil {
-		pipe = s.ded.Pipe
-	}
-	s.dedMu.Unlock()
-	if pipe == nil {
-		var err error
-		if pipe, err = s.srv.pool.Shared(ctx, s.db, s.proto, s.id); err != nil {
-			return nil, err
-		}
+	pipe, err := s.probeRoute(ctx, cmds[0])
+	if err != nil {
+		return nil, err
 	}
 	for i, c := range cmds {
 		if err := pipe.Send(t, uint64(i), nil, c); err != nil {
@@ -103,6 +96,35 @@ func (s *session) roundTrip(ctx context.Context, cmds [][][]byte) ([][]byte, err
 	}
 	return t.replies, nil
 }
+
+// probeRoute is the pipe for respguard's own commands: the client's
+// dedicated connection or a shared one; in cluster mode, a shared connection
+// of the node serving the first command's key.
+func (s *session) probeRoute(ctx context.Context, first [][]byte) (*pool.Pipe, error) {
+	if cl := s.srv.cluster; cl != nil {
+		p := anyPrimary(cl, s.id)
+		if keys := s.srv.keys(first, nil); len(keys) > 0 {
+			p, _ = cl.Primary(cluster.Slot(first[keys[0]]))
+		}
+		if p == nil {
+			return nil, errSlotNotServed
+		}
+		return p.Shared(ctx, 0, s.proto, s.id)
+	}
+	s.dedMu.Lock()
+	var pipe *pool.Pipe
+	if s.ded != nil {
+		pipe = s.ded.Pipe
+	}
+	s.dedMu.Unlock()
+	if pipe != nil {
+		return pipe, nil
+	}
+	return s.srv.pool.Shared(ctx, s.db, s.proto, s.id)
+}
+
+// errSlotNotServed is returned for a probe whose slot no cluster node serves.
+var errSlotNotServed = errors.New("proxy: cluster slot not served")
 
 const probeTimeout = 5 * time.Second
 

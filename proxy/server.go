@@ -14,6 +14,7 @@ import (
 	"github.com/respguard/respguard/policy"
 	"github.com/respguard/respguard/policy/guard"
 	"github.com/respguard/respguard/pool"
+	"github.com/respguard/respguard/pool/cluster"
 	"github.com/respguard/respguard/telemetry"
 )
 
@@ -23,15 +24,16 @@ var ErrServerClosed = errors.New("proxy: server closed")
 // Server accepts clients and runs a session for each. Create it with
 // NewServer; callers MUST call Shutdown or Close.
 type Server struct {
-	cfg    Config
-	pool   *pool.Pool
-	log    *slog.Logger
-	tel    *telemetry.Telemetry // nil: no telemetry
-	names  commandNames
-	cmds   *policy.Commands // key positions, for statements (and policy)
-	info   atomic.Pointer[pool.ServerInfo]
-	policy atomic.Pointer[policy.Policy]
-	guard  atomic.Pointer[guard.Guard] // nil: no guardrails
+	cfg     Config
+	pool    *pool.Pool       // the one upstream (standalone, sentinel); nil in cluster mode
+	cluster *cluster.Cluster // cluster mode: one pool per node; nil otherwise
+	log     *slog.Logger
+	tel     *telemetry.Telemetry // nil: no telemetry
+	names   commandNames
+	cmds    *policy.Commands // key positions, for statements (and policy)
+	info    atomic.Pointer[pool.ServerInfo]
+	policy  atomic.Pointer[policy.Policy]
+	guard   atomic.Pointer[guard.Guard] // nil: no guardrails
 
 	authLimit atomic.Pointer[authLimiter] // failed AUTH attempts per client IP; nil: unlimited (see SetAuthRateLimit)
 
@@ -66,6 +68,9 @@ type Options struct {
 	Telemetry *telemetry.Telemetry
 	Policy    *policy.Policy
 	Guard     *guard.Guard // nil: no guardrails
+	// Cluster, when non-nil, puts the server in cluster mode: commands are
+	// routed over its node pools and the pool passed to NewServer may be nil.
+	Cluster *cluster.Cluster
 }
 
 // NewServer returns a server for cfg that forwards through p. info describes
@@ -79,9 +84,12 @@ func NewServer(cfg Config, p *pool.Pool, info pool.ServerInfo, opts Options) (*S
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, pool: p, log: log, tel: opts.Telemetry, names: newCommandNames(), cmds: policy.BuiltinCommands(),
+	s := &Server{cfg: cfg, pool: p, cluster: opts.Cluster, log: log, tel: opts.Telemetry, names: newCommandNames(), cmds: policy.BuiltinCommands(),
 		listeners: make(map[net.Listener]struct{}), sessions: make(map[*session]struct{})}
-	if host, port, err := net.SplitHostPort(p.Config().Address); err == nil {
+	if p == nil && opts.Cluster == nil {
+		return nil, errors.New("proxy: NewServer needs a pool or a cluster")
+	}
+	if host, port, err := net.SplitHostPort(s.upstreamAddress()); err == nil {
 		s.upstreamHost = host
 		s.upstreamPort, _ = strconv.Atoi(port)
 	}
@@ -247,3 +255,23 @@ func (s *Server) Connected() int64       { return s.stats.Connected.Load() }
 
 // keys appends the key argument indexes of args to dst.
 func (s *Server) keys(args [][]byte, dst []int) []int { return s.cmds.Keys(args, dst) }
+
+// upstreamAddress is the upstream named in spans: the one Redis, or the
+// first primary of the cluster.
+func (s *Server) upstreamAddress() string {
+	if s.cluster != nil {
+		if _, addrs := s.cluster.Primaries(); len(addrs) > 0 {
+			return addrs[0]
+		}
+		return ""
+	}
+	return s.pool.Config().Address
+}
+
+// poolStats sums the upstream pools' counters.
+func (s *Server) poolStats() pool.Stats {
+	if s.cluster != nil {
+		return s.cluster.Stats()
+	}
+	return s.pool.Stats()
+}

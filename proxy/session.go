@@ -40,6 +40,11 @@ type session struct {
 	txQueued  []telemetry.Command // commands queued since MULTI, children of EXEC's span
 	stmtBuf   []byte              // its redacted statement
 
+	// Cluster mode (reader-goroutine state).
+	clusterKeys []int      // key argument indexes, for the slot
+	pinTo       *pool.Pool // node the next dedicated connection comes from; nil: the one upstream
+	pinSlot     int        // slot the dedicated connection was acquired for (-1: keyless)
+
 	// dedMu guards the dedicated connection and the state that keeps it.
 	// The pipe's reader goroutine takes it (releaseIfIdle) to return the
 	// connection as soon as the last reply of a finished state is in. The
@@ -55,6 +60,11 @@ type session struct {
 	pendingDB int  // SELECT queued inside MULTI, applied at EXEC; -1 = none
 	txDenied  bool // a command in this MULTI was denied by policy: EXEC aborts
 
+	// Cluster mode: a transaction lives on the node of its first key.
+	multiDeferred bool     // MULTI answered locally; no node chosen yet
+	deferred      [][]byte // keyless commands queued before the first key (encoded)
+	txSlot        int      // slot of the transaction's keys; -1 = none yet
+
 	pol      *policy.Policy // policy the session last judged by
 	user     *policy.User   // nil: not authenticated (the policy requires AUTH)
 	userName atomic.Value   // string: user's name, read by Server.SetPolicy
@@ -65,7 +75,7 @@ func newSession(srv *Server, conn net.Conn, id uint64) *session {
 	s := &session{
 		srv: srv, conn: conn, id: id, addr: conn.RemoteAddr().String(),
 		out:   newOutbox(cc.OutputBufferLimit, cc.OutputBufferSoftLimit, cc.OutputBufferSoftTime),
-		proto: 2, pendingDB: -1,
+		proto: 2, pendingDB: -1, txSlot: -1, pinSlot: -1,
 	}
 	s.rd = resp.NewRequestReader(deadlineReader{s}, cc.limits())
 	s.out.onDone = s.slotDone
@@ -169,9 +179,14 @@ func (s *session) handle(ctx context.Context, cmd resp.Command) bool {
 			meta.decision = decisionDenied
 		}
 	}
+	slot, cross := -1, false
+	if s.srv.cluster != nil {
+		slot, cross = s.clusterSlot(cmd.Args)
+	}
+	_, split := splittable[string(lower)]
 	var guardReject []byte
 	g := s.srv.guard.Load()
-	if g != nil && known && d.Forward() {
+	if g != nil && known && d.Forward() && !(cross && split) { // a split command is guarded part by part
 		meta.decision, guardReject = s.guardPlan(ctx, g, &cmd)
 	}
 	wantStmt := s.srv.tel != nil && s.srv.tel.StatementWanted()
@@ -233,6 +248,9 @@ func (s *session) handle(ctx context.Context, cmd resp.Command) bool {
 	}
 	pinned, streaming := s.ded != nil, s.streaming
 	s.dedMu.Unlock()
+	if s.srv.cluster != nil {
+		return s.handleCluster(ctx, seq, k, string(lower), cmd, slot, cross)
+	}
 	if k == kindInfo && !streaming {
 		s.infoWithSection(ctx, seq, cmd)
 		return true
@@ -326,14 +344,14 @@ func (s *session) track(k kind, name string, cmd resp.Command) {
 		if s.inMulti && name == "exec" && s.pendingDB >= 0 {
 			s.db, s.ded.DB = s.pendingDB, s.pendingDB
 		}
-		s.inMulti, s.watching, s.pendingDB, s.txDenied = false, false, -1, false
+		s.inMulti, s.watching, s.pendingDB, s.txDenied, s.txSlot = false, false, -1, false, -1
 	case kindWatch:
 		if !s.inMulti {
 			s.watching = true
 		}
 	case kindUnwatch:
 		if !s.inMulti {
-			s.watching = false
+			s.watching, s.txSlot = false, -1
 		}
 	case kindClient:
 		if clientSub(cmd.Args) == "tracking" && len(cmd.Args) > 2 {
@@ -345,7 +363,11 @@ func (s *session) track(k kind, name string, cmd resp.Command) {
 // acquire pins the client to a dedicated connection in its db and protocol.
 // Caller holds dedMu.
 func (s *session) acquire(ctx context.Context) error {
-	c, err := s.srv.pool.Acquire(ctx)
+	p := s.srv.pool
+	if s.pinTo != nil {
+		p = s.pinTo
+	}
+	c, err := p.Acquire(ctx)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,70 @@
+package redistest
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	tidwall "github.com/tidwall/resp"
+)
+
+// ReplyError is an error reply from Redis, e.g. "MOVED 3999 127.0.0.1:6381".
+type ReplyError struct{ Msg string }
+
+func (e *ReplyError) Error() string { return e.Msg }
+
+// DoValue sends one command to addr on a fresh connection (RESP2, no AUTH)
+// and returns its reply. An error reply is returned as a *ReplyError.
+func DoValue(addr string, args ...string) (tidwall.Value, error) {
+	conn, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return tidwall.Value{}, err
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+	cmd := make([]tidwall.Value, len(args))
+	for i, a := range args {
+		cmd[i] = tidwall.StringValue(a)
+	}
+	if err := tidwall.NewWriter(conn).WriteArray(cmd); err != nil {
+		return tidwall.Value{}, fmt.Errorf("write to %s: %w", addr, err)
+	}
+	v, _, err := tidwall.NewReader(conn).ReadValue()
+	if err != nil {
+		return tidwall.Value{}, fmt.Errorf("read from %s: %w", addr, err)
+	}
+	if v.Type() == tidwall.Error {
+		return v, &ReplyError{Msg: v.String()}
+	}
+	return v, nil
+}
+
+// Do is DoValue with the reply as text: strings as they are, integers in
+// decimal, a nil reply as "", arrays flattened one element per line.
+func Do(addr string, args ...string) (string, error) {
+	v, err := DoValue(addr, args...)
+	if err != nil {
+		return "", err
+	}
+	return text(v), nil
+}
+
+// IsReplyError reports whether err is an error reply starting with prefix
+// (e.g. "MOVED").
+func IsReplyError(err error, prefix string) bool {
+	var re *ReplyError
+	return errors.As(err, &re) && strings.HasPrefix(re.Msg, prefix)
+}
+
+func text(v tidwall.Value) string {
+	if v.Type() != tidwall.Array {
+		return v.String()
+	}
+	parts := make([]string, 0, len(v.Array()))
+	for _, e := range v.Array() {
+		parts = append(parts, text(e))
+	}
+	return strings.Join(parts, "\n")
+}

@@ -1,0 +1,2 @@
+// Package sentinel finds the Redis primary that Sentinel names, and follows it through failovers.
+package sentinel
