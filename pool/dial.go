@@ -21,7 +21,12 @@ func dialConn(ctx context.Context, cfg Config) (net.Conn, error) {
 		return nil, fmt.Errorf("dial %s: %w", cfg.Address, err)
 	}
 	if cfg.TLS != nil {
-		tc := tls.Client(conn, cfg.TLS)
+		tlsCfg := cfg.TLS
+		if tlsCfg.ServerName == "" && !tlsCfg.InsecureSkipVerify {
+			tlsCfg = tlsCfg.Clone() // verify against the host dialed
+			tlsCfg.ServerName, _, _ = net.SplitHostPort(cfg.Address)
+		}
+		tc := tls.Client(conn, tlsCfg)
 		if err := tc.HandshakeContext(ctx); err != nil {
 			conn.Close()
 			return nil, fmt.Errorf("tls handshake with %s: %w", cfg.Address, err)

@@ -23,10 +23,19 @@ const (
 // any node.
 const maxDeferred = 1024
 
-// clusterSlot returns the slot of args' keys, -1 for a keyless command, and
-// whether the keys span more than one slot.
-func (s *session) clusterSlot(args [][]byte) (slot int, cross bool) {
+// clusterSlot returns the slot of args' keys (a sharded channel counts as
+// one), -1 for a keyless command, and whether the keys span more than one slot.
+func (s *session) clusterSlot(name string, args [][]byte) (slot int, cross bool) {
 	s.clusterKeys = s.srv.keys(args, s.clusterKeys[:0])
+	switch name {
+	case "spublish":
+		s.clusterKeys = append(s.clusterKeys[:0], 1)
+	case "ssubscribe", "sunsubscribe":
+		s.clusterKeys = s.clusterKeys[:0]
+		for i := 1; i < len(args); i++ {
+			s.clusterKeys = append(s.clusterKeys, i)
+		}
+	}
 	slot = -1
 	for _, i := range s.clusterKeys {
 		switch k := cluster.Slot(args[i]); {

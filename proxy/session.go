@@ -181,7 +181,7 @@ func (s *session) handle(ctx context.Context, cmd resp.Command) bool {
 	}
 	slot, cross := -1, false
 	if s.srv.cluster != nil {
-		slot, cross = s.clusterSlot(cmd.Args)
+		slot, cross = s.clusterSlot(name, cmd.Args)
 	}
 	_, split := splittable[string(lower)]
 	var guardReject []byte
@@ -249,7 +249,7 @@ func (s *session) handle(ctx context.Context, cmd resp.Command) bool {
 	pinned, streaming := s.ded != nil, s.streaming
 	s.dedMu.Unlock()
 	if s.srv.cluster != nil {
-		return s.handleCluster(ctx, seq, k, string(lower), cmd, slot, cross)
+		return s.handleCluster(ctx, seq, k, name, cmd, slot, cross)
 	}
 	if k == kindInfo && !streaming {
 		s.infoWithSection(ctx, seq, cmd)

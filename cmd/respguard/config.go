@@ -14,6 +14,8 @@ import (
 	"github.com/respguard/respguard/policy"
 	"github.com/respguard/respguard/policy/guard"
 	"github.com/respguard/respguard/pool"
+	"github.com/respguard/respguard/pool/cluster"
+	"github.com/respguard/respguard/pool/sentinel"
 	"github.com/respguard/respguard/proxy"
 	"github.com/respguard/respguard/telemetry"
 )
@@ -44,6 +46,17 @@ type TelemetryConfig struct {
 
 // UpstreamConfig is the upstream Redis.
 type UpstreamConfig struct {
+	// Mode is the topology: standalone (one Redis at Address), cluster
+	// (Redis Cluster, seeded by Addresses) or sentinel (the primary the
+	// sentinels at Addresses name).
+	Mode      string   `mapstructure:"mode"`
+	Addresses []string `mapstructure:"addresses"`
+	// ReadFrom sends read-only commands to replicas (cluster mode):
+	// primary, replica or prefer-replica.
+	ReadFrom        string         `mapstructure:"read_from"`
+	RefreshInterval time.Duration  `mapstructure:"refresh_interval"` // cluster topology refresh period
+	Sentinel        SentinelConfig `mapstructure:"sentinel"`
+
 	Address      string        `mapstructure:"address"`
 	Username     string        `mapstructure:"username"`
 	Password     string        `mapstructure:"password"`
@@ -80,6 +93,15 @@ func defaults() map[string]any {
 		"listen":                          proxy.DefaultListen,
 		"shutdown_timeout":                proxy.DefaultShutdownTimeout,
 		"upstream.address":                pool.DefaultAddress,
+		"upstream.mode":                   ModeStandalone,
+		"upstream.addresses":              []string{},
+		"upstream.read_from":              cluster.ReadPrimary,
+		"upstream.refresh_interval":       cluster.DefaultRefreshInterval,
+		"upstream.sentinel.master_name":   "",
+		"upstream.sentinel.username":      "",
+		"upstream.sentinel.password":      "",
+		"upstream.sentinel.dial_timeout":  sentinel.DefaultDialTimeout,
+		"upstream.sentinel.tls":           false,
 		"upstream.username":               "",
 		"upstream.password":               "",
 		"upstream.password_file":          "",
@@ -147,7 +169,7 @@ func defaults() map[string]any {
 }
 
 // secretKeys are masked by --print-config.
-var secretKeys = []string{"upstream.password"}
+var secretKeys = []string{"upstream.password", "upstream.sentinel.password"}
 
 // flagKeys maps command-line flags to config keys.
 var flagKeys = map[string]string{
@@ -230,7 +252,7 @@ func (c Config) poolConfig() pool.Config {
 // Validate checks every section, naming offending keys.
 func (c Config) Validate() error {
 	return errors.Join(c.proxyConfig().Validate(), c.poolConfig().Validate(), c.telemetryConfig().Validate(), c.Policy.Validate(), c.Guard.Validate(),
-		c.TLS.Validate(), c.Upstream.TLS.validate(), c.Security.validate(), c.validateListeners())
+		c.TLS.Validate(), c.Upstream.TLS.validate(), c.Security.validate(), c.validateListeners(), c.validateTopology())
 }
 
 // validateListeners checks that tls.listen and listen are different addresses.

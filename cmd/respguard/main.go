@@ -69,18 +69,18 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, reload reloadFunc,
 	if err != nil {
 		return err
 	}
-	upstream, err := pool.New(pcfg)
+	up, err := openUpstream(ctx, cfg, pcfg, log)
 	if err != nil {
 		return err
 	}
-	defer upstream.Close()
-	control := pool.NewControl(pcfg)
+	defer up.close()
 	probeCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	info, err := control.Probe(probeCtx)
+	info, err := up.control().Probe(probeCtx)
 	cancel()
 	if err != nil {
 		log.Warn("upstream not reachable at start; serving anyway", "upstream", cfg.Upstream.Address, "error", err)
 	}
+	info.Mode = "standalone" // what clients see: one ordinary endpoint, whatever the topology
 	registry := prometheus.NewRegistry()
 	var srv *proxy.Server // set below, before the admin listener serves scrapes
 	registry.MustRegister(newGuardCollector(func() *guard.Guard {
@@ -98,11 +98,11 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, reload reloadFunc,
 		defer cancel()
 		_ = tel.Shutdown(sctx)
 	}()
-	tel.ObservePool(func() telemetry.PoolStats { return poolStats(upstream) })
+	tel.ObservePool(up.stats)
 	if cfg.Telemetry.ScrapeInterval >= 0 {
-		tel.ScrapeInfo(ctx, cfg.Telemetry.ScrapeInterval, func(ctx context.Context) (string, error) { return control.Info(ctx) })
+		tel.ScrapeInfo(ctx, cfg.Telemetry.ScrapeInterval, func(ctx context.Context) (string, error) { return up.control().Info(ctx) })
 	}
-	cmds := commandTable(ctx, control, log)
+	cmds := commandTable(ctx, up.control(), log)
 	pol, err := policy.New(cfg.Policy, cmds)
 	if err != nil {
 		return err
@@ -111,7 +111,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, reload reloadFunc,
 	if err != nil {
 		return err
 	}
-	srv, err = proxy.NewServer(cfg.proxyConfig(), upstream, info, proxy.Options{Logger: log, Telemetry: tel, Policy: pol, Guard: grd})
+	srv, err = proxy.NewServer(cfg.proxyConfig(), up.pool, info, proxy.Options{Logger: log, Telemetry: tel, Policy: pol, Guard: grd, Cluster: up.cluster})
 	if err != nil {
 		return err
 	}
@@ -129,7 +129,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, reload reloadFunc,
 	// --- end security ---
 	go watchPolicy(ctx, srv, cmds, reload, configFile, log, protect)
 	mux := tel.AdminHandler(func(ctx context.Context) error {
-		_, err := control.Probe(ctx)
+		_, err := up.control().Probe(ctx)
 		return err
 	})
 	mux.Handle("/debug/bigkeys", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -151,7 +151,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, reload reloadFunc,
 	}
 	serveErr := make(chan error, len(listeners))
 	for _, l := range listeners {
-		log.Info("respguard serving", l.key, l.Addr().String(), "tls", l.tls, "mutual_tls", l.mutualTLS, "upstream", cfg.Upstream.Address, "version", version)
+		log.Info("respguard serving", l.key, l.Addr().String(), "tls", l.tls, "mutual_tls", l.mutualTLS, "upstream", cfg.Upstream.Address, "mode", cfg.Upstream.Mode, "version", version)
 		go func() { serveErr <- srv.Serve(l) }()
 	}
 	select {
@@ -225,15 +225,6 @@ func watchPolicy(ctx context.Context, srv *proxy.Server, cmds *policy.Commands, 
 			}
 		}
 		log.Error("config reload rejected; the previous policy stays in force", "error", err)
-	}
-}
-
-// poolStats adapts the pool's counters to telemetry's.
-func poolStats(p *pool.Pool) telemetry.PoolStats {
-	s := p.Stats()
-	return telemetry.PoolStats{
-		Total: s.Total, Idle: s.Idle, Acquired: s.Acquired, Constructing: s.Constructing,
-		Max: p.Config().MaxConns, AcquireCount: s.AcquireCount, AcquireWait: s.AcquireWait,
 	}
 }
 
