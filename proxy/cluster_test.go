@@ -219,8 +219,11 @@ func TestClusterRouting(t *testing.T) {
 			t.Errorf("SELECT 1: %v", err)
 		}
 		must(t, c.Do(ctx, "SELECT", "0").Err())
-		if info := c.Info(ctx).Val(); !strings.Contains(info, "# Respguard") || !strings.Contains(info, "cluster_enabled:1") {
-			t.Errorf("INFO lacks the respguard section or the node's cluster section")
+		info := c.Info(ctx).Val()
+		for _, want := range []string{"# Respguard", "cluster_enabled:1", "respguard_cluster_shards:3", "respguard_cluster_slots_served:16384"} {
+			if !strings.Contains(info, want) {
+				t.Errorf("INFO lacks %q", want)
+			}
 		}
 	})
 
@@ -318,6 +321,27 @@ func TestClusterRouting(t *testing.T) {
 		}
 	})
 
+	t.Run("with read_from replica, reads go to the replica and writes to the primary", func(t *testing.T) {
+		rp := startClusterProxy(t, rc, func(c *cluster.Config) { c.ReadFrom = cluster.ReadReplica }, Options{})
+		rcl := rp.client(t, 2)
+		key := "replicated"
+		must(t, rcl.Set(ctx, key, "v", 0).Err())
+		slot := cluster.Slot([]byte(key))
+		primary := redis.NewClient(&redis.Options{Addr: rc.NodeForSlot(slot).Addr})
+		defer primary.Close()
+		if n := primary.Do(ctx, "WAIT", "1", "5000").Val(); n != int64(1) {
+			t.Fatalf("WAIT = %v: the replica did not get the write", n)
+		}
+		replica := rc.ReplicasForSlot(slot)[0]
+		before := cmdCalls(t, replica.Addr, "get")
+		if got, err := rcl.Get(ctx, key).Result(); err != nil || got != "v" {
+			t.Fatalf("GET through read_from replica = %q, %v", got, err)
+		}
+		if after := cmdCalls(t, replica.Addr, "get"); after != before+1 {
+			t.Errorf("the replica served %d GETs, want 1", after-before)
+		}
+	})
+
 	t.Run("FLUSHALL reaches every primary", func(t *testing.T) {
 		must(t, c.FlushAll(ctx).Err())
 		if n := c.DBSize(ctx).Val(); n != 0 {
@@ -366,17 +390,23 @@ func TestClusterPolicyAndGuardsAsStandalone(t *testing.T) {
 func commandCalls(t testing.TB, rc *redistest.Cluster, name string) int {
 	total := 0
 	for _, n := range rc.Primaries() {
-		info, err := redistest.Do(n.Addr, "INFO", "commandstats")
-		must(t, err)
-		for _, line := range strings.Split(info, "\r\n") {
-			if rest, ok := strings.CutPrefix(line, "cmdstat_"+name+":calls="); ok {
-				var v int
-				fmt.Sscan(strings.SplitN(rest, ",", 2)[0], &v)
-				total += v
-			}
-		}
+		total += cmdCalls(t, n.Addr, name)
 	}
 	return total
+}
+
+// cmdCalls reads cmdstat_<name> calls from the node at addr.
+func cmdCalls(t testing.TB, addr, name string) int {
+	info, err := redistest.Do(addr, "INFO", "commandstats")
+	must(t, err)
+	for _, line := range strings.Split(info, "\r\n") {
+		if rest, ok := strings.CutPrefix(line, "cmdstat_"+name+":calls="); ok {
+			var v int
+			fmt.Sscan(strings.SplitN(rest, ",", 2)[0], &v)
+			return v
+		}
+	}
+	return 0
 }
 
 func TestClusterFollowsSlotMigration(t *testing.T) {

@@ -75,7 +75,7 @@ func wantsRespguardSection(sections [][]byte) bool {
 // appendInfoSection appends "# Respguard" with the proxy's own counters.
 func (s *Server) appendInfoSection(dst []byte) []byte {
 	if s.tel != nil {
-		return s.tel.AppendInfoSection(dst)
+		return s.appendClusterSummary(s.tel.AppendInfoSection(dst))
 	}
 	st := s.poolStats()
 	dst = append(dst, "# Respguard\r\n"...)
@@ -84,7 +84,22 @@ func (s *Server) appendInfoSection(dst []byte) []byte {
 	dst = appendField(dst, "respguard_rejected_connections", s.Rejected())
 	dst = appendField(dst, "respguard_pool_dedicated_conns", int64(st.Total))
 	dst = appendField(dst, "respguard_pool_shared_conns", int64(st.Shared))
-	return dst
+	return s.appendClusterSummary(dst)
+}
+
+// appendClusterSummary appends, in cluster mode, what respguard knows of the
+// cluster: shards, slots served, node pools, topology refreshes.
+func (s *Server) appendClusterSummary(dst []byte) []byte {
+	if s.cluster == nil {
+		return dst
+	}
+	ci := s.cluster.Info()
+	dst = append(dst, "respguard_upstream_mode:cluster\r\n"...)
+	dst = appendField(dst, "respguard_cluster_shards", int64(ci.Shards))
+	dst = appendField(dst, "respguard_cluster_slots_served", int64(ci.SlotsServed))
+	dst = appendField(dst, "respguard_cluster_nodes", int64(ci.Nodes))
+	dst = appendField(dst, "respguard_cluster_refreshes", int64(ci.Refreshes))
+	return appendField(dst, "respguard_cluster_refresh_errors", int64(ci.RefreshErrors))
 }
 
 func appendField(dst []byte, name string, v int64) []byte {
