@@ -444,6 +444,14 @@ func TestClusterFollowsSlotMigration(t *testing.T) {
 			t.Errorf("GET of a key not yet migrated = %q, %v", got, err)
 		}
 	})
+	t.Run("a multi-key command split across source and target gets TRYAGAIN after bounded retries", func(t *testing.T) {
+		started := time.Now()
+		err := c.MGet(ctx, "{mig}moved", "{mig}stays").Err()
+		if err == nil || !strings.HasPrefix(err.Error(), "TRYAGAIN") {
+			t.Errorf("MGET mid-migration: %v, want TRYAGAIN", err)
+		}
+		t.Logf("TRYAGAIN answered after %v of retries", time.Since(started).Round(time.Millisecond))
+	})
 	do(src.Addr, "MIGRATE", "127.0.0.1", fmt.Sprint(dst.Port), "", "0", "5000", "KEYS", "{mig}stays")
 	for _, n := range rc.Primaries() {
 		do(n.Addr, "CLUSTER", "SETSLOT", fmt.Sprint(slot), "NODE", dstID)
@@ -456,6 +464,9 @@ func TestClusterFollowsSlotMigration(t *testing.T) {
 		}
 		if _, addr := tp.Server.cluster.Primary(slot); addr != dst.Addr {
 			t.Errorf("slot %d maps to %s, want %s", slot, addr, dst.Addr)
+		}
+		if got, err := c.MGet(ctx, "{mig}moved", "{mig}stays").Result(); err != nil || got[0] != "1" || got[1] != "2" {
+			t.Errorf("MGET after the migration = %v, %v", got, err)
 		}
 	})
 }
