@@ -6,6 +6,8 @@ import (
 	"net"
 	"sync"
 	"testing"
+
+	"github.com/respguard/respguard/pool/redistest"
 )
 
 // BenchmarkProxy measures end-to-end cost per command through respguard to a
@@ -59,4 +61,17 @@ func benchClients(b *testing.B, addr string, clients, depth int) {
 		}()
 	}
 	wg.Wait()
+}
+
+// BenchmarkProxyCluster is BenchmarkProxy in cluster mode, in front of a
+// one-primary cluster (the same single redis-server work, plus routing by
+// slot and the redirect-following wrapper per command).
+func BenchmarkProxyCluster(b *testing.B) {
+	rc := redistest.StartCluster(b, 1, 0)
+	tp := startClusterProxy(b, rc, nil, Options{})
+	for _, depth := range []int{1, 16} {
+		b.Run(fmt.Sprintf("clients=50/pipeline=%d", depth), func(b *testing.B) {
+			benchClients(b, tp.Addr, 50, depth)
+		})
+	}
 }
