@@ -9,9 +9,11 @@
 # Prints a markdown report on stdout (progress goes to stderr) and keeps a
 # copy in deploy/bench/results/ (git-ignored). Starts its own 3 cluster nodes
 # (no replicas) and respguard on free loopback ports and stops them on exit.
-# Keys are random (-r 100000): redis-benchmark --cluster tags each key with a
-# random slot of the node it sends to; through respguard the keys carry no
-# tag and respguard routes them by slot.
+# Keys are random (-r 100000). Through respguard they carry no hash tag and
+# spread over all slots; redis-benchmark --cluster (7.0) tags every key it
+# sends to a node with one fixed {tag} of that node, so it uses one slot per
+# node. It also always runs one thread per node and times itself in 250 ms
+# steps, hence the large -n.
 #
 # Pinning (2 cores): the 3 redis-servers on CPU $BENCH_REDIS_CPU (0),
 # respguard and redis-benchmark on CPU $BENCH_CLIENT_CPU (1). Redis CPU is
@@ -22,7 +24,7 @@
 #   BENCH_TESTS=set,get       redis-benchmark -t
 #   BENCH_WORKLOADS=          only these workloads (e.g. "c50_p1 c50_p16")
 #   BENCH_N=                  force one -n for every workload
-#   BENCH_N_C50_P1=300000 BENCH_N_C50_P16=2000000 BENCH_N_C1_P1=50000
+#   BENCH_N_C50_P1=800000 BENCH_N_C50_P16=8000000 BENCH_N_C1_P1=150000
 #   BENCH_KEYSPACE=100000     redis-benchmark -r
 #   BENCH_REDIS_CPU=0 BENCH_CLIENT_CPU=1
 #   BENCH_RESPGUARD_BIN=      use this respguard binary instead of building one
@@ -31,7 +33,7 @@
 # measurement.
 set -euo pipefail
 
-usage() { sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,33p' "$0" | sed 's/^# \{0,1\}//'; }
 
 QUICK=0
 ARGS_SEEN="$*"
@@ -54,11 +56,15 @@ CLIENT_CPU=${BENCH_CLIENT_CPU:-1}
 OUT_DIR=${BENCH_OUT_DIR:-$BENCH/results}
 NODES=3
 
-# name | redis-benchmark arguments | default -n (a few seconds per cell here)
+# name | redis-benchmark arguments | default -n. redis-benchmark --cluster
+# always runs one thread per node, and in threaded mode it measures its
+# elapsed time in 250 ms steps: -n is sized so that a direct test lasts
+# about 8 s or more here (an error of 3% at most); through respguard the
+# same -n takes about twice as long.
 WORKLOADS=(
-	"c50_p1|-c 50 -P 1|300000"
-	"c50_p16|-c 50 -P 16|2000000"
-	"c1_p1|-c 1 -P 1|50000"
+	"c50_p1|-c 50 -P 1|800000"
+	"c50_p16|-c 50 -P 16|8000000"
+	"c1_p1|-c 1 -P 1|150000"
 )
 if [[ -n ${BENCH_WORKLOADS:-} ]]; then
 	kept=()
@@ -241,7 +247,7 @@ run_cell() { # round workload args n target
 	r0=$(cpu_ticks "${NODE_PIDS[@]}")
 	# shellcheck disable=SC2046,SC2086 # word lists on purpose
 	taskset -c "$CLIENT_CPU" $(bench_cmd "$target") -t "$TESTS" -r "$KEYSPACE" -n "$n" $args --csv \
-		>"$TMP/cell.out" 2>"$TMP/cell.err" || log "redis-benchmark exited $? ($target $name)"
+		>"$TMP/cell.out" 2>"$TMP/cell.err" || note "redis-benchmark exited $? (round $round, $name, $target): $(tail -1 "$TMP/cell.err")"
 	p1=$(cpu_ticks "$RG_PID")
 	r1=$(cpu_ticks "${NODE_PIDS[@]}")
 	all_alive
@@ -280,13 +286,14 @@ ELAPSED=$((SECONDS - START))
 
 # Where the keys went: redis-benchmark --cluster writes key:{tag}:NNN, the
 # runs through respguard write untagged key:NNN, which respguard routed.
-spread_direct=() spread_rg=()
+spread_direct=() spread_rg=() slots_used=()
 for port in "${NODE_PORTS[@]}"; do
 	spread_rg+=("$(redis-cli -p "$port" --scan --pattern 'key:[0-9]*' | wc -l)")
 	spread_direct+=("$(redis-cli -p "$port" --scan --pattern 'key:{*' | wc -l)")
+	slots_used+=("$(seq 0 16383 | sed 's/^/CLUSTER COUNTKEYSINSLOT /' | redis-cli -p "$port" | grep -cv '^0$' || true)")
 done
 join() { local IFS=/; echo "$*"; }
-note "keys per node after the run (nodes $(join "${NODE_PORTS[@]}")): written through respguard $(join "${spread_rg[@]}"), by redis-benchmark --cluster $(join "${spread_direct[@]}")"
+note "keys per node after the run (nodes $(join "${NODE_PORTS[@]}")): written through respguard $(join "${spread_rg[@]}"), by redis-benchmark --cluster $(join "${spread_direct[@]}"); slots holding keys $(join "${slots_used[@]}") (redis-benchmark --cluster fills one slot per node)"
 for t in "${TARGET_LIST[@]}"; do
 	((ERRCOUNT[$t] == 0)) || note "redis-benchmark reported ${ERRCOUNT[$t]} error lines against $t (see benchmark.err)"
 done
@@ -309,7 +316,7 @@ rg_warn=$(grep -c -E 'level=(WARN|ERROR)' "$TMP/respguard.log" || true)
 	done
 	echo "tests	$TESTS"
 	echo "quick	$QUICK"
-	echo "note	direct cluster = \`$(bench_cmd direct) -t $TESTS <workload>\` (clients spread round-robin over the $NODES primaries); respguard = \`$(bench_cmd respguard | sed "s/-p [0-9]*/-p <respguard>/") -t $TESTS <workload>\`. Redis CPU is summed over the $NODES nodes."
+	echo "note	direct cluster = \`$(bench_cmd direct) -t $TESTS <workload>\` (one thread per node, forced in cluster mode; all its keys for a node in one slot of that node; clients spread round-robin over the primaries, so \`-c 1\` only reaches the first; elapsed time counted in 250 ms steps); respguard = \`$(bench_cmd respguard | sed "s/-p [0-9]*/-p <respguard>/") -t $TESTS <workload>\`. Redis CPU is summed over the $NODES nodes."
 	for n in "${NOTES[@]}"; do echo "note	$n"; done
 } >"$TMP/meta.tsv"
 
