@@ -130,12 +130,12 @@ func (s *session) forwardRouted(ctx context.Context, seq uint64, cmd resp.Comman
 	switch {
 	case slot < 0:
 		p = anyPrimary(cl, s.id)
-	case s.srv.cmds.ReadOnly(cmd.Args):
+	case cl.ReadsReplicas() && s.srv.cmds.ReadOnly(cmd.Args):
 		p = cl.Reader(slot)
 	default:
 		p, _ = cl.Primary(slot)
 	}
-	newRedirect(cl, s.out, seq, cmd.Args, slot, s.proto, s.id).send(ctx, p, false)
+	s.srv.redirects.get(cl, s.out, seq, cmd.Raw, cmd.Args, slot, s.proto, s.id).send(ctx, p, false)
 }
 
 // pinAt makes the next dedicated connection come from the node serving slot
@@ -300,7 +300,7 @@ func (s *session) fanoutAll(ctx context.Context, seq uint64, cmd resp.Command, m
 	}
 	f := newFanout(s.out, seq, len(pools), merge)
 	for i, p := range pools {
-		newRedirect(cl, f, uint64(i), cmd.Args, -1, s.proto, s.id).send(ctx, p, false)
+		s.srv.redirects.get(cl, f, uint64(i), nil, cmd.Args, -1, s.proto, s.id).send(ctx, p, false)
 	}
 }
 
@@ -330,7 +330,7 @@ func (s *session) fanoutSplit(ctx context.Context, seq uint64, name string, cmd 
 	f := newFanout(s.out, seq, len(parts), merge)
 	for i := range parts {
 		p, _ := cl.Primary(slots[i])
-		newRedirect(cl, f, uint64(i), parts[i], slots[i], s.proto, s.id).send(ctx, p, false)
+		s.srv.redirects.get(cl, f, uint64(i), nil, parts[i], slots[i], s.proto, s.id).send(ctx, p, false)
 	}
 }
 
@@ -381,7 +381,7 @@ func (s *session) clusterScan(ctx context.Context, seq uint64, cmd resp.Command)
 	node := cursor % n
 	args := append([][]byte{cmd.Args[0], strconv.AppendUint(nil, cursor/n, 10)}, cmd.Args[2:]...)
 	f := newFanout(s.out, seq, 1, func(parts [][]byte) []byte { return scanReply(parts[0], node, n) })
-	newRedirect(cl, f, 0, args, -1, s.proto, s.id).send(ctx, pools[node], false)
+	s.srv.redirects.get(cl, f, 0, nil, args, -1, s.proto, s.id).send(ctx, pools[node], false)
 }
 
 // scanReply rewrites one node's SCAN reply with the client's cursor.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/respguard/respguard/pool"
@@ -32,6 +33,7 @@ type redirect struct {
 	cl     *cluster.Cluster
 	dst    pool.Target
 	dstSeq uint64
+	home   *redirects
 	raw    []byte // the encoded command, kept for resending
 	slot   int    // -1: keyless
 	proto  int
@@ -42,17 +44,42 @@ type redirect struct {
 	held    []byte // an error reply being judged
 }
 
-// newRedirect returns a redirect for args (copied) on behalf of a client.
-func newRedirect(cl *cluster.Cluster, dst pool.Target, dstSeq uint64, args [][]byte, slot, proto int, hint uint64) *redirect {
-	return &redirect{cl: cl, dst: dst, dstSeq: dstSeq, raw: resp.AppendCommand(nil, args...), slot: slot, proto: proto, hint: hint}
+// redirects recycles redirect values (and their command buffers) for one
+// server: one is taken per forwarded command in cluster mode.
+type redirects struct{ free sync.Pool }
+
+// get returns a redirect for the command raw (copied; nil: encode args) on
+// behalf of a client.
+func (rs *redirects) get(cl *cluster.Cluster, dst pool.Target, dstSeq uint64, raw []byte, args [][]byte, slot, proto int, hint uint64) *redirect {
+	r, _ := rs.free.Get().(*redirect)
+	if r == nil {
+		r = &redirect{home: rs}
+	}
+	r.cl, r.dst, r.dstSeq, r.slot, r.proto, r.hint, r.tries = cl, dst, dstSeq, slot, proto, hint, 0
+	if raw != nil {
+		r.raw = append(r.raw[:0], raw...)
+	} else {
+		r.raw = resp.AppendCommand(r.raw[:0], args...)
+	}
+	return r
+}
+
+// done recycles r once its final reply has gone to dst; nothing may use it
+// after. A huge command's buffer is left to the garbage collector.
+func (r *redirect) done() {
+	r.cl, r.dst = nil, nil
+	if cap(r.raw) > 64<<10 {
+		r.raw = nil
+	}
+	r.home.free.Put(r)
 }
 
 // send puts the command on one of p's shared pipes; asking prefixes ASKING.
 // A failure is answered to dst, and the topology is refreshed: the node may
-// be gone.
+// be gone. Once the command is on the pipe, r belongs to the pipe's reader.
 func (r *redirect) send(ctx context.Context, p *pool.Pool, asking bool) {
 	if p == nil {
-		r.dst.Deliver(r.dstSeq, slotNotServed(r.slot), true)
+		r.finish(slotNotServed(r.slot))
 		return
 	}
 	pipe, err := p.Shared(ctx, 0, r.proto, r.hint)
@@ -65,8 +92,14 @@ func (r *redirect) send(ctx context.Context, p *pool.Pool, asking bool) {
 	}
 	if err != nil {
 		r.cl.Refresh()
-		r.dst.Deliver(r.dstSeq, pool.UnavailableReply(err), true)
+		r.finish(pool.UnavailableReply(err))
 	}
+}
+
+// finish answers dst with reply and recycles r.
+func (r *redirect) finish(reply []byte) {
+	r.dst.Deliver(r.dstSeq, reply, true)
+	r.done()
 }
 
 func (r *redirect) Deliver(_ uint64, p []byte, last bool) {
@@ -77,6 +110,7 @@ func (r *redirect) Deliver(_ uint64, p []byte, last bool) {
 		r.dst.Deliver(r.dstSeq, p, last)
 		if last {
 			r.passing = false
+			r.done()
 		}
 		return
 	}
@@ -87,7 +121,7 @@ func (r *redirect) Deliver(_ uint64, p []byte, last bool) {
 	msg := r.held
 	r.held = nil
 	if !r.follow(msg) {
-		r.dst.Deliver(r.dstSeq, msg, true)
+		r.finish(msg)
 	}
 }
 
@@ -109,7 +143,7 @@ func (r *redirect) follow(msg []byte) bool {
 	}
 	if r.tries >= maxRedirects {
 		if code == "MOVED" || code == "ASK" {
-			r.dst.Deliver(r.dstSeq, fmt.Appendf(nil, "-TRYAGAIN slot %d still moving after %d redirections\r\n", r.slot, r.tries), true)
+			r.finish(fmt.Appendf(nil, "-TRYAGAIN slot %d still moving after %d redirections\r\n", r.slot, r.tries))
 			return true
 		}
 		return false

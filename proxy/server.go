@@ -24,16 +24,17 @@ var ErrServerClosed = errors.New("proxy: server closed")
 // Server accepts clients and runs a session for each. Create it with
 // NewServer; callers MUST call Shutdown or Close.
 type Server struct {
-	cfg     Config
-	pool    *pool.Pool       // the one upstream (standalone, sentinel); nil in cluster mode
-	cluster *cluster.Cluster // cluster mode: one pool per node; nil otherwise
-	log     *slog.Logger
-	tel     *telemetry.Telemetry // nil: no telemetry
-	names   commandNames
-	cmds    *policy.Commands // key positions, for statements (and policy)
-	info    atomic.Pointer[pool.ServerInfo]
-	policy  atomic.Pointer[policy.Policy]
-	guard   atomic.Pointer[guard.Guard] // nil: no guardrails
+	cfg       Config
+	pool      *pool.Pool       // the one upstream (standalone, sentinel); nil in cluster mode
+	cluster   *cluster.Cluster // cluster mode: one pool per node; nil otherwise
+	redirects redirects        // cluster mode: per-command redirect followers, recycled
+	log       *slog.Logger
+	tel       *telemetry.Telemetry // nil: no telemetry
+	names     commandNames
+	cmds      *policy.Commands // key positions, for statements (and policy)
+	info      atomic.Pointer[pool.ServerInfo]
+	policy    atomic.Pointer[policy.Policy]
+	guard     atomic.Pointer[guard.Guard] // nil: no guardrails
 
 	authLimit atomic.Pointer[authLimiter] // failed AUTH attempts per client IP; nil: unlimited (see SetAuthRateLimit)
 

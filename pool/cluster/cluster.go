@@ -104,6 +104,10 @@ func (c *Cluster) Reader(slot int) *pool.Pool {
 	}
 }
 
+// ReadsReplicas reports whether Reader may pick replicas (read_from is not
+// primary), so callers can skip asking whether a command is read-only.
+func (c *Cluster) ReadsReplicas() bool { return c.cfg.ReadFrom != ReadPrimary }
+
 // Node returns the pool of the node at addr (as a primary: no READONLY),
 // creating it if it is not known yet, as for ASK and MOVED targets. A pool
 // that no topology uses is closed some refreshes later (RefreshInterval
