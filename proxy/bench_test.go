@@ -17,16 +17,24 @@ func BenchmarkProxy(b *testing.B) {
 	tp := startProxy(b, nil)
 	for _, depth := range []int{1, 16} {
 		b.Run(fmt.Sprintf("clients=50/pipeline=%d", depth), func(b *testing.B) {
-			benchClients(b, tp.Addr, 50, depth)
+			benchClients(b, tp.Addr, 50, depth, false)
 		})
 	}
 }
 
-func benchClients(b *testing.B, addr string, clients, depth int) {
-	req := []byte("*2\r\n$3\r\nGET\r\n$3\r\nkey\r\n")
-	batch := make([]byte, 0, len(req)*depth)
-	for range depth {
-		batch = append(batch, req...)
+// benchClients runs clients connections sending pipelines of depth GETs;
+// spread gives each command its own key (spread over a cluster's slots).
+func benchClients(b *testing.B, addr string, clients, depth int, spread bool) {
+	batchFor := func(client int) []byte {
+		var batch []byte
+		for i := range depth {
+			key := "key"
+			if spread {
+				key = fmt.Sprintf("key:%d:%d", client, i)
+			}
+			batch = fmt.Appendf(batch, "*2\r\n$3\r\nGET\r\n$%d\r\n%s\r\n", len(key), key)
+		}
+		return batch
 	}
 	conns := make([]net.Conn, clients)
 	for i := range conns {
@@ -41,7 +49,8 @@ func benchClients(b *testing.B, addr string, clients, depth int) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	var wg sync.WaitGroup
-	for _, c := range conns {
+	for i, c := range conns {
+		batch := batchFor(i)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -63,15 +72,18 @@ func benchClients(b *testing.B, addr string, clients, depth int) {
 	wg.Wait()
 }
 
-// BenchmarkProxyCluster is BenchmarkProxy in cluster mode, in front of a
+// BenchmarkProxyCluster is BenchmarkProxy in cluster mode: in front of a
 // one-primary cluster (the same single redis-server work, plus routing by
-// slot and the redirect-following wrapper per command).
+// slot and the redirect follower per command), and of three primaries with
+// every command on its own key (a client's pipeline split over the nodes).
 func BenchmarkProxyCluster(b *testing.B) {
-	rc := redistest.StartCluster(b, 1, 0)
-	tp := startClusterProxy(b, rc, nil, Options{})
-	for _, depth := range []int{1, 16} {
-		b.Run(fmt.Sprintf("clients=50/pipeline=%d", depth), func(b *testing.B) {
-			benchClients(b, tp.Addr, 50, depth)
-		})
+	for _, primaries := range []int{1, 3} {
+		rc := redistest.StartCluster(b, primaries, 0)
+		tp := startClusterProxy(b, rc, nil, Options{})
+		for _, depth := range []int{1, 16} {
+			b.Run(fmt.Sprintf("primaries=%d/clients=50/pipeline=%d", primaries, depth), func(b *testing.B) {
+				benchClients(b, tp.Addr, 50, depth, primaries > 1)
+			})
+		}
 	}
 }
