@@ -63,6 +63,7 @@ func (s *session) handleCluster(ctx context.Context, seq uint64, k kind, name st
 		s.out.local(seq, resp.AppendError(nil, clusterNoState))
 		return true
 	}
+	s.afterPinnedMove()
 	s.dedMu.Lock()
 	pinned, streaming, inTx := s.ded != nil, s.streaming, s.inMulti || s.watching
 	s.dedMu.Unlock()
@@ -189,6 +190,49 @@ func (s *session) clusterTx(ctx context.Context, seq uint64, k kind, name string
 	return s.forwardPinned(ctx, seq, k, name, cmd)
 }
 
+// afterPinnedMove lets a watching client whose WATCH met a moved slot start
+// again on the right node: the dedicated connection (and its watches) goes.
+// If keys were watched there before, they are no longer watched, so the
+// transaction that follows must not commit: its EXEC answers a null array,
+// as when a watched key changed, and the client's retry loop starts over.
+// In MULTI nothing is needed: Redis aborts that EXEC itself.
+func (s *session) afterPinnedMove() {
+	if !s.pinned.moved.Swap(false) {
+		return
+	}
+	s.dedMu.Lock()
+	defer s.dedMu.Unlock()
+	if s.ded == nil || s.inMulti || s.streaming || !s.watching {
+		return
+	}
+	s.watchLost = s.watchCount > 1
+	s.ded.MarkDirty()
+	s.ded.Release()
+	s.ded = nil
+	s.watching, s.txSlot, s.watchCount = false, -1, 0
+}
+
+// execAfterLostWatch answers EXEC with a null array when afterPinnedMove
+// dropped watches (discarding any transaction opened upstream).
+func (s *session) execAfterLostWatch(seq uint64) (done bool) {
+	s.dedMu.Lock()
+	defer s.dedMu.Unlock()
+	if !s.watchLost || !s.inMulti {
+		return false
+	}
+	if s.ded != nil {
+		_ = s.ded.Send(nil, 0, nil, [][]byte{[]byte("DISCARD")})
+	}
+	s.inMulti, s.multiDeferred, s.deferred, s.watching, s.txDenied, s.txSlot = false, false, nil, false, false, -1
+	s.watchLost, s.watchCount = false, 0
+	if s.proto >= 3 {
+		s.out.local(seq, resp.AppendNull(nil, 3))
+	} else {
+		s.out.local(seq, []byte("*-1\r\n"))
+	}
+	return true
+}
+
 // crossSlot answers CROSSSLOT; inside MULTI the EXEC will abort.
 func (s *session) crossSlot(seq uint64, inMulti bool) {
 	if inMulti {
@@ -262,6 +306,7 @@ func (s *session) endEmptyTx(seq uint64, name string) bool {
 		return false // held commands to run: the transaction goes to a node
 	}
 	s.inMulti, s.multiDeferred, s.watching, s.txDenied, s.deferred, s.txSlot = false, false, false, false, nil, -1
+	s.watchCount, s.watchLost = 0, false
 	s.out.local(seq, reply)
 	return true
 }

@@ -544,3 +544,78 @@ func TestClusterFailoverUnderLoad(t *testing.T) {
 		t.Errorf("slot %d maps to %s after failover, want %s", slot, addr, promoted.Addr)
 	}
 }
+
+// TestClusterPinnedCommandOnAMovedSlot: a command that must stay on a
+// dedicated connection (WATCH, a blocking pop) cannot follow a redirect; when
+// the slot moved behind respguard's back, the client gets TRYAGAIN, and its
+// retry reaches the new owner.
+func TestClusterPinnedCommandOnAMovedSlot(t *testing.T) {
+	rc := redistest.StartCluster(t, 2, 0)
+	tp := startClusterProxy(t, rc, func(c *cluster.Config) { c.RefreshInterval = time.Hour }, Options{})
+	// moveSlot gives the slot of tag (empty) to the other primary, behind
+	// respguard's back, and returns the new owner.
+	moveSlot := func(tag string) *redistest.Server {
+		slot := cluster.Slot([]byte(tag))
+		src := rc.NodeForSlot(slot)
+		var dst *redistest.Server
+		for _, n := range rc.Primaries() {
+			if n != src {
+				dst = n
+			}
+		}
+		dstID, err := redistest.Do(dst.Addr, "CLUSTER", "MYID")
+		must(t, err)
+		for _, n := range rc.Primaries() {
+			if _, err := redistest.Do(n.Addr, "CLUSTER", "SETSLOT", fmt.Sprint(slot), "NODE", dstID); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return dst
+	}
+	expect := func(raw *rawConn, wants ...string) {
+		t.Helper()
+		for _, want := range wants {
+			if got := raw.line(); !strings.HasPrefix(got, want) {
+				t.Fatalf("got %q, want %q", got, want)
+			}
+		}
+	}
+
+	t.Run("a WATCH on a moved slot gets TRYAGAIN and its retry reaches the new owner", func(t *testing.T) {
+		dst := moveSlot("pin")
+		raw := tp.raw(t)
+		raw.send("WATCH {pin}k\r\n")
+		expect(raw, "-TRYAGAIN slot "+fmt.Sprint(cluster.Slot([]byte("pin")))+" moved to "+dst.Addr)
+		raw.send("WATCH {pin}k\r\nMULTI\r\nSET {pin}k v\r\nEXEC\r\n")
+		expect(raw, "+OK", "+OK", "+QUEUED", "*1", "+OK")
+		if got, _ := redistest.Do(dst.Addr, "GET", "{pin}k"); got != "v" {
+			t.Errorf("the retried transaction did not run on the new owner: GET = %q", got)
+		}
+	})
+
+	t.Run("keys watched before the move are not silently dropped: that EXEC aborts", func(t *testing.T) {
+		raw := tp.raw(t)
+		raw.send("WATCH {lost}a\r\n")
+		expect(raw, "+OK")
+		moveSlot("lost")
+		raw.send("WATCH {lost}b\r\n")
+		expect(raw, "-TRYAGAIN")
+		raw.send("WATCH {lost}b\r\nMULTI\r\nSET {lost}b v\r\nEXEC\r\n")
+		expect(raw, "+OK", "+OK", "+QUEUED", "*-1")
+		raw.send("WATCH {lost}a {lost}b\r\nMULTI\r\nSET {lost}b v\r\nEXEC\r\n")
+		expect(raw, "+OK", "+OK", "+QUEUED", "*1", "+OK")
+	})
+
+	t.Run("a blocking pop on a moved slot gets TRYAGAIN, then blocks on the new owner", func(t *testing.T) {
+		moveSlot("bq")
+		raw := tp.raw(t)
+		raw.send("BLPOP {bq}q 0\r\n")
+		expect(raw, "-TRYAGAIN")
+		raw.send("BLPOP {bq}q 0\r\n")
+		c := tp.client(t, 2)
+		// The pop may register before or after the push: either way the
+		// element is its reply.
+		must(t, c.RPush(ctxT(t), "{bq}q", "job").Err())
+		expect(raw, "*2", "$5", "{bq}q", "$3", "job")
+	})
+}

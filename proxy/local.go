@@ -28,7 +28,7 @@ func (s *session) tryLocal(ctx context.Context, seq uint64, name string, cmd res
 		s.out.local(seq, s.authenticate(cmd.Args))
 		return true, true
 	case "exec":
-		return s.execAfterDenial(seq), true
+		return s.execAfterLostWatch(seq) || s.execAfterDenial(seq), true
 	case "acl":
 		if len(cmd.Args) < 2 {
 			return false, true
@@ -94,6 +94,7 @@ func (s *session) reset(seq uint64, pinned, streaming bool) {
 	}
 	s.inMulti, s.watching, s.tracking, s.streaming, s.pendingDB = false, false, false, false, -1
 	s.multiDeferred, s.deferred, s.txSlot, s.txDenied = false, nil, -1, false
+	s.watchCount, s.watchLost = 0, false
 	s.dedMu.Unlock()
 	s.db, s.proto, s.name = 0, 2, ""
 	s.setUser(nil)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/respguard/respguard/pool"
@@ -207,3 +208,54 @@ func parseRedirect(msg []byte) (slot int, addr string, ok bool) {
 	}
 	return n, string(a), true
 }
+
+// pinnedReplies passes the replies of a cluster client's dedicated
+// connection to its outbox. Commands there (in a transaction, blocked, or
+// watching) cannot be resent elsewhere, so a -MOVED or -ASK (the slot moved
+// after the connection was chosen) becomes -TRYAGAIN, after the map learns
+// of the move: the client's retry goes to the right node, and no redirect
+// reaches it. It implements pool.Target.
+type pinnedReplies struct {
+	out *outbox
+	cl  *cluster.Cluster
+
+	mu      sync.Mutex // a dying connection may answer while the next one does
+	passing bool
+	held    []byte
+
+	moved atomic.Bool // a reply was turned into TRYAGAIN; see session.afterPinnedMove
+}
+
+func (p *pinnedReplies) Deliver(seq uint64, b []byte, last bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.passing && p.held == nil && len(b) > 0 && b[0] != '-' {
+		p.passing = true
+	}
+	if p.passing {
+		p.out.Deliver(seq, b, last)
+		p.passing = !last
+		return
+	}
+	p.held = append(p.held, b...)
+	if !last {
+		return
+	}
+	msg := p.held
+	p.held = nil
+	switch code := errorCode(msg); code {
+	case "MOVED", "ASK":
+		if slot, addr, ok := parseRedirect(msg); ok {
+			if code == "MOVED" {
+				p.cl.Moved(slot, addr)
+			}
+			p.moved.Store(true)
+			msg = fmt.Appendf(nil, "-TRYAGAIN slot %d moved to %s while this client was pinned to another node (MULTI, WATCH or a blocking command); retry\r\n", slot, addr)
+		}
+	}
+	p.out.Deliver(seq, msg, true)
+}
+
+func (p *pinnedReplies) DeliverPush(b []byte, last bool) { p.out.DeliverPush(b, last) }
+
+func (p *pinnedReplies) Abort(err error) { p.out.Abort(err) }

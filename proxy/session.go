@@ -44,6 +44,7 @@ type session struct {
 	clusterKeys []int      // key argument indexes, for the slot
 	pinTo       *pool.Pool // node the next dedicated connection comes from; nil: the one upstream
 	pinSlot     int        // slot the dedicated connection was acquired for (-1: keyless)
+	pinned      pinnedReplies
 
 	// dedMu guards the dedicated connection and the state that keeps it.
 	// The pipe's reader goroutine takes it (releaseIfIdle) to return the
@@ -64,6 +65,8 @@ type session struct {
 	multiDeferred bool     // MULTI answered locally; no node chosen yet
 	deferred      [][]byte // keyless commands queued before the first key (encoded)
 	txSlot        int      // slot of the transaction's keys; -1 = none yet
+	watchCount    int      // WATCH commands sent on the dedicated connection
+	watchLost     bool     // watches were dropped (afterPinnedMove): EXEC must abort
 
 	pol      *policy.Policy // policy the session last judged by
 	user     *policy.User   // nil: not authenticated (the policy requires AUTH)
@@ -78,6 +81,7 @@ func newSession(srv *Server, conn net.Conn, id uint64) *session {
 		proto: 2, pendingDB: -1, txSlot: -1, pinSlot: -1,
 	}
 	s.rd = resp.NewRequestReader(deadlineReader{s}, cc.limits())
+	s.pinned = pinnedReplies{out: s.out, cl: srv.cluster}
 	s.out.onDone = s.slotDone
 	return s
 }
@@ -326,8 +330,11 @@ func (s *session) forwardPinned(ctx context.Context, seq uint64, k kind, name st
 // send writes cmd to the dedicated connection. Caller holds dedMu.
 func (s *session) send(seq uint64, cmd resp.Command, matched bool) bool {
 	target := pool.Target(s.out)
-	if !matched {
+	switch {
+	case !matched:
 		target = nil
+	case s.srv.cluster != nil:
+		target = &s.pinned
 	}
 	if err := s.ded.Send(target, seq, cmd.Raw, cmd.Args); err != nil && matched {
 		s.out.local(seq, pool.UnavailableReply(err))
@@ -345,13 +352,15 @@ func (s *session) track(k kind, name string, cmd resp.Command) {
 			s.db, s.ded.DB = s.pendingDB, s.pendingDB
 		}
 		s.inMulti, s.watching, s.pendingDB, s.txDenied, s.txSlot = false, false, -1, false, -1
+		s.watchCount, s.watchLost = 0, false
 	case kindWatch:
 		if !s.inMulti {
 			s.watching = true
+			s.watchCount++
 		}
 	case kindUnwatch:
 		if !s.inMulti {
-			s.watching, s.txSlot = false, -1
+			s.watching, s.txSlot, s.watchCount, s.watchLost = false, -1, 0, false
 		}
 	case kindClient:
 		if clientSub(cmd.Args) == "tracking" && len(cmd.Args) > 2 {
