@@ -76,6 +76,7 @@ func TestPasswordFileAndPrintConfigMasksSecrets(t *testing.T) {
 		t.Fatalf("password = %q", cfg.Upstream.Password)
 	}
 	t.Setenv("RESPGUARD_UPSTREAM_PASSWORD", "env-secret")
+	t.Setenv("RESPGUARD_UPSTREAM_SENTINEL_PASSWORD", "sentinel-secret")
 	withUser := writeConfig(t, "policy:\n  users:\n    app: \"on >user-secret ~* +get\"\n")
 	v, _, err = load(newFlags(), []string{"--config", withUser}, noEnv)
 	if err != nil {
@@ -88,7 +89,7 @@ func TestPasswordFileAndPrintConfigMasksSecrets(t *testing.T) {
 	}
 	f.Close()
 	b, _ := os.ReadFile(out)
-	if strings.Contains(string(b), "env-secret") || strings.Contains(string(b), "user-secret") || !strings.Contains(string(b), "********") || !strings.Contains(string(b), "max_conns: 64") {
+	if strings.Contains(string(b), "env-secret") || strings.Contains(string(b), "user-secret") || strings.Contains(string(b), "sentinel-secret") || !strings.Contains(string(b), "********") || !strings.Contains(string(b), "max_conns: 64") {
 		t.Fatalf("print-config output:\n%s", b)
 	}
 }
