@@ -471,78 +471,126 @@ func TestClusterFollowsSlotMigration(t *testing.T) {
 	})
 }
 
+// TestClusterFailoverUnderLoad keeps INCR workers running through respguard
+// while a primary is replaced: by a manual CLUSTER FAILOVER, and by killing
+// it (the cluster promotes its replica after cluster-node-timeout). No
+// worker may see a wrong count; errors are allowed only while the slot has
+// no primary; every worker must get through afterwards.
 func TestClusterFailoverUnderLoad(t *testing.T) {
-	rc := redistest.StartCluster(t, 3, 1)
-	tp := startClusterProxy(t, rc, nil, Options{})
-	ctx := ctxT(t)
-	const workers = 8
-	var (
-		mu         sync.Mutex
-		failures   []string
-		wg         sync.WaitGroup
-		failedOver atomic.Bool
-	)
-	stop := make(chan struct{})
-	caughtUp := make(chan int, workers) // a worker has done 10 INCRs after the failover
-	for w := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			fail := func(msg string) {
-				mu.Lock()
-				failures = append(failures, msg)
-				mu.Unlock()
-				caughtUp <- w
+	for _, tc := range []struct {
+		name     string
+		failover func(rc *redistest.Cluster, slot int) *redistest.Server
+	}{
+		{"a replica promoted with CLUSTER FAILOVER", func(rc *redistest.Cluster, slot int) *redistest.Server {
+			return rc.Failover(slot)
+		}},
+		{"the primary killed", func(rc *redistest.Cluster, slot int) *redistest.Server {
+			replica := rc.ReplicasForSlot(slot)[0]
+			rc.NodeForSlot(slot).Stop()
+			return replica
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rc := redistest.StartCluster(t, 3, 1)
+			tp := startClusterProxy(t, rc, nil, Options{})
+			slot := cluster.Slot([]byte("counter:0"))
+			load := startCounterLoad(t, tp, 8)
+			promoted := tc.failover(rc, slot)
+			load.waitProgressAfter(t, 30*time.Second)
+			if _, addr := tp.Server.cluster.Primary(slot); addr != promoted.Addr {
+				t.Errorf("slot %d maps to %s after failover, want %s", slot, addr, promoted.Addr)
 			}
-			c := tp.client(t, 2)
-			key := fmt.Sprintf("counter:%d", w)
-			var last, after int64
-			uncertain := false // an INCR failed: it may or may not have run
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				n, err := c.Incr(ctx, key).Result()
-				switch {
-				case err == nil && n != last+1 && !(uncertain && n > last):
-					fail(fmt.Sprintf("%s: INCR = %d after %d", key, n, last))
-					return
-				case err == nil:
-					last, uncertain = n, false
-					if failedOver.Load() {
-						if after++; after == 10 {
-							caughtUp <- w
-						}
-					}
-				case !strings.Contains(err.Error(), "upstream unavailable") && !strings.HasPrefix(err.Error(), "TRYAGAIN") && !strings.HasPrefix(err.Error(), "CLUSTERDOWN"):
-					fail(fmt.Sprintf("%s: %v", key, err))
-					return
-				default:
-					uncertain = true
-				}
-			}
-		}()
+		})
 	}
-	slot := cluster.Slot([]byte("counter:0"))
-	promoted := rc.Failover(slot)
-	failedOver.Store(true)
-	for range workers {
+}
+
+// counterLoad is INCR workers, one key each, checking every reply.
+type counterLoad struct {
+	mu         sync.Mutex
+	failures   []string
+	errors     atomic.Int64
+	wg         sync.WaitGroup
+	stop       chan struct{}
+	changed    atomic.Bool
+	caughtUp   chan int // a worker did 10 INCRs after changed was set (or failed)
+	numWorkers int
+}
+
+func startCounterLoad(t *testing.T, tp *testProxy, workers int) *counterLoad {
+	l := &counterLoad{stop: make(chan struct{}), caughtUp: make(chan int, 2*workers), numWorkers: workers}
+	ctx := ctxT(t)
+	for w := range workers {
+		c := tp.client(t, 2)
+		l.wg.Add(1)
+		go l.work(ctx, c, w)
+	}
+	return l
+}
+
+func (l *counterLoad) work(ctx context.Context, c *redis.Client, w int) {
+	defer l.wg.Done()
+	key := fmt.Sprintf("counter:%d", w)
+	var last, after int64
+	uncertain := false // an INCR failed: it may or may not have run
+	fail := func(msg string) {
+		l.mu.Lock()
+		l.failures = append(l.failures, msg)
+		l.mu.Unlock()
 		select {
-		case <-caughtUp:
-		case <-time.After(20 * time.Second):
-			t.Fatal("a worker made no progress within 20 s of the failover")
+		case l.caughtUp <- w:
+		default:
 		}
 	}
-	close(stop)
-	wg.Wait()
-	if len(failures) > 0 {
-		t.Fatalf("wrong replies during failover: %q", failures)
+	for {
+		select {
+		case <-l.stop:
+			return
+		default:
+		}
+		n, err := c.Incr(ctx, key).Result()
+		switch {
+		case err == nil && n != last+1 && !(uncertain && n > last):
+			fail(fmt.Sprintf("%s: INCR = %d after %d", key, n, last))
+			return
+		case err == nil:
+			last, uncertain = n, false
+			if l.changed.Load() {
+				if after++; after == 10 {
+					l.caughtUp <- w // room for two reports per worker
+				}
+			}
+		case !strings.Contains(err.Error(), "upstream unavailable") && !strings.HasPrefix(err.Error(), "TRYAGAIN") && !strings.HasPrefix(err.Error(), "CLUSTERDOWN"):
+			fail(fmt.Sprintf("%s: %v", key, err))
+			return
+		default:
+			uncertain = true
+			l.errors.Add(1)
+		}
 	}
-	if _, addr := tp.Server.cluster.Primary(slot); addr != promoted.Addr {
-		t.Errorf("slot %d maps to %s after failover, want %s", slot, addr, promoted.Addr)
+}
+
+// waitProgressAfter marks the topology change done, waits for every worker
+// to make progress (bounded by limit), stops them and checks their replies.
+func (l *counterLoad) waitProgressAfter(t *testing.T, limit time.Duration) {
+	t.Helper()
+	l.changed.Store(true)
+	started := time.Now()
+	timeout := time.After(limit)
+	for range l.numWorkers {
+		select {
+		case <-l.caughtUp:
+		case <-timeout:
+			close(l.stop)
+			l.wg.Wait()
+			t.Fatalf("a worker made no progress within %v of the change (failures: %q)", limit, l.failures)
+		}
 	}
+	close(l.stop)
+	l.wg.Wait()
+	if len(l.failures) > 0 {
+		t.Fatalf("wrong replies: %q", l.failures)
+	}
+	t.Logf("all workers through %v after the change; %d error replies (retryable) meanwhile", time.Since(started).Round(time.Millisecond), l.errors.Load())
 }
 
 // TestClusterPinnedCommandOnAMovedSlot: a command that must stay on a
