@@ -18,25 +18,40 @@ func (e *ReplyError) Error() string { return e.Msg }
 // DoValue sends one command to addr on a fresh connection (RESP2, no AUTH)
 // and returns its reply. An error reply is returned as a *ReplyError.
 func DoValue(addr string, args ...string) (tidwall.Value, error) {
+	return DoAuthValue(addr, "", args...)
+}
+
+// DoAuthValue is DoValue after AUTH password, when password is not empty.
+func DoAuthValue(addr, password string, args ...string) (tidwall.Value, error) {
 	conn, err := net.DialTimeout("tcp", addr, time.Second)
 	if err != nil {
 		return tidwall.Value{}, err
 	}
 	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
-	cmd := make([]tidwall.Value, len(args))
-	for i, a := range args {
-		cmd[i] = tidwall.StringValue(a)
+	cmds := [][]string{args}
+	if password != "" {
+		cmds = [][]string{{"AUTH", password}, args}
 	}
-	if err := tidwall.NewWriter(conn).WriteArray(cmd); err != nil {
-		return tidwall.Value{}, fmt.Errorf("write to %s: %w", addr, err)
+	w := tidwall.NewWriter(conn)
+	for _, cmd := range cmds {
+		vals := make([]tidwall.Value, len(cmd))
+		for i, a := range cmd {
+			vals[i] = tidwall.StringValue(a)
+		}
+		if err := w.WriteArray(vals); err != nil {
+			return tidwall.Value{}, fmt.Errorf("write to %s: %w", addr, err)
+		}
 	}
-	v, _, err := tidwall.NewReader(conn).ReadValue()
-	if err != nil {
-		return tidwall.Value{}, fmt.Errorf("read from %s: %w", addr, err)
-	}
-	if v.Type() == tidwall.Error {
-		return v, &ReplyError{Msg: v.String()}
+	rd := tidwall.NewReader(conn)
+	var v tidwall.Value
+	for range cmds {
+		if v, _, err = rd.ReadValue(); err != nil {
+			return tidwall.Value{}, fmt.Errorf("read from %s: %w", addr, err)
+		}
+		if v.Type() == tidwall.Error {
+			return v, &ReplyError{Msg: v.String()}
+		}
 	}
 	return v, nil
 }

@@ -1,7 +1,6 @@
 package redistest
 
 import (
-	"bufio"
 	"fmt"
 	"net"
 	"os"
@@ -119,7 +118,7 @@ func (ss *Sentinels) waitDiscovery(s *Server, replicas, peers int) {
 // discovered returns how many connected replicas and other sentinels the
 // sentinel at addr knows for the monitored primary.
 func (ss *Sentinels) discovered(addr string) (replicas, peers int, err error) {
-	reps, err := sentinelQuery(addr, ss.password, "SENTINEL", "REPLICAS", ss.MasterName)
+	reps, err := DoAuthValue(addr, ss.password, "SENTINEL", "REPLICAS", ss.MasterName)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -128,7 +127,7 @@ func (ss *Sentinels) discovered(addr string) (replicas, peers int, err error) {
 			replicas++
 		}
 	}
-	sens, err := sentinelQuery(addr, ss.password, "SENTINEL", "SENTINELS", ss.MasterName)
+	sens, err := DoAuthValue(addr, ss.password, "SENTINEL", "SENTINELS", ss.MasterName)
 	return replicas, len(sens.Array()), err
 }
 
@@ -161,7 +160,7 @@ func sentinelPassword(lines []string) string {
 func StartReplica(t testing.TB, primary *Server, extra ...string) *Server {
 	t.Helper()
 	// The first sync would otherwise wait 5 s for more replicas to join it.
-	if _, err := sentinelQuery(primary.Addr, argAfter(primary.extra, "--requirepass"),
+	if _, err := DoAuthValue(primary.Addr, argAfter(primary.extra, "--requirepass"),
 		"CONFIG", "SET", "repl-diskless-sync-delay", "0"); err != nil {
 		t.Fatalf("primary %s: %v", primary.Addr, err)
 	}
@@ -170,7 +169,7 @@ func StartReplica(t testing.TB, primary *Server, extra ...string) *Server {
 	password := argAfter(extra, "--requirepass")
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
-		info, err := sentinelQuery(s.Addr, password, "INFO", "replication")
+		info, err := DoAuthValue(s.Addr, password, "INFO", "replication")
 		if err == nil && strings.Contains(info.String(), "master_link_status:up") {
 			return s
 		}
@@ -183,7 +182,7 @@ func StartReplica(t testing.TB, primary *Server, extra ...string) *Server {
 // connectedReplicas returns connected_slaves from the primary's INFO.
 func connectedReplicas(t testing.TB, primary *Server) int {
 	t.Helper()
-	info, err := sentinelQuery(primary.Addr, argAfter(primary.extra, "--requirepass"), "INFO", "replication")
+	info, err := DoAuthValue(primary.Addr, argAfter(primary.extra, "--requirepass"), "INFO", "replication")
 	if err != nil {
 		t.Fatalf("INFO replication on %s: %v", primary.Addr, err)
 	}
@@ -206,44 +205,3 @@ func argAfter(args []string, flag string) string {
 	return ""
 }
 
-// sentinelQuery sends one command to addr, after AUTH when password is set,
-// and returns its reply; an error reply is returned as a Go error.
-func sentinelQuery(addr, password string, args ...string) (tidwall.Value, error) {
-	c, err := net.DialTimeout("tcp", addr, time.Second)
-	if err != nil {
-		return tidwall.Value{}, err
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
-	cmds := [][]string{args}
-	if password != "" {
-		cmds = [][]string{{"AUTH", password}, args}
-	}
-	var out []byte
-	for _, cmd := range cmds {
-		out = sentinelCommand(out, cmd)
-	}
-	if _, err := c.Write(out); err != nil {
-		return tidwall.Value{}, err
-	}
-	rd := tidwall.NewReader(bufio.NewReader(c))
-	var v tidwall.Value
-	for range cmds {
-		if v, _, err = rd.ReadValue(); err != nil {
-			return v, err
-		}
-		if v.Type() == tidwall.Error {
-			return v, v.Error()
-		}
-	}
-	return v, nil
-}
-
-// sentinelCommand appends cmd to b as a RESP array of bulk strings.
-func sentinelCommand(b []byte, cmd []string) []byte {
-	b = fmt.Appendf(b, "*%d\r\n", len(cmd))
-	for _, a := range cmd {
-		b = fmt.Appendf(b, "$%d\r\n%s\r\n", len(a), a)
-	}
-	return b
-}
