@@ -204,4 +204,3 @@ func argAfter(args []string, flag string) string {
 	}
 	return ""
 }
-
