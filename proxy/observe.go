@@ -87,7 +87,8 @@ func (s *session) commandDone(sl *slot) {
 		c.Statement = bytesToString(sl.stmt)
 	}
 	if sl.upstream {
-		c.ServerAddr, c.ServerPort = s.srv.upstreamHost, s.srv.upstreamPort
+		hp := s.srv.upstreamAddr.Load()
+		c.ServerAddr, c.ServerPort = hp.host, hp.port
 		if !sl.replyAt.IsZero() {
 			c.Upstream = sl.replyAt.Sub(sl.start) // parse to Redis's first reply byte
 		}

@@ -2,8 +2,10 @@ package proxy
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
+	"go.opentelemetry.io/otel/attribute"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
@@ -94,4 +96,62 @@ func TestExecSpanParentsTheQueuedCommands(t *testing.T) {
 	if children != 2 {
 		t.Fatalf("EXEC has %d child spans (SET, INCR), want 2; spans: %d", children, len(spans))
 	}
+}
+
+func TestSpansNameTheCurrentUpstream(t *testing.T) {
+	exporter := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exporter))
+	t.Cleanup(func() { tp.Shutdown(context.Background()) })
+	tel, err := telemetry.New(context.Background(), telemetry.Config{
+		Traces: telemetry.TracesConfig{SampleRatio: new(1.0)},
+	}, telemetry.Options{TracerProvider: tp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tel.Shutdown(context.Background()) })
+	proxy := startProxyWith(t, redistest.Start(t), nil, Options{Telemetry: tel})
+	rc := proxy.raw(t)
+	serverAddr := func(name string) string {
+		t.Helper()
+		waitFor(t, func() bool {
+			for _, s := range exporter.GetSpans() {
+				if s.Name == name {
+					return true
+				}
+			}
+			return false
+		})
+		for _, s := range exporter.GetSpans() {
+			if s.Name != name {
+				continue
+			}
+			for _, a := range s.Attributes {
+				if a.Key == "server.address" {
+					return a.Value.Emit() + ":" + fmt.Sprint(portOf(s.Attributes))
+				}
+			}
+		}
+		return ""
+	}
+	rc.send("PING\r\n")
+	rc.line()
+	if got := serverAddr("PING"); got != proxy.Redis.Addr {
+		t.Errorf("span names upstream %q, want %q", got, proxy.Redis.Addr)
+	}
+	proxy.Server.SetUpstreamAddress("10.1.2.3:6390") // as after a Sentinel failover
+	rc.send("ECHO x\r\n")
+	rc.line()
+	rc.line()
+	if got := serverAddr("ECHO"); got != "10.1.2.3:6390" {
+		t.Errorf("after the change the span names %q, want 10.1.2.3:6390", got)
+	}
+}
+
+func portOf(attrs []attribute.KeyValue) int64 {
+	for _, a := range attrs {
+		if a.Key == "server.port" {
+			return a.Value.AsInt64()
+		}
+	}
+	return 0
 }

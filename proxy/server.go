@@ -38,8 +38,7 @@ type Server struct {
 
 	authLimit atomic.Pointer[authLimiter] // failed AUTH attempts per client IP; nil: unlimited (see SetAuthRateLimit)
 
-	upstreamHost string // for span attributes
-	upstreamPort int
+	upstreamAddr atomic.Pointer[hostPort] // for span attributes; see SetUpstreamAddress
 
 	mu        sync.Mutex // guards the fields below
 	listeners map[net.Listener]struct{}
@@ -90,10 +89,7 @@ func NewServer(cfg Config, p *pool.Pool, info pool.ServerInfo, opts Options) (*S
 	if p == nil && opts.Cluster == nil {
 		return nil, errors.New("proxy: NewServer needs a pool or a cluster")
 	}
-	if host, port, err := net.SplitHostPort(s.upstreamAddress()); err == nil {
-		s.upstreamHost = host
-		s.upstreamPort, _ = strconv.Atoi(port)
-	}
+	s.SetUpstreamAddress(s.upstreamAddress())
 	s.SetUpstreamInfo(info)
 	pol := opts.Policy
 	if pol == nil {
@@ -275,4 +271,21 @@ func (s *Server) poolStats() pool.Stats {
 		return s.cluster.Stats()
 	}
 	return s.pool.Stats()
+}
+
+// hostPort is the upstream as spans name it (server.address, server.port).
+type hostPort struct {
+	host string
+	port int
+}
+
+// SetUpstreamAddress changes the upstream address spans report, e.g. after
+// a Sentinel failover. A malformed address clears it.
+func (s *Server) SetUpstreamAddress(addr string) {
+	var hp hostPort
+	if host, port, err := net.SplitHostPort(addr); err == nil {
+		hp.host = host
+		hp.port, _ = strconv.Atoi(port)
+	}
+	s.upstreamAddr.Store(&hp)
 }

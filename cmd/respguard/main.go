@@ -78,7 +78,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, reload reloadFunc,
 	info, err := up.control().Probe(probeCtx)
 	cancel()
 	if err != nil {
-		log.Warn("upstream not reachable at start; serving anyway", "upstream", cfg.Upstream.Address, "error", err)
+		log.Warn("upstream not reachable at start; serving anyway", "upstream", up.describe(), "error", err)
 	}
 	info.Mode = "standalone" // what clients see: one ordinary endpoint, whatever the topology
 	registry := prometheus.NewRegistry()
@@ -115,6 +115,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, reload reloadFunc,
 	if err != nil {
 		return err
 	}
+	up.onPrimaryChange(srv.SetUpstreamAddress)
 	// --- security (issue 6): AUTH rate limit, TLS listeners, protected mode ---
 	srv.SetAuthRateLimit(cfg.Security.AuthRateLimit)
 	listeners, err := openListeners(cfg, log)
@@ -151,7 +152,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, reload reloadFunc,
 	}
 	serveErr := make(chan error, len(listeners))
 	for _, l := range listeners {
-		log.Info("respguard serving", l.key, l.Addr().String(), "tls", l.tls, "mutual_tls", l.mutualTLS, "upstream", cfg.Upstream.Address, "mode", cfg.Upstream.Mode, "version", version)
+		log.Info("respguard serving", l.key, l.Addr().String(), "tls", l.tls, "mutual_tls", l.mutualTLS, "upstream", up.describe(), "mode", cfg.Upstream.Mode, "version", version)
 		go func() { serveErr <- srv.Serve(l) }()
 	}
 	select {

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/respguard/respguard/pool"
@@ -75,6 +77,35 @@ type upstream struct {
 	cluster *cluster.Cluster // cluster mode only
 	node    pool.Config      // template for control connections
 	close   func()
+
+	mu            sync.Mutex   // guards primaryChange
+	primaryChange func(string) // also told of a new primary (sentinel); see onPrimaryChange
+}
+
+// onPrimaryChange registers f to be told the new primary's address after a
+// Sentinel failover (after the pool has moved).
+func (u *upstream) onPrimaryChange(f func(addr string)) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.primaryChange = f
+}
+
+func (u *upstream) primaryChanged(addr string) {
+	u.mu.Lock()
+	f := u.primaryChange
+	u.mu.Unlock()
+	if f != nil {
+		f(addr)
+	}
+}
+
+// describe names the upstream for the start-up log line.
+func (u *upstream) describe() string {
+	if u.cluster != nil {
+		_, addrs := u.cluster.Primaries()
+		return "cluster primaries " + strings.Join(addrs, ",")
+	}
+	return u.pool.Address()
 }
 
 // openUpstream connects to the topology upstream.mode names. Standalone does
@@ -103,14 +134,16 @@ func openUpstream(ctx context.Context, cfg Config, pcfg pool.Config, log *slog.L
 		p.SetOnUnavailable(func(error) { w.Recheck() })
 		runCtx, cancel := context.WithCancel(ctx)
 		done := make(chan struct{})
+		u := &upstream{pool: p, node: pcfg, close: func() { cancel(); <-done; p.Close() }}
 		go func() {
 			defer close(done)
 			w.Run(runCtx, func(addr string) {
 				log.Warn("sentinel: primary changed; replacing upstream connections", "primary", addr)
 				p.Retarget(addr)
+				u.primaryChanged(addr)
 			})
 		}()
-		return &upstream{pool: p, node: pcfg, close: func() { cancel(); <-done; p.Close() }}, nil
+		return u, nil
 	}
 	p, err := pool.New(pcfg)
 	if err != nil {
