@@ -121,6 +121,17 @@ func TestClusterRouting(t *testing.T) {
 			if got := direct.Get(ctx, p+"eval").Val(); got != "e" {
 				t.Errorf("eval: %q", got)
 			}
+			must(t, c.GeoAdd(ctx, p+"geo", &redis.GeoLocation{Name: "here", Longitude: 13.4, Latitude: 52.5}).Err())
+			must(t, c.SetBit(ctx, p+"bits", 7, 1).Err())
+			if got := direct.GeoPos(ctx, p+"geo", "here").Val(); len(got) != 1 || got[0] == nil {
+				t.Errorf("geo: %v", got)
+			}
+			if got := direct.BitCount(ctx, p+"bits", nil).Val(); got != 1 {
+				t.Errorf("bitmap: %d", got)
+			}
+			if got := direct.PFCount(ctx, p+"hll").Val(); got != 1 {
+				t.Errorf("hyperloglog: %d", got)
+			}
 			if got := c.HGetAll(ctx, p+"hash").Val(); got["f"] != "v" {
 				t.Errorf("HGETALL through the proxy: %v", got)
 			}
