@@ -12,22 +12,38 @@ import (
 // several cluster nodes, and hands the client one reply merged from them.
 // It implements pool.Target for the parts (seq is the part's index); parts
 // complete on different pipes' reader goroutines.
+//
+// The parts are held until the last one is in, so they count against the
+// client's output buffer limit as they arrive: past it the client is closed
+// at once, as it would be when the merged reply reached its queue.
 type fanout struct {
-	dst   pool.Target
+	dst   *outbox
 	seq   uint64
 	merge func(parts [][]byte) []byte // runs once, when every part is in
 
-	mu    sync.Mutex // guards parts and left
-	parts [][]byte
-	left  int
+	mu     sync.Mutex // guards the fields below
+	parts  [][]byte
+	left   int
+	held   int // bytes in parts
+	failed bool
 }
 
-func newFanout(dst pool.Target, seq uint64, n int, merge func([][]byte) []byte) *fanout {
+func newFanout(dst *outbox, seq uint64, n int, merge func([][]byte) []byte) *fanout {
 	return &fanout{dst: dst, seq: seq, merge: merge, parts: make([][]byte, n), left: n}
 }
 
 func (f *fanout) Deliver(i uint64, p []byte, last bool) {
 	f.mu.Lock()
+	if f.failed {
+		f.mu.Unlock()
+		return
+	}
+	if f.held += len(p); f.dst.limit > 0 && f.held > f.dst.limit {
+		f.failed, f.parts = true, nil
+		f.mu.Unlock()
+		f.dst.overflowNow()
+		return
+	}
 	f.parts[i] = append(f.parts[i], p...)
 	if last {
 		f.left--
@@ -45,6 +61,10 @@ func (f *fanout) DeliverPush(p []byte, last bool) { f.dst.DeliverPush(p, last) }
 // so the part becomes an error reply instead.
 func (f *fanout) Abort(err error) {
 	f.mu.Lock()
+	if f.failed {
+		f.mu.Unlock()
+		return
+	}
 	done := false
 	for i, part := range f.parts {
 		if len(part) > 0 && !complete(part) {

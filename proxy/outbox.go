@@ -194,6 +194,15 @@ func (o *outbox) DeliverPush(p []byte, last bool) {
 // Abort implements pool.Target: the client's reply stream is broken.
 func (o *outbox) Abort(error) { o.close() }
 
+// overflowNow closes the client as over its output buffer limit, for replies
+// held elsewhere before they reach the queue (a cluster fan-out's parts).
+func (o *outbox) overflowNow() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.overflow = true
+	o.closeLocked()
+}
+
 // afterAppend enforces the output limit and wakes the writer. Caller must hold mu.
 func (o *outbox) afterAppend() {
 	if o.limit > 0 && o.buffered > o.limit || o.overSoftTooLong() {
