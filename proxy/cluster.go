@@ -106,6 +106,10 @@ func (s *session) handleCluster(ctx context.Context, seq uint64, k kind, name st
 // fanned out, a SCAN step, or routed by slot.
 func (s *session) clusterStateless(ctx context.Context, seq uint64, name string, cmd resp.Command, slot int, cross bool) {
 	_, split := splittable[name]
+	var merge func([][]byte) []byte
+	if slot < 0 {
+		merge = keylessMerge(name, cmd.Args)
+	}
 	switch {
 	case cross && split:
 		s.fanoutSplit(ctx, seq, name, cmd)
@@ -115,8 +119,8 @@ func (s *session) clusterStateless(ctx context.Context, seq uint64, name string,
 		s.infoWithSection(ctx, seq, cmd)
 	case slot < 0 && name == "scan":
 		s.clusterScan(ctx, seq, cmd)
-	case slot < 0 && keylessMerge(name, cmd.Args) != nil:
-		s.fanoutAll(ctx, seq, cmd, keylessMerge(name, cmd.Args))
+	case merge != nil:
+		s.fanoutAll(ctx, seq, cmd, merge)
 	default:
 		s.forwardRouted(ctx, seq, cmd, slot)
 	}
