@@ -116,8 +116,15 @@ func TestScriptsParse(t *testing.T) {
 			t.Errorf("%s is not executable", s)
 		}
 	}
+	libs, _ := filepath.Glob("bench/*.bash") // sourced by the scripts, not run: not executable
+	for _, l := range libs {
+		if out, err := run("bash", "-n", l); err != nil {
+			t.Errorf("bash -n %s: %v\n%s", l, err, out)
+		}
+	}
 	if shellcheck, err := lookPath("shellcheck"); err == nil {
-		if out, err := run(shellcheck, shells...); err != nil {
+		args := append([]string{"-x", "-P", "SCRIPTDIR"}, append(shells, libs...)...)
+		if out, err := run(shellcheck, args...); err != nil {
 			t.Errorf("shellcheck: %v\n%s", err, out)
 		}
 	}

@@ -76,26 +76,9 @@ if [[ -n ${BENCH_WORKLOADS:-} ]]; then
 fi
 ((QUICK)) && BENCH_N=${BENCH_N:-2000}
 
-log() { printf '[bench] %s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
-
-TMP=$(mktemp -d /tmp/respguard-cluster-bench.XXXXXX)
-PIDS=()
-cleanup() {
-	local pid
-	for pid in "${PIDS[@]}"; do
-		kill "$pid" 2>/dev/null || true
-	done
-	for pid in "${PIDS[@]}"; do
-		wait "$pid" 2>/dev/null || true
-	done
-	rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-NOTES=()
-note() { NOTES+=("$*"); log "$*"; }
+# shellcheck source=lib.bash
+source "$BENCH/lib.bash"
+bench_init respguard-cluster-bench
 
 # --- tools -------------------------------------------------------------------
 
@@ -117,39 +100,8 @@ fi
 
 # --- processes ---------------------------------------------------------------
 
-# free_ports N: N distinct free loopback ports (all held open while choosing).
-free_ports() {
-	python3 - "$1" <<-'EOF'
-		import socket, sys
-		socks = [socket.socket() for _ in range(int(sys.argv[1]))]
-		for s in socks:
-		    s.bind(("127.0.0.1", 0))
-		print(" ".join(str(s.getsockname()[1]) for s in socks))
-	EOF
-}
 
-# cpu_ticks PID...: summed utime+stime in clock ticks (fields 14 and 15 of
-# /proc/PID/stat, counted after the ")" that ends the command name).
-cpu_ticks() {
-	local pid sum=0 t
-	for pid in "$@"; do
-		t=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | awk '{print $12 + $13}')
-		sum=$((sum + ${t:-0}))
-	done
-	echo "$sum"
-}
 
-wait_ping() { # port name pid logfile
-	local i
-	for i in $(seq 100); do
-		[[ $(redis-cli -p "$1" ping 2>/dev/null) == PONG ]] && return 0
-		kill -0 "$3" 2>/dev/null || break
-		sleep 0.1
-	done
-	log "$2 did not answer PING on port $1; its log:"
-	cat "$4" >&2 || true
-	die "$2 failed to start"
-}
 
 # all_alive: true while every node and respguard run; a death ends the run.
 all_alive() {
@@ -224,11 +176,6 @@ for f in "$CELLS" "$CPU" "$ERRS"; do : >"$f"; done
 NTESTS=$(tr ',' '\n' <<<"$TESTS" | grep -c .)
 declare -A ERRCOUNT=([direct]=0 [respguard]=0)
 
-workload_n() { # name default
-	local var
-	var=BENCH_N_${1^^}
-	echo "${BENCH_N:-${!var:-$2}}"
-}
 
 # bench_cmd TARGET: the redis-benchmark invocation, minus the workload's
 # arguments and -n.

@@ -62,26 +62,9 @@ if ((QUICK)); then
 	IDLE=${BENCH_IDLE_CLIENTS:-200}
 fi
 
-log() { printf '[bench] %s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
-
-TMP=$(mktemp -d /tmp/respguard-bench.XXXXXX)
-PIDS=()
-cleanup() {
-	local pid
-	for pid in "${PIDS[@]}"; do
-		kill "$pid" 2>/dev/null || true
-	done
-	for pid in "${PIDS[@]}"; do
-		wait "$pid" 2>/dev/null || true
-	done
-	rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-NOTES=()
-note() { NOTES+=("$*"); log "$*"; }
+# shellcheck source=lib.bash
+source "$BENCH/lib.bash"
+bench_init respguard-bench
 
 # --- tools -------------------------------------------------------------------
 
@@ -136,13 +119,7 @@ fi
 
 # --- processes ---------------------------------------------------------------
 
-free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 
-# cpu_ticks PID: utime+stime in clock ticks (fields 14 and 15 of /proc/PID/stat;
-# counted after the ")" that ends the command name, which may hold spaces).
-cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk '{print $12 + $13}'; }
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null; }
 
 # alive TARGET: true while the target's process runs. A dead one is noted
@@ -157,30 +134,19 @@ alive() {
 	return 1
 }
 
-wait_ping() { # port name pid
-	local i
-	for i in $(seq 100); do
-		[[ $(redis-cli -p "$1" ping 2>/dev/null) == PONG ]] && return 0
-		kill -0 "$3" 2>/dev/null || break
-		sleep 0.1
-	done
-	log "$2 did not answer PING on port $1; its log:"
-	cat "$TMP/$2.log" >&2 || true
-	die "$2 failed to start"
-}
 
 declare -A PORT PID
-REDIS_PORT=$(free_port)
+REDIS_PORT=$(free_ports 1)
 taskset -c "$REDIS_CPU" redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' \
 	--appendonly no --maxclients $((IDLE + 1000)) --dir "$TMP" --logfile "$TMP/redis.log" &
 REDIS_PID=$!
 PIDS+=("$REDIS_PID")
-wait_ping "$REDIS_PORT" redis "$REDIS_PID"
+wait_ping "$REDIS_PORT" redis "$REDIS_PID" "$TMP/redis.log"
 PORT[direct]=$REDIS_PORT
 PID[direct]=$REDIS_PID
 
 if has_target twemproxy; then
-	PORT[twemproxy]=$(free_port)
+	PORT[twemproxy]=$(free_ports 1)
 	cat >"$TMP/nutcracker.yml" <<-EOF
 		bench:
 		  listen: 127.0.0.1:${PORT[twemproxy]}
@@ -193,21 +159,21 @@ if has_target twemproxy; then
 		  servers:
 		    - 127.0.0.1:${REDIS_PORT}:1
 	EOF
-	taskset -c "$CLIENT_CPU" nutcracker -c "$TMP/nutcracker.yml" -s "$(free_port)" -a 127.0.0.1 \
+	taskset -c "$CLIENT_CPU" nutcracker -c "$TMP/nutcracker.yml" -s "$(free_ports 1)" -a 127.0.0.1 \
 		-o "$TMP/twemproxy.log" -p "$TMP/nutcracker.pid" &
 	PID[twemproxy]=$!
 	PIDS+=("${PID[twemproxy]}")
-	wait_ping "${PORT[twemproxy]}" twemproxy "${PID[twemproxy]}"
+	wait_ping "${PORT[twemproxy]}" twemproxy "${PID[twemproxy]}" "$TMP/twemproxy.log"
 fi
 
 if has_target respguard; then
-	PORT[respguard]=$(free_port)
-	RESPGUARD_ADMIN_LISTEN=127.0.0.1:$(free_port) RESPGUARD_CLIENT_MAX_CLIENTS=$((IDLE + 1000)) \
+	PORT[respguard]=$(free_ports 1)
+	RESPGUARD_ADMIN_LISTEN=127.0.0.1:$(free_ports 1) RESPGUARD_CLIENT_MAX_CLIENTS=$((IDLE + 1000)) \
 		taskset -c "$CLIENT_CPU" "$RESPGUARD" --listen "127.0.0.1:${PORT[respguard]}" \
 		--upstream "127.0.0.1:$REDIS_PORT" >"$TMP/respguard.log" 2>&1 &
 	PID[respguard]=$!
 	PIDS+=("${PID[respguard]}")
-	wait_ping "${PORT[respguard]}" respguard "${PID[respguard]}"
+	wait_ping "${PORT[respguard]}" respguard "${PID[respguard]}" "$TMP/respguard.log"
 fi
 
 # --- measurements ------------------------------------------------------------
@@ -218,11 +184,6 @@ IDLE_TSV=$TMP/idle.tsv
 for f in "$CELLS" "$CPU" "$IDLE_TSV"; do : >"$f"; done
 NTESTS=$(tr ',' '\n' <<<"$TESTS" | grep -c .)
 
-workload_n() { # name default
-	local var
-	var=BENCH_N_${1^^}
-	echo "${BENCH_N:-${!var:-$2}}"
-}
 
 run_cell() { # round workload args n target
 	local round=$1 name=$2 args=$3 n=$4 target=$5 port=${PORT[$5]} pid=${PID[$5]}
