@@ -17,30 +17,5 @@ var askingCommand = resp.AppendCommandStrings(nil, "ASKING")
 // command's reply goes to target as seq. It is Redis Cluster's answer to an
 // -ASK redirect during a slot migration.
 func (p *Pipe) SendAsking(target Target, seq uint64, raw []byte) error {
-	p.mu.Lock()
-	if p.err != nil {
-		err := p.err
-		p.mu.Unlock()
-		return err
-	}
-	if p.streamTo != nil {
-		p.mu.Unlock()
-		return errStreaming
-	}
-	wasEmpty := len(p.out) == 0
-	p.out = append(append(p.out, askingCommand...), raw...)
-	p.queue.push(pending{})
-	p.queue.push(pending{target: target, seq: seq})
-	p.inFlight.Add(2)
-	if p.queue.len() == 2 {
-		p.armLocked()
-	}
-	p.mu.Unlock()
-	if wasEmpty {
-		select {
-		case p.wake <- struct{}{}:
-		default:
-		}
-	}
-	return nil
+	return p.enqueue(true, pending{target: target, seq: seq}, raw, nil)
 }

@@ -87,22 +87,40 @@ func newPipe(conn net.Conn, pr *progressReader, rd *resp.ReplyReader, db, proto 
 // Send queues one command (raw multibulk bytes, or args to encode when raw is
 // nil) whose reply goes to target as seq. A nil target discards the reply.
 func (p *Pipe) Send(target Target, seq uint64, raw []byte, args [][]byte) error {
+	return p.enqueue(false, pending{target: target, seq: seq}, raw, args)
+}
+
+// enqueue appends the command (raw, or args encoded), after ASKING when
+// asking, and queues w for its reply; ASKING's reply is discarded.
+func (p *Pipe) enqueue(asking bool, w pending, raw []byte, args [][]byte) error {
 	p.mu.Lock()
 	if p.err != nil {
 		err := p.err
 		p.mu.Unlock()
 		return err
 	}
+	if asking && p.streamTo != nil {
+		p.mu.Unlock()
+		return errStreaming
+	}
 	wasEmpty := len(p.out) == 0
+	if asking {
+		p.out = append(p.out, askingCommand...)
+	}
 	if raw != nil {
 		p.out = append(p.out, raw...)
 	} else {
 		p.out = resp.AppendCommand(p.out, args...)
 	}
 	if p.streamTo == nil {
-		p.queue.push(pending{target: target, seq: seq})
+		wasIdle := p.queue.len() == 0
+		if asking {
+			p.queue.push(pending{})
+			p.inFlight.Add(1)
+		}
+		p.queue.push(w)
 		p.inFlight.Add(1)
-		if p.queue.len() == 1 {
+		if wasIdle {
 			p.armLocked() // the reader may be blocked in a read with no deadline
 		}
 	}
