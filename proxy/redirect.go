@@ -40,9 +40,7 @@ type redirect struct {
 	proto  int
 	hint   uint64 // spreads a client over a node's shared pipes
 	tries  int
-
-	passing bool   // the current reply is going to dst
-	held    []byte // an error reply being judged
+	hold   errorHold
 }
 
 // redirects recycles redirect values (and their command buffers) for one
@@ -104,24 +102,13 @@ func (r *redirect) finish(reply []byte) {
 }
 
 func (r *redirect) Deliver(_ uint64, p []byte, last bool) {
-	if !r.passing && r.held == nil && len(p) > 0 && p[0] != '-' {
-		r.passing = true
-	}
-	if r.passing {
+	switch pass, msg := r.hold.take(p, last); {
+	case pass:
 		r.dst.Deliver(r.dstSeq, p, last)
 		if last {
-			r.passing = false
 			r.done()
 		}
-		return
-	}
-	r.held = append(r.held, p...)
-	if !last {
-		return
-	}
-	msg := r.held
-	r.held = nil
-	if !r.follow(msg) {
+	case msg != nil && !r.follow(msg):
 		r.finish(msg)
 	}
 }
@@ -219,9 +206,8 @@ type pinnedReplies struct {
 	out *outbox
 	cl  *cluster.Cluster
 
-	mu      sync.Mutex // a dying connection may answer while the next one does
-	passing bool
-	held    []byte
+	mu   sync.Mutex // guards hold: a dying connection may answer while the next one does
+	hold errorHold
 
 	moved atomic.Bool // a reply was turned into TRYAGAIN; see session.afterPinnedMove
 }
@@ -229,33 +215,58 @@ type pinnedReplies struct {
 func (p *pinnedReplies) Deliver(seq uint64, b []byte, last bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if !p.passing && p.held == nil && len(b) > 0 && b[0] != '-' {
-		p.passing = true
-	}
-	if p.passing {
+	switch pass, msg := p.hold.take(b, last); {
+	case pass:
 		p.out.Deliver(seq, b, last)
-		p.passing = !last
-		return
+	case msg != nil:
+		p.out.Deliver(seq, p.retryElsewhere(msg), true)
 	}
-	p.held = append(p.held, b...)
-	if !last {
-		return
+}
+
+// retryElsewhere turns a MOVED or ASK into TRYAGAIN (a MOVED updating the
+// map first); other errors are returned as they are.
+func (p *pinnedReplies) retryElsewhere(msg []byte) []byte {
+	code := errorCode(msg)
+	if code != "MOVED" && code != "ASK" {
+		return msg
 	}
-	msg := p.held
-	p.held = nil
-	switch code := errorCode(msg); code {
-	case "MOVED", "ASK":
-		if slot, addr, ok := parseRedirect(msg); ok {
-			if code == "MOVED" {
-				p.cl.Moved(slot, addr)
-			}
-			p.moved.Store(true)
-			msg = fmt.Appendf(nil, "-TRYAGAIN slot %d moved to %s while this client was pinned to another node (MULTI, WATCH or a blocking command); retry\r\n", slot, addr)
-		}
+	slot, addr, ok := parseRedirect(msg)
+	if !ok {
+		return msg
 	}
-	p.out.Deliver(seq, msg, true)
+	if code == "MOVED" {
+		p.cl.Moved(slot, addr)
+	}
+	p.moved.Store(true)
+	return fmt.Appendf(nil, "-TRYAGAIN slot %d moved to %s while this client was pinned to another node (MULTI, WATCH or a blocking command); retry\r\n", slot, addr)
 }
 
 func (p *pinnedReplies) DeliverPush(b []byte, last bool) { p.out.DeliverPush(b, last) }
 
 func (p *pinnedReplies) Abort(err error) { p.out.Abort(err) }
+
+// errorHold splits a stream of replies: a reply that is not an error passes
+// on chunk by chunk as it comes; an error reply (one line) is held whole so
+// that it can be judged (is it a redirect?) before it is passed on.
+type errorHold struct {
+	passing bool   // the current reply passes
+	held    []byte // the current error reply, so far
+}
+
+// take handles one chunk of a reply: pass means hand b on as it is;
+// otherwise msg is the held error once it is whole (nil until then).
+func (h *errorHold) take(b []byte, last bool) (pass bool, msg []byte) {
+	if !h.passing && h.held == nil && len(b) > 0 && b[0] != '-' {
+		h.passing = true
+	}
+	if h.passing {
+		h.passing = !last
+		return true, nil
+	}
+	h.held = append(h.held, b...)
+	if !last {
+		return false, nil
+	}
+	msg, h.held = h.held, nil
+	return false, msg
+}
