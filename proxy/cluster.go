@@ -23,29 +23,38 @@ const (
 // any node.
 const maxDeferred = 1024
 
-// clusterSlot returns the slot of args' keys (a sharded channel counts as
-// one), -1 for a keyless command, and whether the keys span more than one slot.
-func (s *session) clusterSlot(name string, args [][]byte) (slot int, cross bool) {
-	s.clusterKeys = s.srv.keys(args, s.clusterKeys[:0])
-	switch name {
-	case "spublish":
-		s.clusterKeys = append(s.clusterKeys[:0], 1)
-	case "ssubscribe", "sunsubscribe":
-		s.clusterKeys = s.clusterKeys[:0]
-		for i := 1; i < len(args); i++ {
-			s.clusterKeys = append(s.clusterKeys, i)
+// clusterSlot returns the slot of the keys at keyIdx in args (sharded
+// channels count as keys), -1 for a keyless command, and whether the keys
+// span more than one slot.
+func clusterSlot(name string, args [][]byte, keyIdx []int) (slot int, cross bool) {
+	slot = -1
+	for _, i := range keyIdx {
+		if slot, cross = foldSlot(slot, args[i]); cross {
+			return slot, true
 		}
 	}
-	slot = -1
-	for _, i := range s.clusterKeys {
-		switch k := cluster.Slot(args[i]); {
-		case slot < 0:
-			slot = k
-		case k != slot:
+	var channels [][]byte // not keys in COMMAND's key specs, but routed like them
+	switch name {
+	case "spublish":
+		channels = args[1:min(2, len(args))]
+	case "ssubscribe", "sunsubscribe":
+		channels = args[1:]
+	}
+	for _, ch := range channels {
+		if slot, cross = foldSlot(slot, ch); cross {
 			return slot, true
 		}
 	}
 	return slot, false
+}
+
+// foldSlot adds key to slot (-1: no key yet); cross is true when its slot differs.
+func foldSlot(slot int, key []byte) (int, bool) {
+	k := cluster.Slot(key)
+	if slot >= 0 && k != slot {
+		return slot, true
+	}
+	return k, false
 }
 
 // splittable lists the multi-key commands respguard splits per slot when
@@ -357,7 +366,7 @@ func (s *session) fanoutAll(ctx context.Context, seq uint64, cmd resp.Command, m
 // per slot, each through the guardrails, and merges the replies in the
 // client's key order.
 func (s *session) fanoutSplit(ctx context.Context, seq uint64, name string, cmd resp.Command) {
-	parts, slots, positions := splitBySlot(cmd.Args, s.clusterKeys, name == "mset")
+	parts, slots, positions := splitBySlot(cmd.Args, s.keyIdx, name == "mset")
 	if g := s.srv.guard.Load(); g != nil {
 		for i := range parts {
 			switch plan := g.Plan(parts[i], nil); plan.Action {
@@ -373,7 +382,7 @@ func (s *session) fanoutSplit(ctx context.Context, seq uint64, name string, cmd 
 	}
 	merge := splittable[name]
 	if name == "mget" {
-		merge = mergeByPosition(positions, len(s.clusterKeys))
+		merge = mergeByPosition(positions, len(s.keyIdx))
 	}
 	cl := s.srv.cluster
 	f := newFanout(s.out, seq, len(parts), merge)

@@ -35,16 +35,15 @@ type session struct {
 	name      string
 	nameBuf   [32]byte
 	reply     []byte              // scratch for local replies
-	keyIdx    []int               // key argument indexes of the current command
+	keyIdx    []int               // key argument indexes of the current command's args (see handle)
 	guardArgs [][]byte            // scratch for the guard's rewrites
 	txQueued  []telemetry.Command // commands queued since MULTI, children of EXEC's span
 	stmtBuf   []byte              // its redacted statement
 
 	// Cluster mode (reader-goroutine state).
-	clusterKeys []int      // key argument indexes, for the slot
-	pinTo       *pool.Pool // node the next dedicated connection comes from; nil: the one upstream
-	pinSlot     int        // slot the dedicated connection was acquired for (-1: keyless)
-	pinned      pinnedReplies
+	pinTo   *pool.Pool // node the next dedicated connection comes from; nil: the one upstream
+	pinSlot int        // slot the dedicated connection was acquired for (-1: keyless)
+	pinned  pinnedReplies
 
 	// dedMu guards the dedicated connection and the state that keeps it.
 	// The pipe's reader goroutine takes it (releaseIfIdle) to return the
@@ -183,23 +182,27 @@ func (s *session) handle(ctx context.Context, cmd resp.Command) bool {
 			meta.decision = decisionDenied
 		}
 	}
-	slot, cross := -1, false
+	slot, cross, split, haveKeys := -1, false, false, false
 	if s.srv.cluster != nil {
-		slot, cross = s.clusterSlot(name, cmd.Args)
+		s.keyIdx, haveKeys = s.srv.keys(cmd.Args, s.keyIdx[:0]), true
+		if slot, cross = clusterSlot(name, cmd.Args, s.keyIdx); cross {
+			_, split = splittable[name]
+		}
 	}
-	_, split := splittable[string(lower)]
 	var guardReject []byte
 	g := s.srv.guard.Load()
-	if g != nil && known && d.Forward() && !(cross && split) { // a split command is guarded part by part
+	if g != nil && known && d.Forward() && !split { // a split command is guarded part by part
 		meta.decision, guardReject = s.guardPlan(ctx, g, &cmd)
 	}
 	wantStmt := s.srv.tel != nil && s.srv.tel.StatementWanted()
+	if (g != nil || wantStmt) && (!haveKeys || meta.decision == decisionRewritten) {
+		// Key positions once per command (again only for a rewritten one), for
+		// the guard's detectors and the statement.
+		s.keyIdx = s.srv.keys(cmd.Args, s.keyIdx[:0])
+	}
 	var key []byte
-	if g != nil || wantStmt {
-		// Key positions once per command, for the guard's detectors and the statement.
-		if s.keyIdx = s.srv.keys(cmd.Args, s.keyIdx[:0]); g != nil && len(s.keyIdx) > 0 {
-			key = cmd.Args[s.keyIdx[0]]
-		}
+	if g != nil && len(s.keyIdx) > 0 {
+		key = cmd.Args[s.keyIdx[0]]
 	}
 	var stmt []byte
 	if wantStmt {
