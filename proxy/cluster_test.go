@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -39,24 +38,7 @@ func startClusterProxy(t testing.TB, rc *redistest.Cluster, mutate func(*cluster
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(l) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-		if err := <-served; !errors.Is(err, ErrServerClosed) {
-			t.Errorf("serve returned %v", err)
-		}
-		cl.Close()
-	})
-	return &testProxy{Addr: l.Addr().String(), Server: srv}
+	return &testProxy{Addr: serveForTest(t, srv, cl.Close), Server: srv}
 }
 
 // clusterDirect is a real cluster client of rc: the oracle.

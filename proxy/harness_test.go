@@ -58,6 +58,13 @@ func startProxyWith(t testing.TB, rs *redistest.Server, mutate func(*Config, *po
 	if err != nil {
 		t.Fatal(err)
 	}
+	return &testProxy{Addr: serveForTest(t, srv, p.Close), Redis: rs, Server: srv, Pool: p}
+}
+
+// serveForTest serves srv on a loopback port until the test ends, then
+// shuts it down (checking that it stops cleanly) and runs closeUpstream.
+func serveForTest(t testing.TB, srv *Server, closeUpstream func()) string {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -73,9 +80,9 @@ func startProxyWith(t testing.TB, rs *redistest.Server, mutate func(*Config, *po
 		if err := <-served; !errors.Is(err, ErrServerClosed) {
 			t.Errorf("serve returned %v", err)
 		}
-		p.Close()
+		closeUpstream()
 	})
-	return &testProxy{Addr: l.Addr().String(), Redis: rs, Server: srv, Pool: p}
+	return l.Addr().String()
 }
 
 // client returns a go-redis client of the proxy speaking proto (2 or 3).

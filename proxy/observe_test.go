@@ -54,16 +54,7 @@ func TestEveryCommandReachesTelemetry(t *testing.T) {
 }
 
 func TestExecSpanParentsTheQueuedCommands(t *testing.T) {
-	exporter := tracetest.NewInMemoryExporter()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exporter))
-	t.Cleanup(func() { tp.Shutdown(context.Background()) })
-	tel, err := telemetry.New(context.Background(), telemetry.Config{
-		Traces: telemetry.TracesConfig{SampleRatio: new(1.0)},
-	}, telemetry.Options{TracerProvider: tp})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { tel.Shutdown(context.Background()) })
+	tel, exporter := tracedTelemetry(t)
 	proxy := startProxyWith(t, redistest.Start(t), nil, Options{Telemetry: tel})
 	rc := proxy.raw(t)
 	rc.send("MULTI\r\nSET tx:1 a\r\nINCR tx:n\r\nEXEC\r\n")
@@ -99,16 +90,7 @@ func TestExecSpanParentsTheQueuedCommands(t *testing.T) {
 }
 
 func TestSpansNameTheCurrentUpstream(t *testing.T) {
-	exporter := tracetest.NewInMemoryExporter()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exporter))
-	t.Cleanup(func() { tp.Shutdown(context.Background()) })
-	tel, err := telemetry.New(context.Background(), telemetry.Config{
-		Traces: telemetry.TracesConfig{SampleRatio: new(1.0)},
-	}, telemetry.Options{TracerProvider: tp})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { tel.Shutdown(context.Background()) })
+	tel, exporter := tracedTelemetry(t)
 	proxy := startProxyWith(t, redistest.Start(t), nil, Options{Telemetry: tel})
 	rc := proxy.raw(t)
 	serverAddr := func(name string) string {
@@ -154,4 +136,20 @@ func portOf(attrs []attribute.KeyValue) int64 {
 		}
 	}
 	return 0
+}
+
+// tracedTelemetry is telemetry that exports every span to the returned
+// in-memory exporter.
+func tracedTelemetry(t *testing.T) (*telemetry.Telemetry, *tracetest.InMemoryExporter) {
+	exporter := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exporter))
+	t.Cleanup(func() { tp.Shutdown(context.Background()) })
+	tel, err := telemetry.New(context.Background(), telemetry.Config{
+		Traces: telemetry.TracesConfig{SampleRatio: new(1.0)},
+	}, telemetry.Options{TracerProvider: tp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tel.Shutdown(context.Background()) })
+	return tel, exporter
 }
