@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -117,7 +118,9 @@ func TestPipelineOf100kCommandsKeepsOrder(t *testing.T) {
 func TestLargeValuesRoundTrip(t *testing.T) {
 	tp := startProxy(t, nil)
 	ctx := ctxT(t)
-	c := tp.client(t, 3)
+	// 64 MiB each way takes seconds under -race on a busy machine: the
+	// client's own deadlines must not race that work.
+	c := tp.client(t, 3, func(o *redis.Options) { o.ReadTimeout, o.WriteTimeout = time.Minute, time.Minute })
 	big := strings.Repeat("0123456789abcdef", 4<<20) // 64 MiB
 	if err := c.Set(ctx, "big", big, 0).Err(); err != nil {
 		t.Fatal(err)

@@ -237,39 +237,58 @@ func TestHungUpstreamCostsOneDialTimeoutAtATime(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer hung.Close()
-	const dialTimeout = 300 * time.Millisecond
+	// The hung upstream accepts connections and never answers: every dial
+	// respguard makes costs it a full dial timeout. Count the dials rather
+	// than timing the replies, so a busy machine cannot change the verdict.
+	var dials atomic.Int64
+	go func() {
+		var held []net.Conn
+		defer func() {
+			for _, c := range held {
+				c.Close()
+			}
+		}()
+		for {
+			c, err := hung.Accept()
+			if err != nil {
+				return
+			}
+			dials.Add(1)
+			held = append(held, c)
+		}
+	}()
+	const dialTimeout, backoff = 300 * time.Millisecond, 50 * time.Millisecond
 	fp := startFaultProxy(t, nil, hung.Addr().String(), func(_ *Config, p *pool.Config) {
-		p.DialTimeout, p.RetryBackoff = dialTimeout, 50*time.Millisecond
+		p.DialTimeout, p.RetryBackoff = dialTimeout, backoff
 	})
-	var slow, fast atomic.Int64
+	const clients, perClient = 8, 40
 	var wg sync.WaitGroup
-	end := time.Now().Add(1500 * time.Millisecond)
-	for range 8 {
+	start := time.Now()
+	for range clients {
 		rc := fp.raw(t)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for time.Now().Before(end) {
-				start := time.Now()
+			for range perClient {
 				if _, err := rc.Write([]byte("MULTI\r\n")); err != nil {
+					t.Errorf("write: %v", err)
 					return
 				}
 				if v, err := readReply(rc.r); err != nil || !isUnavailable(v) {
 					t.Errorf("MULTI = %#v, %v", v, err)
 					return
 				}
-				if time.Since(start) > dialTimeout/2 {
-					slow.Add(1)
-				} else {
-					fast.Add(1)
-				}
 			}
 		}()
 	}
 	wg.Wait()
-	t.Logf("8 clients for 1.5s: %d replies waited out a dial timeout, %d failed fast", slow.Load(), fast.Load())
-	if slow.Load() > 14 { // 8 in the first round, then about one probe per backoff
-		t.Fatalf("%d replies waited out the dial timeout; want about one per backoff", slow.Load())
+	elapsed := time.Since(start)
+	// While a probe is dialing, every other caller fails fast: one dial per
+	// dial timeout plus backoff, after a first round of at most one per client.
+	allowed := int64(clients) + int64(elapsed/(dialTimeout+backoff)) + 2
+	t.Logf("%d clients x %d MULTI in %v: %d dials (allowed %d)", clients, perClient, elapsed, dials.Load(), allowed)
+	if dials.Load() > allowed {
+		t.Fatalf("%d dials in %v; want at most %d (one probe at a time)", dials.Load(), elapsed, allowed)
 	}
 }
 
