@@ -23,7 +23,7 @@ const (
 	logFormatJSON          = "json"
 	configKeyTracesPrefix  = "telemetry.traces."
 	configKeySlowlogPrefix = "telemetry.slowlog."
-	configKeyLogPrefix     = "telemetry.log."
+	configKeyLogPrefix     = "log."
 )
 
 // StatementMode says how much of a command's arguments reach db.query.text

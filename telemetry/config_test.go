@@ -26,8 +26,8 @@ func TestConfigValidate(t *testing.T) {
 		{"an unknown statement mode is rejected", Config{Traces: TracesConfig{Statement: "some"}}, "telemetry.traces.statement:"},
 		{"an endpoint without scheme is rejected", Config{Traces: TracesConfig{Endpoint: "otel:4318"}}, "telemetry.traces.endpoint:"},
 		{"a negative slowlog length is rejected", Config{Slowlog: SlowlogConfig{MaxLen: -1}}, "telemetry.slowlog.max_len:"},
-		{"an unknown log level is rejected", Config{Log: LogConfig{Level: "loud"}}, "telemetry.log.level:"},
-		{"an unknown log format is rejected", Config{Log: LogConfig{Format: "xml"}}, "telemetry.log.format:"},
+		{"an unknown log level is rejected", Config{Log: LogConfig{Level: "loud"}}, "log.level:"},
+		{"an unknown log format is rejected", Config{Log: LogConfig{Format: "xml"}}, "log.format:"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,9 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -106,6 +110,7 @@ func defaults() map[string]any {
 		"upstream.password":               "",
 		"upstream.password_file":          "",
 		"upstream.dial_timeout":           pool.DefaultDialTimeout,
+		"upstream.command_timeout":        time.Duration(0),
 		"pool.max_conns":                  pool.DefaultMaxConns,
 		"pool.min_idle_conns":             0,
 		"pool.idle_timeout":               pool.DefaultIdleTimeout,
@@ -190,45 +195,137 @@ func newFlags() *pflag.FlagSet {
 	return fs
 }
 
+// loaded is one reading of the configuration.
+type loaded struct {
+	v        *viper.Viper
+	cfg      Config
+	path     string   // the config file ("" if none)
+	warnings []string // RESPGUARD_* variables that set nothing, for a WARN once logging is up
+}
+
 // load builds the effective configuration from args and env.
 func load(fs *pflag.FlagSet, args []string, environ func(string) (string, bool)) (*viper.Viper, Config, error) {
-	var cfg Config
+	l, err := loadAll(fs, args, environ)
+	return l.v, l.cfg, err
+}
+
+// loadAll reads flags, RESPGUARD_* variables and the config file (always
+// YAML, whatever its extension), decodes and validates them. Every error
+// names the key it is about.
+func loadAll(fs *pflag.FlagSet, args []string, environ func(string) (string, bool)) (loaded, error) {
+	var l loaded
 	if err := fs.Parse(args); err != nil {
-		return nil, cfg, err
+		return l, err
 	}
+	v, err := newViper(fs)
+	if err != nil {
+		return l, err
+	}
+	l.v = v
+	l.path, _ = fs.GetString("config")
+	if l.path == "" {
+		l.path, _ = environ(configEnv)
+	}
+	doc, err := readConfigFile(v, l.path)
+	if err != nil {
+		return l, err
+	}
+	env := os.Environ() // what viper's AutomaticEnv reads
+	l.warnings, err = checkEnv(env, slices.Collect(maps.Keys(defaults())))
+	if err != nil {
+		return l, err
+	}
+	if err := decodeConfig(v, &l.cfg); err != nil {
+		return l, nameSources(err, fs)
+	}
+	if err := applyNamedMaps(&l.cfg, doc, env); err != nil {
+		return l, err
+	}
+	if err := l.cfg.readPasswordFile(); err != nil {
+		return l, err
+	}
+	return l, l.cfg.Validate()
+}
+
+// newViper sets up defaults, RESPGUARD_* variables and flags.
+func newViper(fs *pflag.FlagSet) (*viper.Viper, error) {
 	v := viper.New()
 	for k, d := range defaults() {
 		v.SetDefault(k, d)
 	}
-	v.SetEnvPrefix("RESPGUARD")
+	v.SetEnvPrefix(strings.TrimSuffix(envPrefix, "_"))
 	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
 	v.AutomaticEnv()
 	for flag, key := range flagKeys {
 		if err := v.BindPFlag(key, fs.Lookup(flag)); err != nil {
-			return nil, cfg, err
+			return nil, err
 		}
 	}
-	path, _ := fs.GetString("config")
+	return v, nil
+}
+
+// readConfigFile reads path ("" = none) into v as YAML and returns the
+// document as written, map keys in their original case. A file with no
+// settings (empty, or only comments) is refused: it is what a truncated
+// file looks like, and it would silently drop every protection.
+func readConfigFile(v *viper.Viper, path string) (map[string]any, error) {
 	if path == "" {
-		path, _ = environ("RESPGUARD_CONFIG")
+		return nil, nil
 	}
-	if path != "" {
-		v.SetConfigFile(path)
-		if err := v.ReadInConfig(); err != nil {
-			return nil, cfg, fmt.Errorf("read config %s: %w", path, err)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	var doc map[string]any
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		return nil, fmt.Errorf("read config %s: not valid YAML: %w", path, err)
+	}
+	if len(doc) == 0 {
+		return nil, fmt.Errorf("read config %s: the file has no settings (empty or only comments); to run on defaults, start without --config", path)
+	}
+	v.SetConfigType("yaml")
+	if err := v.ReadConfig(bytes.NewReader(b)); err != nil {
+		return nil, fmt.Errorf("read config %s: %w", path, err)
+	}
+	return doc, nil
+}
+
+// nameSources adds to each key error the flag or variable that set the key,
+// when it did not come from the file.
+func nameSources(err error, fs *pflag.FlagSet) error {
+	joined, ok := err.(interface{ Unwrap() []error })
+	if !ok {
+		return err
+	}
+	for _, e := range joined.Unwrap() {
+		ke, ok := e.(*keyError)
+		if !ok {
+			continue
+		}
+		key := ke.key
+		for flag, k := range flagKeys {
+			if k == key && fs.Changed(flag) {
+				ke.key += " (flag --" + flag + ")"
+			}
+		}
+		if _, set := os.LookupEnv(envName(key)); set {
+			ke.key += " (" + envName(key) + ")"
 		}
 	}
-	if err := v.UnmarshalExact(&cfg); err != nil {
-		return nil, cfg, fmt.Errorf("config: %w", err)
+	return err
+}
+
+// readPasswordFile sets upstream.password from upstream.password_file.
+func (c *Config) readPasswordFile() error {
+	if c.Upstream.PasswordFile == "" {
+		return nil
 	}
-	if cfg.Upstream.PasswordFile != "" {
-		b, err := os.ReadFile(cfg.Upstream.PasswordFile)
-		if err != nil {
-			return nil, cfg, fmt.Errorf("upstream.password_file: %w", err)
-		}
-		cfg.Upstream.Password = strings.TrimSpace(string(b))
+	b, err := os.ReadFile(c.Upstream.PasswordFile)
+	if err != nil {
+		return fmt.Errorf("upstream.password_file: %w", err)
 	}
-	return v, cfg, cfg.Validate()
+	c.Upstream.Password = strings.TrimSpace(string(b))
+	return nil
 }
 
 // proxyConfig and poolConfig split Config for the packages that use it.
@@ -263,20 +360,23 @@ func (c Config) validateListeners() error {
 	return nil
 }
 
-// printConfig writes the effective configuration as YAML, secrets masked.
-func printConfig(v *viper.Viper, w *os.File) error {
+// printConfig writes the effective configuration as YAML, secrets masked;
+// the named maps come from cfg, where their names keep their case.
+func printConfig(v *viper.Viper, cfg Config, w io.Writer) error {
 	all := v.AllSettings()
 	for _, key := range secretKeys {
 		if v.GetString(key) != "" {
 			setNested(all, key, "********")
 		}
 	}
-	if pol, ok := all["policy"].(map[string]any); ok {
-		if users, ok := pol["users"].(map[string]any); ok {
-			for name, rules := range users {
-				users[name] = maskPasswords(fmt.Sprint(rules))
+	for key, m := range cfg.namedMapTargets() {
+		shown := maps.Clone(*m)
+		if key == "policy.users" {
+			for name, rules := range shown {
+				shown[name] = maskPasswords(rules)
 			}
 		}
+		setNested(all, key, shown)
 	}
 	out, err := yaml.Marshal(all)
 	if err != nil {

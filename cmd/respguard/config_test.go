@@ -78,13 +78,13 @@ func TestPasswordFileAndPrintConfigMasksSecrets(t *testing.T) {
 	t.Setenv("RESPGUARD_UPSTREAM_PASSWORD", "env-secret")
 	t.Setenv("RESPGUARD_UPSTREAM_SENTINEL_PASSWORD", "sentinel-secret")
 	withUser := writeConfig(t, "policy:\n  users:\n    app: \"on >user-secret ~* +get\"\n")
-	v, _, err = load(newFlags(), []string{"--config", withUser}, noEnv)
+	v, cfg, err = load(newFlags(), []string{"--config", withUser}, noEnv)
 	if err != nil {
 		t.Fatal(err)
 	}
 	out := filepath.Join(t.TempDir(), "out")
 	f, _ := os.Create(out)
-	if err := printConfig(v, f); err != nil {
+	if err := printConfig(v, cfg, f); err != nil {
 		t.Fatal(err)
 	}
 	f.Close()

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/spf13/pflag"
 
 	"github.com/respguard/respguard/policy"
 	"github.com/respguard/respguard/policy/guard"
@@ -39,7 +40,11 @@ func main() {
 
 func run(args []string) error {
 	fs := newFlags()
-	v, cfg, err := load(fs, args, os.LookupEnv)
+	fs.SetOutput(os.Stdout) // --help is asked for: it goes to stdout
+	l, err := loadAll(fs, args, os.LookupEnv)
+	if errors.Is(err, pflag.ErrHelp) {
+		return nil
+	}
 	if showVersion, _ := fs.GetBool("version"); showVersion {
 		fmt.Printf("respguard %s (commit %s)\n", version, commit)
 		return nil
@@ -48,16 +53,19 @@ func run(args []string) error {
 		return err
 	}
 	if show, _ := fs.GetBool("print-config"); show {
-		return printConfig(v, os.Stdout)
+		return printConfig(l.v, l.cfg, os.Stdout)
 	}
-	log := telemetry.NewLogger(cfg.Log, os.Stderr)
+	log := telemetry.NewLogger(l.cfg.Log, os.Stderr)
+	for _, name := range l.warnings {
+		log.Warn("ignoring environment variable: it sets no configuration key", "variable", name)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	reload := func() (Config, error) {
 		_, c, err := load(newFlags(), args, os.LookupEnv)
 		return c, err
 	}
-	return serve(ctx, cfg, log, reload, v.ConfigFileUsed())
+	return serve(ctx, l.cfg, log, reload, l.path)
 }
 
 // serve runs the proxy until ctx is done, then drains it.

@@ -229,13 +229,13 @@ func TestPrintConfigShowsNoKeyMaterial(t *testing.T) {
 	kp := ca.Issue("respguard")
 	path := writeConfig(t, fmt.Sprintf("tls:\n  cert_file: %s\n  key_file: %s\nupstream:\n  password: hunter2\n  tls:\n    enabled: true\n    cert_file: %s\n    key_file: %s\n",
 		kp.CertFile, kp.KeyFile, kp.CertFile, kp.KeyFile))
-	v, _, err := load(newFlags(), []string{"--config", path}, noEnv)
+	v, cfg, err := load(newFlags(), []string{"--config", path}, noEnv)
 	if err != nil {
 		t.Fatal(err)
 	}
 	out := filepath.Join(t.TempDir(), "out")
 	f, _ := os.Create(out)
-	if err := printConfig(v, f); err != nil {
+	if err := printConfig(v, cfg, f); err != nil {
 		t.Fatal(err)
 	}
 	f.Close()
