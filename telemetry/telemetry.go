@@ -61,6 +61,7 @@ type Telemetry struct {
 	inst             instruments
 	poolInst         poolInstruments
 	infoInst         infoInstruments
+	reloadInst       configReloadInstruments
 	commands         *labelCache[string, *commandMetrics]
 	denials          *labelCache[labelPair, []metric.AddOption]
 	guards           *labelCache[labelPair, []metric.AddOption]
@@ -74,6 +75,7 @@ type Telemetry struct {
 	counts  counts
 	slowlog *slowlog
 	info    infoState
+	reloads configReloads
 	pool    atomic.Pointer[func() PoolStats]
 
 	workersMu sync.Mutex         // guards stopped and workers.Add
@@ -190,11 +192,13 @@ func (t *Telemetry) newMetrics(m metric.Meter) error {
 	observables := t.newCounterObservables(m, errs)
 	t.poolInst = newPoolInstruments(m, errs)
 	t.infoInst = newInfoInstruments(m, errs)
+	t.reloadInst = newConfigReloadInstruments(m, errs)
 	if errs.err != nil {
 		return fmt.Errorf("telemetry: create instruments: %w", errs.err)
 	}
 	observables = append(observables, t.poolInst.list()...)
 	observables = append(observables, t.infoInst.list()...)
+	observables = append(observables, t.reloadInst.list()...)
 	t.registration, err = m.RegisterCallback(t.observe, observables...)
 	if err != nil {
 		return fmt.Errorf("telemetry: register metrics callback: %w", err)
@@ -229,6 +233,7 @@ func (t *Telemetry) observe(_ context.Context, o metric.Observer) error {
 		t.poolInst.observe(o, s)
 	}
 	t.infoInst.observe(o, &t.info)
+	t.reloadInst.observe(o, &t.reloads)
 	return nil
 }
 

@@ -136,7 +136,9 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, reload reloadFunc,
 		return err
 	}
 	// --- end security ---
-	go watchPolicy(ctx, srv, cmds, reload, configFile, log, protect)
+	tel.ConfigLoaded(time.Now())
+	rl := &reloader{srv: srv, cmds: cmds, load: reload, protect: protect, tel: tel, log: log, path: configFile, settle: reloadSettle, running: cfg}
+	go rl.run(ctx)
 	mux := tel.AdminHandler(func(ctx context.Context) error {
 		_, err := up.control().Probe(ctx)
 		return err
@@ -199,42 +201,6 @@ func commandTable(ctx context.Context, control *pool.Control, log *slog.Logger) 
 	}
 	log.Warn("using the built-in command table", "reason", err)
 	return policy.BuiltinCommands()
-}
-
-// watchPolicy swaps in a new policy when the config file changes or on
-// SIGHUP. An invalid new configuration is logged and the old policy stays.
-// protect vets a new policy against protected mode (security, issue 6).
-func watchPolicy(ctx context.Context, srv *proxy.Server, cmds *policy.Commands, reload reloadFunc, configFile string, log *slog.Logger,
-	protect func(Config, *policy.Policy) error) {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	changed := watchFile(ctx, configFile, log)
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-hup:
-		case <-changed:
-		}
-		cfg, err := reload()
-		if err == nil {
-			var pol *policy.Policy
-			var grd *guard.Guard
-			if pol, err = policy.New(cfg.Policy, cmds); err == nil {
-				err = protect(cfg, pol) // a reload must not leave a public listener without authentication
-			}
-			if err == nil {
-				if grd, err = guard.New(cfg.Guard, cmds); err == nil {
-					srv.SetPolicy(pol)
-					srv.SetGuard(grd)
-					log.Info("policy and guardrails reloaded", "users", len(pol.ACLUsers()), "mode", cfg.Policy.Mode)
-					continue
-				}
-			}
-		}
-		log.Error("config reload rejected; the previous policy stays in force", "error", err)
-	}
 }
 
 // startAdmin serves the admin endpoints on addr ("" or "off": none).

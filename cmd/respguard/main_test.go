@@ -125,7 +125,7 @@ func TestBinaryReloadsPolicyOnFileChange(t *testing.T) {
 		t.Fatal("old password still accepted after reload")
 	}
 	write("policy:\n  users:\n    app: \"on +nosuchcommand\"\n")
-	poll(t, func() bool { return strings.Contains(stderr.String(), "config reload rejected") }, "invalid config rejected in the log")
+	poll(t, func() bool { return strings.Contains(stderr.String(), "config reload failed") }, "invalid config rejected in the log")
 	if err := auth("second-pass"); err != nil {
 		t.Fatalf("after an invalid reload the old policy must stay: %v", err)
 	}
