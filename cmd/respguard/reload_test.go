@@ -220,6 +220,15 @@ func TestBinaryReloadNeverLowersProtection(t *testing.T) {
 			t.Fatal("part of an invalid file was applied")
 		}
 	})
+	t.Run("deleting the file keeps the running config", func(t *testing.T) {
+		if err := os.Remove(h.path); err != nil {
+			t.Fatal(err)
+		}
+		h.logged("ERROR", "config reload failed", "no such file")
+		if !authOK("Third", "Third-pw") {
+			t.Fatal("the running policy was dropped with the file")
+		}
+	})
 	t.Run("restart-only keys are logged as not applied", func(t *testing.T) {
 		h.write(user("Fifth", "pool:\n  max_conns: 8\n"))
 		poll(t, func() bool { return authOK("Fifth", "Fifth-pw") }, "the policy part applied")

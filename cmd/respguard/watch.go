@@ -8,7 +8,8 @@ import (
 	"github.com/fsnotify/fsnotify"
 )
 
-// watchFile reports changes to path. It watches the directory, so editors
+// watchFile reports changes to path (a removal too: the reload that
+// follows reports the file missing). It watches the directory, so editors
 // that replace the file and Kubernetes ConfigMap symlink swaps are seen.
 // An empty path, or a watch that cannot start, yields a channel that never fires.
 func watchFile(ctx context.Context, path string, log *slog.Logger) <-chan struct{} {
@@ -37,7 +38,7 @@ func watchFile(ctx context.Context, path string, log *slog.Logger) <-chan struct
 				if filepath.Base(ev.Name) != base && filepath.Base(ev.Name) != "..data" {
 					continue
 				}
-				if ev.Op&(fsnotify.Write|fsnotify.Create|fsnotify.Rename) == 0 {
+				if ev.Op&(fsnotify.Write|fsnotify.Create|fsnotify.Rename|fsnotify.Remove) == 0 {
 					continue
 				}
 				select {
