@@ -38,8 +38,8 @@ func namedMapFromFile(doc map[string]any, key string) (map[string]string, error)
 	out := map[string]string{}
 	node := any(doc)
 	for _, part := range strings.Split(key, ".") {
-		m, ok := node.(map[string]any)
-		if !ok {
+		m, err := stringKeyed(node)
+		if err != nil || m == nil {
 			return out, nil
 		}
 		node = nil
@@ -49,9 +49,9 @@ func namedMapFromFile(doc map[string]any, key string) (map[string]string, error)
 			}
 		}
 	}
-	entries, ok := node.(map[string]any)
-	if node != nil && !ok {
-		return nil, &keyError{key, fmt.Sprintf("want a mapping of names to values, got %v", node)}
+	entries, err := stringKeyed(node)
+	if err != nil {
+		return nil, &keyError{key, err.Error()}
 	}
 	for name, v := range entries {
 		switch v.(type) {
@@ -64,6 +64,24 @@ func namedMapFromFile(doc map[string]any, key string) (map[string]string, error)
 		}
 	}
 	return out, nil
+}
+
+// stringKeyed returns a YAML mapping with its keys as strings (YAML makes
+// a mapping with a numeric key, such as user 1001, a map[any]any).
+func stringKeyed(node any) (map[string]any, error) {
+	switch m := node.(type) {
+	case nil:
+		return nil, nil
+	case map[string]any:
+		return m, nil
+	case map[any]any:
+		out := make(map[string]any, len(m))
+		for k, v := range m {
+			out[fmt.Sprint(k)] = v
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("want a mapping of names to values, got %v", node)
 }
 
 // namedMapsFromEnv returns the entries RESPGUARD_<KEY>_<name>=value
