@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"slices"
 	"sort"
 	"strings"
 )
@@ -66,6 +65,3 @@ func namedMapEntry(envVar string) string {
 	}
 	return ""
 }
-
-// isNamedMap reports whether key is one of namedMaps.
-func isNamedMap(key string) bool { return slices.Contains(namedMaps, key) }

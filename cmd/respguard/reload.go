@@ -91,11 +91,14 @@ func (r *reloader) reload() {
 	}
 }
 
+// apply builds everything the new configuration needs before it swaps
+// anything in: a refused configuration changes nothing.
 func (r *reloader) apply() error {
 	next, err := r.loadStable()
 	if err != nil {
 		return err
 	}
+	applied, restartOnly := splitReloadable(changedKeys(r.running, next))
 	pol, err := policy.New(next.Policy, r.cmds)
 	if err != nil {
 		return err
@@ -103,25 +106,36 @@ func (r *reloader) apply() error {
 	if err := r.protect(next, pol); err != nil { // a reload must not leave a public listener without authentication
 		return err
 	}
-	changed := changedKeys(r.running, next)
-	applied, restartOnly := splitReloadable(changed)
-	var grd *guard.Guard
+	var grd *guard.Guard // nil: the guard settings did not change, keep its tables
 	if slices.ContainsFunc(applied, func(k string) bool { return strings.HasPrefix(k, "guard.") }) {
 		if grd, err = guard.New(next.Guard, r.cmds); err != nil {
 			return err
 		}
-		r.srv.SetGuard(grd)
 	}
+	r.swap(next, pol, grd)
+	r.report(next, pol, applied, restartOnly)
+	return nil
+}
+
+// swap puts the new policy (always: password files may have changed
+// without the config) and guard in force.
+func (r *reloader) swap(next Config, pol *policy.Policy, grd *guard.Guard) {
 	if lowered := loweredProtection(r.running.Policy, next.Policy); len(lowered) > 0 {
 		r.log.Warn("config reload lowers protection", "changes", lowered)
 	}
-	r.srv.SetPolicy(pol) // always: password files may have changed without the config
+	if grd != nil {
+		r.srv.SetGuard(grd)
+	}
+	r.srv.SetPolicy(pol)
 	r.running.Policy, r.running.Guard = next.Policy, next.Guard
+}
+
+// report logs what was applied and, separately, what changed but was not.
+func (r *reloader) report(next Config, pol *policy.Policy, applied, restartOnly []string) {
 	r.log.Info("config reloaded", "applied", applied, "users", len(pol.ACLUsers()), "mode", next.Policy.Mode)
 	if len(restartOnly) > 0 {
 		r.log.Warn("config keys changed but NOT applied: they take effect at the next restart", "keys", restartOnly)
 	}
-	return nil
 }
 
 // loadStable loads the configuration, making sure the file did not change
