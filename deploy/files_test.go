@@ -14,9 +14,12 @@ import (
 
 func lookPath(name string) (string, error) { return exec.LookPath(name) }
 
-// run runs a command with a deadline and returns its combined output.
-func run(name string, args ...string) ([]byte, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+// run runs a command with a 10s deadline and returns its combined output.
+func run(name string, args ...string) ([]byte, error) { return runFor(10*time.Second, name, args...) }
+
+// runFor runs a command with a deadline and returns its combined output.
+func runFor(timeout time.Duration, name string, args ...string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	return exec.CommandContext(ctx, name, args...).CombinedOutput()
 }
