@@ -21,6 +21,7 @@ import (
 	"github.com/respguard/respguard/policy"
 	"github.com/respguard/respguard/policy/guard"
 	"github.com/respguard/respguard/pool"
+	"github.com/respguard/respguard/cmd/respguard/top"
 	"github.com/respguard/respguard/proxy"
 	"github.com/respguard/respguard/telemetry"
 )
@@ -39,6 +40,9 @@ func main() {
 }
 
 func run(args []string) error {
+	if len(args) > 0 && args[0] == "top" {
+		return top.Main(context.Background(), args[1:], os.Stdout)
+	}
 	fs := newFlags()
 	fs.SetOutput(os.Stdout) // --help is asked for: it goes to stdout
 	l, err := loadAll(fs, args, os.LookupEnv)

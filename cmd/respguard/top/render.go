@@ -1,0 +1,173 @@
+package top
+
+import (
+	"fmt"
+	"math"
+	"time"
+)
+
+// Help is the key line the live view shows at the bottom.
+const Help = "q quit  s next sort  o ops/s  p p99  e errors  n name"
+
+// Render lays v out in lines of at most width runes. height 0 means no
+// limit (--once: every command); otherwise the lines fit height, the help
+// line last.
+func Render(v View, width, height int) []string {
+	var b lines
+	b.header(v)
+	slow, keys := 5, 10
+	commands := len(v.Commands)
+	if height > 0 {
+		// header, blank+title for each of the three tables, help line.
+		room := height - len(b) - 6 - 1
+		slow, keys = min(3, len(v.Slowest)), min(3, max(len(v.BigKeys), len(v.HotKeys)))
+		commands = max(0, room-slow-keys)
+	}
+	b.commands(v, commands)
+	b.slowest(v.Slowest, slow, v.At)
+	b.keys(v.BigKeys, v.HotKeys, keys)
+	if height > 0 {
+		for len(b) < height-1 {
+			b.add("")
+		}
+		b.add(Help)
+	}
+	return b.fit(width)
+}
+
+type lines []string
+
+func (b *lines) add(format string, a ...any) { *b = append(*b, fmt.Sprintf(format, a...)) }
+
+func (b lines) fit(width int) []string {
+	for i, l := range b {
+		if r := []rune(l); width > 0 && len(r) > width {
+			b[i] = string(r[:width])
+		}
+	}
+	return b
+}
+
+func (b *lines) header(v View) {
+	when := "first sample: rates from the next"
+	if v.Interval > 0 {
+		when = "every " + v.Interval.Round(100*time.Millisecond).String()
+	}
+	b.add("respguard top  %s  %s  %s", v.Admin, v.At.Format("15:04:05"), when)
+	b.add("ops %s/s  p50 %s  p99 %s  errors %s/s", rate(v.Ops), seconds(v.P50), seconds(v.P99), rate(v.Errors))
+	b.add("clients %.0f  accepted %s/s  refused at max_clients %.0f  output overflows %.0f  auth failures %.0f",
+		v.Clients, rate(v.Accepted), v.Rejected, v.Overflows, v.AuthFailures)
+	b.add("policy denied %s/s  guard refused %s/s  guard rewrote %s/s",
+		rate(v.Denials), rate(v.GuardRejects), rate(v.GuardRewrites))
+	b.add("upstream: %s  dedicated conns %.0f/%.0f (%.0f idle)  dial errors %.0f  reconnects %.0f",
+		upstreamState(v.Upstream), v.Upstream.Dedicated, v.Upstream.DedicatedMax, v.Upstream.Idle,
+		v.Upstream.DialErrors, v.Upstream.Reconnects)
+	r := v.Redis
+	if !r.Known {
+		b.add("redis: no INFO scraped yet")
+		b.add("")
+		return
+	}
+	b.add("redis: memory %s of %s  fragmentation %.2f  hit ratio %s  evicted %.0f",
+		bytes(r.MemoryUsed), maxmemory(r.MemoryMax), r.Fragmentation, percent(v.HitRatio), r.Evictions)
+	b.add("redis clients %.0f of %.0f  blocked %.0f  rejected connections %.0f",
+		r.Clients, r.MaxClients, r.Blocked, r.RejectedConns)
+}
+
+func upstreamState(u Upstream) string {
+	switch {
+	case u.BreakerOpen:
+		return "BREAKER OPEN"
+	case u.RedisUp:
+		return "redis up"
+	}
+	return "REDIS DOWN"
+}
+
+func (b *lines) commands(v View, n int) {
+	b.add("")
+	b.add("%-22s %10s %10s %10s %10s   sort: %s", "COMMAND", "OPS/S", "P50", "P99", "ERR/S", v.Sort)
+	for _, c := range v.Commands[:min(n, len(v.Commands))] {
+		b.add("%-22s %10s %10s %10s %10s", c.Name, rate(c.Ops), seconds(c.P50), seconds(c.P99), rate(c.Errors))
+	}
+}
+
+func (b *lines) slowest(entries []SlowEntry, n int, now time.Time) {
+	b.add("")
+	b.add("SLOWEST RECENT (/debug/slowlog)")
+	for _, e := range entries[:min(n, len(entries))] {
+		b.add("%9s %8s ago  %-10s %s", seconds(e.Duration.Seconds()), age(now.Sub(e.Time)), e.User, e.Statement)
+	}
+}
+
+func (b *lines) keys(big, hot []KeyStat, n int) {
+	b.add("")
+	b.add("%-39s %s", "BIG KEYS (elements)", "HOT KEYS (requests/s)")
+	for i := range min(n, max(len(big), len(hot))) {
+		var left, right string
+		if i < len(big) {
+			left = fmt.Sprintf("%-28s %10d", clip(big[i].Key, 28), big[i].Elements)
+		}
+		if i < len(hot) {
+			right = fmt.Sprintf("%-28s %10.1f", clip(hot[i].Key, 28), hot[i].Rate)
+		}
+		b.add("%-39s %s", left, right)
+	}
+}
+
+func clip(s string, n int) string {
+	if r := []rune(s); len(r) > n {
+		return string(r[:n-1]) + "…"
+	}
+	return s
+}
+
+func rate(f float64) string {
+	if math.IsNaN(f) {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f", f)
+}
+
+// seconds formats a latency: µs below a millisecond, ms below a second.
+func seconds(s float64) string {
+	switch {
+	case math.IsNaN(s):
+		return "-"
+	case s < 1e-3:
+		return fmt.Sprintf("%.0fµs", s*1e6)
+	case s < 1:
+		return fmt.Sprintf("%.2fms", s*1e3)
+	}
+	return fmt.Sprintf("%.2fs", s)
+}
+
+func age(d time.Duration) string {
+	if d < time.Minute {
+		return d.Round(time.Second).String()
+	}
+	return d.Round(time.Minute).String()
+}
+
+func percent(f float64) string {
+	if math.IsNaN(f) {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f%%", f*100)
+}
+
+func bytes(n float64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%.0fB", n)
+	}
+	exp := int(math.Min(math.Floor(math.Log(n)/math.Log(unit)), 5))
+	return fmt.Sprintf("%.1f%ciB", n/math.Pow(unit, float64(exp)), "KMGTP"[exp-1])
+}
+
+func maxmemory(n float64) string {
+	if n == 0 {
+		return "no maxmemory (set one!)"
+	}
+	return bytes(n)
+}
