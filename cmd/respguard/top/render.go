@@ -51,27 +51,27 @@ func (b lines) fit(width int) []string {
 func (b *lines) header(v View) {
 	when := "first sample: rates from the next"
 	if v.Interval > 0 {
-		when = "every " + v.Interval.Round(100*time.Millisecond).String()
+		when = "every " + v.Interval.Round(10*time.Millisecond).String()
 	}
 	b.add("respguard top  %s  %s  %s", v.Admin, v.At.Format("15:04:05"), when)
 	b.add("ops %s/s  p50 %s  p99 %s  errors %s/s", rate(v.Ops), seconds(v.P50), seconds(v.P99), rate(v.Errors))
-	b.add("clients %.0f  accepted %s/s  refused at max_clients %.0f  output overflows %.0f  auth failures %.0f",
-		v.Clients, rate(v.Accepted), v.Rejected, v.Overflows, v.AuthFailures)
+	b.add("clients %s (+%s/s)  refused %s  overflows %s  bad AUTH %s",
+		count(v.Clients), rate(v.Accepted), count(v.Rejected), count(v.Overflows), count(v.AuthFailures))
 	b.add("policy denied %s/s  guard refused %s/s  guard rewrote %s/s",
 		rate(v.Denials), rate(v.GuardRejects), rate(v.GuardRewrites))
-	b.add("upstream: %s  dedicated conns %.0f/%.0f (%.0f idle)  dial errors %.0f  reconnects %.0f",
+	b.add("upstream: %s  dedicated conns %.0f/%.0f (%.0f idle)  dial errors %s  reconnects %s",
 		upstreamState(v.Upstream), v.Upstream.Dedicated, v.Upstream.DedicatedMax, v.Upstream.Idle,
-		v.Upstream.DialErrors, v.Upstream.Reconnects)
+		count(v.Upstream.DialErrors), count(v.Upstream.Reconnects))
 	r := v.Redis
 	if !r.Known {
 		b.add("redis: no INFO scraped yet")
 		b.add("")
 		return
 	}
-	b.add("redis: memory %s of %s  fragmentation %.2f  hit ratio %s  evicted %.0f",
-		bytes(r.MemoryUsed), maxmemory(r.MemoryMax), r.Fragmentation, percent(v.HitRatio), r.Evictions)
-	b.add("redis clients %.0f of %.0f  blocked %.0f  rejected connections %.0f",
-		r.Clients, r.MaxClients, r.Blocked, r.RejectedConns)
+	b.add("redis: memory %s of %s  fragmentation %.2f  hit ratio %s  evicted %s",
+		bytes(r.MemoryUsed), maxmemory(r.MemoryMax), r.Fragmentation, percent(v.HitRatio), count(r.Evictions))
+	b.add("redis clients %s of %s  blocked %s  rejected connections %s",
+		count(r.Clients), count(r.MaxClients), count(r.Blocked), count(r.RejectedConns))
 }
 
 func upstreamState(u Upstream) string {
@@ -86,9 +86,9 @@ func upstreamState(u Upstream) string {
 
 func (b *lines) commands(v View, n int) {
 	b.add("")
-	b.add("%-22s %10s %10s %10s %10s   sort: %s", "COMMAND", "OPS/S", "P50", "P99", "ERR/S", v.Sort)
+	b.add("%-20s %10s %10s %10s %10s  sort: %s", "COMMAND", "OPS/S", "P50", "P99", "ERR/S", v.Sort)
 	for _, c := range v.Commands[:min(n, len(v.Commands))] {
-		b.add("%-22s %10s %10s %10s %10s", c.Name, rate(c.Ops), seconds(c.P50), seconds(c.P99), rate(c.Errors))
+		b.add("%-20s %10s %10s %10s %10s", c.Name, rate(c.Ops), seconds(c.P50), seconds(c.P99), rate(c.Errors))
 	}
 }
 
@@ -106,10 +106,10 @@ func (b *lines) keys(big, hot []KeyStat, n int) {
 	for i := range min(n, max(len(big), len(hot))) {
 		var left, right string
 		if i < len(big) {
-			left = fmt.Sprintf("%-28s %10d", clip(big[i].Key, 28), big[i].Elements)
+			left = fmt.Sprintf("%-28s %10s", clip(big[i].Key, 28), count(float64(big[i].Elements)))
 		}
 		if i < len(hot) {
-			right = fmt.Sprintf("%-28s %10.1f", clip(hot[i].Key, 28), hot[i].Rate)
+			right = fmt.Sprintf("%-28s %10s", clip(hot[i].Key, 28), rate(hot[i].Rate))
 		}
 		b.add("%-39s %s", left, right)
 	}
@@ -122,11 +122,31 @@ func clip(s string, n int) string {
 	return s
 }
 
+// rate formats a per-second figure: one decimal below 1000, then compact.
 func rate(f float64) string {
 	if math.IsNaN(f) {
 		return "-"
 	}
-	return fmt.Sprintf("%.1f", f)
+	if f < 1000 {
+		return fmt.Sprintf("%.1f", f)
+	}
+	return count(f)
+}
+
+// count formats a total in at most 6 columns: 12345 is 12.3k.
+func count(f float64) string {
+	if f < 1e4 {
+		return fmt.Sprintf("%.0f", f)
+	}
+	for _, u := range []struct {
+		scale  float64
+		suffix string
+	}{{1e15, "P"}, {1e12, "T"}, {1e9, "G"}, {1e6, "M"}} {
+		if f >= u.scale {
+			return fmt.Sprintf("%.1f%s", f/u.scale, u.suffix)
+		}
+	}
+	return fmt.Sprintf("%.1fk", f/1e3)
 }
 
 // seconds formats a latency: µs below a millisecond, ms below a second.
