@@ -18,10 +18,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/pflag"
 
+	"github.com/respguard/respguard/cmd/respguard/top"
 	"github.com/respguard/respguard/policy"
 	"github.com/respguard/respguard/policy/guard"
 	"github.com/respguard/respguard/pool"
-	"github.com/respguard/respguard/cmd/respguard/top"
 	"github.com/respguard/respguard/proxy"
 	"github.com/respguard/respguard/telemetry"
 )
