@@ -134,7 +134,13 @@ func TestBinaryReloadsPolicyOnFileChange(t *testing.T) {
 // poll retries cond (each try is a real round trip) for up to 10 s.
 func poll(t *testing.T, cond func() bool, what string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	pollWithin(t, 10*time.Second, cond, what)
+}
+
+// pollWithin retries cond (each try is a real round trip) for up to limit.
+func pollWithin(t *testing.T, limit time.Duration, cond func() bool, what string) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for: %s", what)

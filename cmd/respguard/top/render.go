@@ -68,9 +68,9 @@ func (b *lines) header(v View) {
 		b.add("")
 		return
 	}
-	b.add("redis: memory %s of %s  fragmentation %.2f  hit ratio %s  evicted %s",
+	b.add("redis: used %s / max %s  frag %.2f  hits %s  evicted %s",
 		bytes(r.MemoryUsed), maxmemory(r.MemoryMax), r.Fragmentation, percent(v.HitRatio), count(r.Evictions))
-	b.add("redis clients %s of %s  blocked %s  rejected connections %s",
+	b.add("redis: clients %s of %s  blocked %s  rejected connections %s",
 		count(r.Clients), count(r.MaxClients), count(r.Blocked), count(r.RejectedConns))
 }
 
@@ -187,7 +187,7 @@ func bytes(n float64) string {
 
 func maxmemory(n float64) string {
 	if n == 0 {
-		return "no maxmemory (set one!)"
+		return "NONE!"
 	}
 	return bytes(n)
 }

@@ -167,6 +167,7 @@ func TestRenderFitsTheTerminal(t *testing.T) {
 		name := strings.Repeat("x", i) + "cmd"
 		cur.Commands[name] = &CommandStats{Count: 1e9, Errors: 1e9}
 		cur.Clients, cur.Accepted, cur.Rejected, cur.Overflows, cur.AuthFailures = 1e5, 1e9, 1e6, 1e6, 1e6
+		cur.Redis = Redis{Known: true, MemoryUsed: 1000 << 20, Fragmentation: 11.15, Hits: 1, Evictions: 1e9 - 1, Clients: 1e5, MaxClients: 1e5, Blocked: 1e5, RejectedConns: 1e9}
 		cur.HotKeys = append(cur.HotKeys, KeyStat{Key: strings.Repeat("ключ", 20), Rate: 1e12})
 		cur.BigKeys = append(cur.BigKeys, KeyStat{Key: name, Elements: 1 << 40})
 		cur.Slow = append(cur.Slow, SlowEntry{Duration: time.Hour, Statement: strings.Repeat("HGETALL key ", 20)})
@@ -188,7 +189,7 @@ func TestRenderFitsTheTerminal(t *testing.T) {
 		}
 	}
 	text := strings.Join(screen, "\n")
-	for _, want := range []string{"COMMAND", "SLOWEST RECENT", "BIG KEYS", "HOT KEYS", "upstream: redis up", "redis: memory 1.4GiB of 3.7GiB"} {
+	for _, want := range []string{"COMMAND", "SLOWEST RECENT", "BIG KEYS", "HOT KEYS", "upstream: redis up", "redis: used 1000.0MiB / max NONE!"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("screen lacks %q:\n%s", want, text)
 		}
