@@ -94,6 +94,13 @@ respguard_redis_memory_max_bytes 4e+09
 respguard_redis_keyspace_hits_total 900
 # TYPE respguard_redis_keyspace_misses_total counter
 respguard_redis_keyspace_misses_total 100
+# TYPE respguard_upstream_connections gauge
+respguard_upstream_connections{kind="shared"} 1
+respguard_upstream_connections{kind="dedicated"} 3
+# TYPE respguard_upstream_breaker_open gauge
+respguard_upstream_breaker_open 1
+# TYPE respguard_commands_in_flight gauge
+respguard_commands_in_flight 5
 # TYPE respguard_some_future_metric gauge
 respguard_some_future_metric 7
 `)

@@ -18,8 +18,8 @@ func Render(v View, width, height int) []string {
 	slow, keys := 5, 10
 	commands := len(v.Commands)
 	if height > 0 {
-		// header, blank+title for each of the three tables, help line.
-		room := height - len(b) - 6 - 1
+		// header, a blank line and the three tables' titles, help line.
+		room := height - len(b) - 4 - 1
 		slow, keys = min(3, len(v.Slowest)), min(3, max(len(v.BigKeys), len(v.HotKeys)))
 		commands = max(0, room-slow-keys)
 	}
@@ -54,14 +54,17 @@ func (b *lines) header(v View) {
 		when = "every " + v.Interval.Round(10*time.Millisecond).String()
 	}
 	b.add("respguard top  %s  %s  %s", v.Admin, v.At.Format("15:04:05"), when)
-	b.add("ops %s/s  p50 %s  p99 %s  errors %s/s", rate(v.Ops), seconds(v.P50), seconds(v.P99), rate(v.Errors))
+	b.add("ops %s/s  p50 %s  p99 %s  errors %s/s  in flight %s",
+		rate(v.Ops), seconds(v.P50), seconds(v.P99), rate(v.Errors), count(v.InFlight))
 	b.add("clients %s (+%s/s)  refused %s  overflows %s  bad AUTH %s",
 		count(v.Clients), rate(v.Accepted), count(v.Rejected), count(v.Overflows), count(v.AuthFailures))
 	b.add("policy denied %s/s  guard refused %s/s  guard rewrote %s/s",
 		rate(v.Denials), rate(v.GuardRejects), rate(v.GuardRewrites))
-	b.add("upstream: %s  dedicated conns %.0f/%.0f (%.0f idle)  dial errors %s  reconnects %s",
-		upstreamState(v.Upstream), v.Upstream.Dedicated, v.Upstream.DedicatedMax, v.Upstream.Idle,
-		count(v.Upstream.DialErrors), count(v.Upstream.Reconnects))
+	u := v.Upstream
+	b.add("upstream: %s  shared conns %s  dedicated conns %.0f/%.0f (%.0f idle)",
+		upstreamState(u), count(u.Shared), u.Dedicated, u.DedicatedMax, u.Idle)
+	b.add("upstream dials: %s failed  %s reconnects  breaker %s",
+		count(u.DialErrors), count(u.Reconnects), breaker(u.BreakersOpen))
 	r := v.Redis
 	if !r.Known {
 		b.add("redis: no INFO scraped yet")
@@ -75,13 +78,20 @@ func (b *lines) header(v View) {
 }
 
 func upstreamState(u Upstream) string {
-	switch {
-	case u.BreakerOpen:
-		return "BREAKER OPEN"
-	case u.RedisUp:
+	if u.RedisUp {
 		return "redis up"
 	}
 	return "REDIS DOWN"
+}
+
+func breaker(open float64) string {
+	switch {
+	case math.IsNaN(open):
+		return "-"
+	case open > 0:
+		return "OPEN"
+	}
+	return "closed"
 }
 
 func (b *lines) commands(v View, n int) {
@@ -93,7 +103,6 @@ func (b *lines) commands(v View, n int) {
 }
 
 func (b *lines) slowest(entries []SlowEntry, n int, now time.Time) {
-	b.add("")
 	b.add("SLOWEST RECENT (/debug/slowlog)")
 	for _, e := range entries[:min(n, len(entries))] {
 		b.add("%9s %8s ago  %-10s %s", seconds(e.Duration.Seconds()), age(now.Sub(e.Time)), e.User, e.Statement)
@@ -101,7 +110,6 @@ func (b *lines) slowest(entries []SlowEntry, n int, now time.Time) {
 }
 
 func (b *lines) keys(big, hot []KeyStat, n int) {
-	b.add("")
 	b.add("%-39s %s", "BIG KEYS (elements)", "HOT KEYS (requests/s)")
 	for i := range min(n, max(len(big), len(hot))) {
 		var left, right string
@@ -135,6 +143,9 @@ func rate(f float64) string {
 
 // count formats a total in at most 6 columns: 12345 is 12.3k.
 func count(f float64) string {
+	if math.IsNaN(f) {
+		return "-"
+	}
 	if f < 1e4 {
 		return fmt.Sprintf("%.0f", f)
 	}

@@ -1,6 +1,7 @@
 package top
 
 import (
+	"math"
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
@@ -15,6 +16,7 @@ type Sample struct {
 	Denials, GuardRejects, GuardRewrites float64
 	Clients, Accepted, Rejected          float64
 	Overflows, AuthFailures              float64
+	InFlight                             float64 // NaN from a respguard that does not export it
 
 	Upstream Upstream
 	Redis    Redis // Redis.Known is false before respguard's first INFO scrape
@@ -38,14 +40,16 @@ type Bucket struct {
 }
 
 // Upstream is respguard's side of its connections to Redis.
+// Figures a respguard may not export (older versions) are NaN.
 type Upstream struct {
 	RedisUp      bool // respguard's last INFO scrape succeeded
+	Shared       float64
 	Dedicated    float64
 	DedicatedMax float64
 	Idle         float64
 	DialErrors   float64
 	Reconnects   float64
-	BreakerOpen  bool // a respguard that exports breaker state says it is open
+	BreakersOpen float64 // pools failing dials fast after a failure
 }
 
 // Redis is the upstream's INFO figures that the playbook watches.
@@ -78,6 +82,7 @@ type KeyStat struct {
 // addFamilies folds parsed /metrics families into s.
 func (s *Sample) addFamilies(families map[string]*dto.MetricFamily) {
 	s.Commands = map[string]*CommandStats{}
+	s.InFlight, s.Upstream.Shared, s.Upstream.BreakersOpen = math.NaN(), math.NaN(), math.NaN()
 	for name, mf := range families {
 		if h, ok := histogramFamilies[name]; ok {
 			h(s, mf)
@@ -152,7 +157,9 @@ var valueFamilies = map[string]func(s *Sample, m *dto.Metric, v float64){
 	"respguard_pool_connections_max":             func(s *Sample, _ *dto.Metric, v float64) { s.Upstream.DedicatedMax = v },
 	"respguard_upstream_dial_errors_total":       func(s *Sample, _ *dto.Metric, v float64) { s.Upstream.DialErrors = v },
 	"respguard_upstream_reconnects_total":        func(s *Sample, _ *dto.Metric, v float64) { s.Upstream.Reconnects = v },
-	"respguard_upstream_breaker_open":            func(s *Sample, _ *dto.Metric, v float64) { s.Upstream.BreakerOpen = v > 0 },
+	"respguard_upstream_breaker_open":            func(s *Sample, _ *dto.Metric, v float64) { s.Upstream.BreakersOpen = v },
+	"respguard_upstream_connections":             sharedConnections,
+	"respguard_commands_in_flight":               func(s *Sample, _ *dto.Metric, v float64) { s.InFlight = v },
 	"respguard_redis_memory_used_bytes":          redisValue(func(r *Redis, v float64) { r.MemoryUsed = v }),
 	"respguard_redis_memory_max_bytes":           redisValue(func(r *Redis, v float64) { r.MemoryMax = v }),
 	"respguard_redis_memory_fragmentation_ratio": redisValue(func(r *Redis, v float64) { r.Fragmentation = v }),
@@ -178,6 +185,14 @@ func poolConnections(s *Sample, m *dto.Metric, v float64) {
 	s.Upstream.Dedicated += v
 	if label(m, "state") == "idle" {
 		s.Upstream.Idle += v
+	}
+}
+
+// sharedConnections reads the multiplexed connections; the dedicated ones
+// come from the pool's own gauges, which also give their states.
+func sharedConnections(s *Sample, m *dto.Metric, v float64) {
+	if label(m, "kind") == "shared" {
+		s.Upstream.Shared = v
 	}
 }
 

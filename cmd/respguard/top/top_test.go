@@ -31,6 +31,9 @@ func TestFetchReadsMetricsAndTables(t *testing.T) {
 	if s.Clients != 12 || s.Rejected != 3 || !s.Upstream.RedisUp || s.Upstream.Dedicated != 3 || s.Upstream.Idle != 2 || s.Upstream.DedicatedMax != 64 {
 		t.Errorf("clients/upstream = %v %v %+v", s.Clients, s.Rejected, s.Upstream)
 	}
+	if s.Upstream.Shared != 1 || s.Upstream.BreakersOpen != 1 || s.InFlight != 5 {
+		t.Errorf("shared %v, breakers open %v, in flight %v", s.Upstream.Shared, s.Upstream.BreakersOpen, s.InFlight)
+	}
 	if !s.Redis.Known || s.Redis.MemoryMax != 4e9 || s.Redis.Hits != 900 {
 		t.Errorf("redis = %+v", s.Redis)
 	}
@@ -48,6 +51,21 @@ func TestFetchReportsAnUnreachableAdmin(t *testing.T) {
 	admin.srv.Close()
 	if s, err := NewSource(addr).Fetch(context.Background()); s != nil || err == nil || !strings.Contains(err.Error(), addr) {
 		t.Fatalf("Fetch = %v, %v; want an error naming %s", s, err, addr)
+	}
+}
+
+func TestRenderMarksFiguresAnOlderRespguardLacks(t *testing.T) {
+	_, cur := twoSamples(t, 1000, 1000)
+	text := strings.Join(Render(NewView("x", nil, cur, ByOps), 80, 24), "\n")
+	if !strings.Contains(text, "breaker OPEN") || !strings.Contains(text, "shared conns 1") || !strings.Contains(text, "in flight 5") {
+		t.Errorf("breaker, shared connections or in-flight missing:\n%s", text)
+	}
+	cur.Upstream.Shared, cur.Upstream.BreakersOpen, cur.InFlight = math.NaN(), math.NaN(), math.NaN()
+	text = strings.Join(Render(NewView("x", nil, cur, ByOps), 80, 24), "\n")
+	for _, want := range []string{"breaker -", "shared conns -", "in flight -"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("no %q:\n%s", want, text)
+		}
 	}
 }
 

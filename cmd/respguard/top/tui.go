@@ -146,7 +146,7 @@ func lineStyle(row string, y int) tcell.Style {
 	switch {
 	case y == 0:
 		return tcell.StyleDefault.Reverse(true)
-	case strings.HasPrefix(row, "error:") || strings.Contains(row, "DOWN") || strings.Contains(row, "BREAKER OPEN"):
+	case strings.HasPrefix(row, "error:") || strings.Contains(row, "DOWN") || strings.Contains(row, "breaker OPEN"):
 		return tcell.StyleDefault.Foreground(tcell.ColorRed).Bold(true)
 	case strings.HasPrefix(row, "COMMAND"), strings.HasPrefix(row, "SLOWEST"), strings.HasPrefix(row, "BIG KEYS"):
 		return tcell.StyleDefault.Bold(true)

@@ -38,6 +38,7 @@ type View struct {
 	Denials, GuardRejects, GuardRewrites float64 // per second
 	Clients, Accepted                    float64 // open now; accepted per second
 	Rejected, Overflows, AuthFailures    float64 // totals
+	InFlight                             float64 // NaN if not exported
 
 	Upstream Upstream
 	Redis    Redis
@@ -58,7 +59,7 @@ type CommandRow struct {
 func NewView(admin string, prev, cur *Sample, sort SortKey) View {
 	v := View{
 		Admin: admin, At: cur.At, Sort: sort,
-		Clients: cur.Clients, Rejected: cur.Rejected, Overflows: cur.Overflows, AuthFailures: cur.AuthFailures,
+		Clients: cur.Clients, InFlight: cur.InFlight, Rejected: cur.Rejected, Overflows: cur.Overflows, AuthFailures: cur.AuthFailures,
 		Upstream: cur.Upstream, Redis: cur.Redis,
 		HitRatio: cur.Redis.Hits / (cur.Redis.Hits + cur.Redis.Misses),
 		BigKeys:  cur.BigKeys, HotKeys: cur.HotKeys,
