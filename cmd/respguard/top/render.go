@@ -20,8 +20,12 @@ func Render(v View, width, height int) []string {
 	if height > 0 {
 		// header, a blank line and the three tables' titles, help line.
 		room := height - len(b) - 4 - 1
-		slow, keys = min(3, len(v.Slowest)), min(3, max(len(v.BigKeys), len(v.HotKeys)))
-		commands = max(0, room-slow-keys)
+		slowRows, keyRows := len(v.Slowest), max(len(v.BigKeys), len(v.HotKeys))
+		slow, keys = min(3, slowRows), min(3, keyRows)
+		commands = min(commands, max(0, room-slow-keys))
+		spare := max(0, room-slow-keys-commands) // few commands: longer tables
+		slow += min(spare, slowRows-slow)
+		keys += min(max(0, room-slow-commands-keys), keyRows-keys)
 	}
 	b.commands(v, commands)
 	b.slowest(v.Slowest, slow, v.At)

@@ -217,3 +217,18 @@ func TestRenderFitsTheTerminal(t *testing.T) {
 		t.Errorf("--once should list all %d commands:\n%s", rows, strings.Join(once, "\n"))
 	}
 }
+
+func TestRenderGivesSpareRowsToTheTables(t *testing.T) {
+	prev, cur := twoSamples(t, 1000, 3000) // two commands with traffic
+	for i := range 20 {
+		cur.Slow = append(cur.Slow, SlowEntry{Duration: time.Duration(i+1) * time.Millisecond, Statement: "GET k"})
+		cur.HotKeys = append(cur.HotKeys, KeyStat{Key: "k", Rate: 1})
+	}
+	screen := Render(NewView("x", prev, cur, ByOps), 80, 24)
+	if len(screen) != 24 || screen[22] == "" {
+		t.Fatalf("rows left empty above the help line:\n%s", strings.Join(screen, "\n"))
+	}
+	if slow := strings.Count(strings.Join(screen, "\n"), " ago  "); slow <= 3 {
+		t.Errorf("only %d slow log rows with room to spare", slow)
+	}
+}
