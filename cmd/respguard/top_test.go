@@ -56,7 +56,7 @@ func liveRespguard(t *testing.T, bin string) string {
 		defer close(done)
 		for i := 0; ctx.Err() == nil; i++ {
 			_, _ = c.Pipelined(ctx, func(p redis.Pipeliner) error {
-				for range 4 {
+				for range 6 {
 					p.Get(ctx, "top:hot") // the hottest key
 				}
 				p.Set(ctx, "top:k"+strconv.Itoa(i%20), i, time.Minute)
