@@ -1,6 +1,7 @@
 package top
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -43,7 +44,7 @@ func (src *Source) Fetch(ctx context.Context) (*Sample, error) {
 		return nil, err
 	}
 	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(strings.NewReader(string(body)))
+	families, err := parser.TextToMetricFamilies(bytes.NewReader(body))
 	if err != nil {
 		return nil, fmt.Errorf("parse %s/metrics: %w", src.Base, err)
 	}
@@ -87,7 +88,7 @@ func (src *Source) get(ctx context.Context, path string) ([]byte, error) {
 // getJSON decodes a JSON table; an empty body (no guard) leaves v as is.
 func (src *Source) getJSON(ctx context.Context, path string, v any) error {
 	body, err := src.get(ctx, path)
-	if err != nil || len(strings.TrimSpace(string(body))) == 0 {
+	if err != nil || len(bytes.TrimSpace(body)) == 0 {
 		return err
 	}
 	if err := json.Unmarshal(body, v); err != nil {

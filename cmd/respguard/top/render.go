@@ -9,34 +9,39 @@ import (
 // Help is the key line the live view shows at the bottom.
 const Help = "q quit  s next sort  o ops/s  p p99  e errors  n name"
 
-// Render lays v out in lines of at most width runes. height 0 means no
-// limit (--once: every command); otherwise the lines fit height, the help
-// line last.
+// Render lays v out in lines of at most width runes (0: no limit). height
+// 0 means no limit (--once: every command); otherwise the lines fill
+// exactly height, the help line last.
 func Render(v View, width, height int) []string {
 	var b lines
 	b.header(v)
-	slow, keys := 5, 10
-	commands := len(v.Commands)
+	commands, slow, keys := len(v.Commands), 5, 10
 	if height > 0 {
-		// header, a blank line and the three tables' titles, help line.
-		room := height - len(b) - 4 - 1
-		slowRows, keyRows := len(v.Slowest), max(len(v.BigKeys), len(v.HotKeys))
-		slow, keys = min(3, slowRows), min(3, keyRows)
-		commands = min(commands, max(0, room-slow-keys))
-		spare := max(0, room-slow-keys-commands) // few commands: longer tables
-		slow += min(spare, slowRows-slow)
-		keys += min(max(0, room-slow-commands-keys), keyRows-keys)
+		// the header, a blank line and the three tables' titles, the help line
+		commands, slow, keys = tableRows(v, height-len(b)-4-1)
 	}
 	b.commands(v, commands)
 	b.slowest(v.Slowest, slow, v.At)
 	b.keys(v.BigKeys, v.HotKeys, keys)
 	if height > 0 {
+		b = b[:min(len(b), height-1)]
 		for len(b) < height-1 {
 			b.add("")
 		}
 		b.add(Help)
 	}
 	return b.fit(width)
+}
+
+// tableRows shares room rows among the tables: up to 3 slow-log and 3 key
+// rows, the rest for commands, and what commands leave to the other two.
+func tableRows(v View, room int) (commands, slow, keys int) {
+	slowRows, keyRows := len(v.Slowest), max(len(v.BigKeys), len(v.HotKeys))
+	slow, keys = min(3, slowRows), min(3, keyRows)
+	commands = min(len(v.Commands), max(0, room-slow-keys))
+	slow += min(max(0, room-slow-keys-commands), slowRows-slow)
+	keys += min(max(0, room-slow-keys-commands), keyRows-keys)
+	return commands, slow, keys
 }
 
 type lines []string
@@ -76,7 +81,7 @@ func (b *lines) header(v View) {
 		return
 	}
 	b.add("redis: used %s / max %s  frag %.2f  hits %s  evicted %s",
-		bytes(r.MemoryUsed), maxmemory(r.MemoryMax), r.Fragmentation, percent(v.HitRatio), count(r.Evictions))
+		byteSize(r.MemoryUsed), maxmemory(r.MemoryMax), r.Fragmentation, percent(v.HitRatio), count(r.Evictions))
 	b.add("redis: clients %s of %s  blocked %s  rejected connections %s",
 		count(r.Clients), count(r.MaxClients), count(r.Blocked), count(r.RejectedConns))
 }
@@ -191,7 +196,7 @@ func percent(f float64) string {
 	return fmt.Sprintf("%.1f%%", f*100)
 }
 
-func bytes(n float64) string {
+func byteSize(n float64) string {
 	const unit = 1024
 	if n < unit {
 		return fmt.Sprintf("%.0fB", n)
@@ -204,5 +209,5 @@ func maxmemory(n float64) string {
 	if n == 0 {
 		return "NONE!"
 	}
-	return bytes(n)
+	return byteSize(n)
 }

@@ -232,3 +232,12 @@ func TestRenderGivesSpareRowsToTheTables(t *testing.T) {
 		t.Errorf("only %d slow log rows with room to spare", slow)
 	}
 }
+
+func TestRenderFillsSmallTerminalsExactly(t *testing.T) {
+	prev, cur := twoSamples(t, 1000, 3000)
+	for _, h := range []int{1, 5, 12, 24, 50} {
+		if got := Render(NewView("x", prev, cur, ByOps), 80, h); len(got) != h || got[h-1] != Help {
+			t.Errorf("height %d: %d lines, last %q", h, len(got), got[len(got)-1])
+		}
+	}
+}

@@ -63,20 +63,29 @@ func NewView(admin string, prev, cur *Sample, sort SortKey) View {
 		Upstream: cur.Upstream, Redis: cur.Redis,
 		HitRatio: cur.Redis.Hits / (cur.Redis.Hits + cur.Redis.Misses),
 		BigKeys:  cur.BigKeys, HotKeys: cur.HotKeys,
+		P50: math.NaN(), P99: math.NaN(),
 	}
 	v.Slowest = slices.Clone(cur.Slow)
 	slices.SortStableFunc(v.Slowest, func(a, b SlowEntry) int { return cmp.Compare(b.Duration, a.Duration) })
 	if prev == nil || !cur.At.After(prev.At) {
-		v.P50, v.P99 = math.NaN(), math.NaN()
 		return v
 	}
 	v.Interval = cur.At.Sub(prev.At)
-	perSecond := func(c, p float64) float64 { return delta(c, p) / v.Interval.Seconds() }
-	v.Denials = perSecond(cur.Denials, prev.Denials)
-	v.GuardRejects = perSecond(cur.GuardRejects, prev.GuardRejects)
-	v.GuardRewrites = perSecond(cur.GuardRewrites, prev.GuardRewrites)
-	v.Accepted = perSecond(cur.Accepted, prev.Accepted)
-	all := map[float64]float64{} // upper bound -> delta count, over every command
+	v.Denials = v.perSecond(cur.Denials, prev.Denials)
+	v.GuardRejects = v.perSecond(cur.GuardRejects, prev.GuardRejects)
+	v.GuardRewrites = v.perSecond(cur.GuardRewrites, prev.GuardRewrites)
+	v.Accepted = v.perSecond(cur.Accepted, prev.Accepted)
+	v.addCommands(prev, cur)
+	slices.SortFunc(v.Commands, rowOrder(sort))
+	return v
+}
+
+func (v *View) perSecond(cur, prev float64) float64 { return delta(cur, prev) / v.Interval.Seconds() }
+
+// addCommands fills the command table (commands with traffic in the
+// interval) and the totals over every command.
+func (v *View) addCommands(prev, cur *Sample) {
+	all := map[float64]float64{} // upper bound -> count in the interval, over every command
 	for name, c := range cur.Commands {
 		p := prev.Commands[name]
 		if p == nil {
@@ -86,7 +95,7 @@ func NewView(admin string, prev, cur *Sample, sort SortKey) View {
 		for _, b := range buckets {
 			all[b.UpperBound] += b.Count
 		}
-		row := CommandRow{Name: name, Ops: perSecond(c.Count, p.Count), Errors: perSecond(c.Errors, p.Errors),
+		row := CommandRow{Name: name, Ops: v.perSecond(c.Count, p.Count), Errors: v.perSecond(c.Errors, p.Errors),
 			P50: quantile(0.5, buckets), P99: quantile(0.99, buckets)}
 		v.Ops += row.Ops
 		v.Errors += row.Errors
@@ -95,8 +104,6 @@ func NewView(admin string, prev, cur *Sample, sort SortKey) View {
 		}
 	}
 	v.P50, v.P99 = quantile(0.5, merged(all)), quantile(0.99, merged(all))
-	slices.SortFunc(v.Commands, rowOrder(sort))
-	return v
 }
 
 // delta is a counter's increase; a counter that went down was reset (a
