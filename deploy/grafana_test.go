@@ -193,6 +193,15 @@ func TestDashboardAgainstRealPrometheus(t *testing.T) {
 	for _, b := range bad {
 		t.Errorf("alert rule %s", b)
 	}
+
+	// One alert end to end, with respguard's real metric names: a broken
+	// config file is a failed reload, and RespguardConfigReloadFailed fires.
+	if err := os.WriteFile(rg.config, []byte("policy: [\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if report := pollFor(t, 2*time.Minute, func() []string { return prom.notFiring("RespguardConfigReloadFailed") }); report != nil {
+		t.Errorf("after a broken config file: %v", report)
+	}
 }
 
 // announcedMetrics are charted before every respguard exports them: a
@@ -248,7 +257,7 @@ func pollFor(t *testing.T, within time.Duration, check func() []string) []string
 	}
 }
 
-type respguardProc struct{ listen, admin string }
+type respguardProc struct{ listen, admin, config string }
 
 // startRespguard runs the built binary in front of upstream with the
 // production preset, a small guard.max_elements and a 1s INFO scrape, and
@@ -266,11 +275,11 @@ telemetry: {scrape_interval: 1s}
 policy: {default_rules: production}
 guard: {max_elements: 100}
 `, rg.listen, upstream, rg.admin)
-	file := filepath.Join(t.TempDir(), "respguard.yaml")
-	if err := os.WriteFile(file, []byte(cfg), 0o600); err != nil {
+	rg.config = filepath.Join(t.TempDir(), "respguard.yaml")
+	if err := os.WriteFile(rg.config, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	startProcess(t, "respguard", exec.Command(bin, "--config", file), "http://"+rg.admin+"/healthz")
+	startProcess(t, "respguard", exec.Command(bin, "--config", rg.config), "http://"+rg.admin+"/healthz")
 	return rg
 }
 
@@ -471,4 +480,25 @@ func (p prometheusProc) unhealthyRules(want int) []string {
 		bad = append(bad, fmt.Sprintf("prometheus loaded %d alert rules, the file has %d", n, want))
 	}
 	return bad
+}
+
+// notFiring reports unless Prometheus has the alert firing.
+func (p prometheusProc) notFiring(alert string) []string {
+	var data struct {
+		Alerts []struct {
+			Labels map[string]string `json:"labels"`
+			State  string            `json:"state"`
+		} `json:"alerts"`
+	}
+	if err := p.apiGet("/api/v1/alerts", nil, &data); err != nil {
+		return []string{err.Error()}
+	}
+	var states []string
+	for _, a := range data.Alerts {
+		if a.Labels["alertname"] == alert && a.State == "firing" {
+			return nil
+		}
+		states = append(states, a.Labels["alertname"]+" "+a.State)
+	}
+	return []string{fmt.Sprintf("%s not firing; alerts: %v", alert, states)}
 }
