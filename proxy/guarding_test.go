@@ -99,3 +99,58 @@ func TestOversizeReadsAreRefused(t *testing.T) {
 		}
 	})
 }
+
+// TestRepeatedOptionsAreJudgedAsRedisReadsThem sends reads whose options
+// repeat or conflict through respguard and directly to Redis: whatever
+// Redis would return or load beyond max_elements is refused, and what
+// passes gets exactly Redis's reply.
+func TestRepeatedOptionsAreJudgedAsRedisReadsThem(t *testing.T) {
+	tp := startProxyWith(t, redistest.Start(t), nil, Options{Guard: newGuard(t, guard.Config{MaxElements: 100})})
+	ctx := ctxT(t)
+	fill(t, tp, "zset", "big", 1000)
+	fill(t, tp, "set", "bigset", 1000)
+	fill(t, tp, "list", "biglist", 1000)
+	if err := tp.direct(t).Eval(ctx, "for i=1,1000 do redis.call('XADD', KEYS[1], '*', 'f', i) end", []string{"s"}).Err(); err != nil && err != redis.Nil {
+		t.Fatal(err)
+	}
+	refused := []string{
+		"ZRANGEBYSCORE big -inf +inf LIMIT 0 10 LIMIT 0 -1",
+		"ZRANGE big -inf +inf BYSCORE LIMIT 0 10 LIMIT 0 -1",
+		"ZRANGE big 0 -1 LIMIT 0 -1",
+		"ZREVRANGE big 0 -1 LIMIT 5 -1",
+		"ZRANGEBYLEX big - + LIMIT 0 10 LIMIT 0 -1",
+		"XRANGE s - + COUNT 10 COUNT 100000",
+		"SORT bigset BY nosort LIMIT 0 10 STORE dst",
+		"SORT bigset BY nosort LIMIT 0 10",
+		"SORT biglist BY nosort LIMIT 0 10 LIMIT 0 -1",
+	}
+	passed := []string{
+		"ZRANGEBYSCORE big -inf +inf LIMIT 0 -1 LIMIT 0 10",
+		"XRANGE s - + COUNT 100000 COUNT 10",
+		"SORT biglist BY nosort LIMIT 0 10 STORE dst",
+		"SORT biglist BY nosort BY w_* LIMIT 0 10",
+		"ZRANGE big 0 -1 LIMIT 0 10", // Redis's syntax error
+	}
+	c, direct := tp.client(t, 2), tp.direct(t)
+	for _, line := range refused {
+		err := c.Do(ctx, words(line)...).Err()
+		if err == nil || !strings.Contains(err.Error(), "respguard") {
+			t.Errorf("%s: err = %v, want the guard's refusal", line, err)
+		}
+	}
+	for _, line := range passed {
+		want := fmt.Sprint(direct.Do(ctx, words(line)...).Result())
+		if got := fmt.Sprint(c.Do(ctx, words(line)...).Result()); got != want {
+			t.Errorf("%s: respguard %s, Redis %s", line, got, want)
+		}
+	}
+}
+
+// words turns a command line into go-redis arguments.
+func words(line string) []any {
+	var args []any
+	for _, w := range strings.Fields(line) {
+		args = append(args, w)
+	}
+	return args
+}

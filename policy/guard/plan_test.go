@@ -163,12 +163,13 @@ func TestPlanDecideReads(t *testing.T) {
 		{"ZRANGEBYLEX z [a [z", []string{"ZLEXCOUNT z [a [z"}, []int64{101}, true},
 		{"ZRANGEBYLEX z [a [z WITHSCORES", nil, nil, false}, // syntax error in Redis
 		{"ZREVRANGEBYLEX z [z [a LIMIT 0 500", []string{"ZLEXCOUNT z [a [z"}, []int64{101}, true},
-		// SORT: sorting touches everything; unsorted with LIMIT is bounded.
-		{"SORT l", []string{"EVAL <sortsize> 1 l"}, []int64{101}, true},
-		{"SORT l LIMIT 0 10", []string{"EVAL <sortsize> 1 l"}, []int64{101}, true},
-		{"SORT l BY nosort LIMIT 0 10", nil, nil, false},
-		{"SORT l BY nosort", []string{"EVAL <sortsize> 1 l"}, []int64{101}, true},
-		{"SORT_RO l BY w_* DESC ALPHA GET # GET o_*", []string{"EVAL <sortsize> 1 l"}, []int64{100}, false},
+		// SORT: sorting touches everything; an unsorted list or sorted set
+		// loads its LIMIT range (the script knows the type).
+		{"SORT l", []string{"EVAL <sortsize> 1 l 0 0 -1"}, []int64{101}, true},
+		{"SORT l LIMIT 0 10", []string{"EVAL <sortsize> 1 l 0 0 10"}, []int64{101}, true},
+		{"SORT l BY nosort LIMIT 0 10", []string{"EVAL <sortsize> 1 l 1 0 10"}, []int64{10}, false},
+		{"SORT l BY nosort", []string{"EVAL <sortsize> 1 l 1 0 -1"}, []int64{101}, true},
+		{"SORT_RO l BY w_* DESC ALPHA GET # GET o_*", []string{"EVAL <sortsize> 1 l 0 0 -1"}, []int64{100}, false},
 		{"SORT l BOGUS", nil, nil, false},
 		// Streams: XLEN bounds a range without COUNT.
 		{"XRANGE s - +", []string{"XLEN s"}, []int64{101}, true},
@@ -185,24 +186,29 @@ func TestPlanDecideReads(t *testing.T) {
 		if tt.sizes != nil {
 			name = fmt.Sprintf("%s with sizes %v", tt.cmd, tt.sizes)
 		}
-		t.Run(name, func(t *testing.T) {
-			g := newGuard(t, Config{MaxElements: 100, SizeCacheTTL: -1})
-			args := cmd(tt.cmd)
-			p := g.Plan(args, nil)
-			if tt.probes == nil {
-				if p.Action != Pass {
-					t.Fatalf("Plan = %v %q, want pass without probes", p.Action, probeLines(p))
-				}
-				return
-			}
-			if p.Action != Probe || !slices.Equal(probeLines(p), tt.probes) {
-				t.Fatalf("Plan = %v %q, want probes %q", p.Action, probeLines(p), tt.probes)
-			}
-			d := g.Decide(args, tt.sizes)
-			if got := d.Action == Reject; got != tt.reject {
-				t.Fatalf("Decide(%v) = %v %q, want reject=%v", tt.sizes, d.Action, d.Err, tt.reject)
-			}
-		})
+		t.Run(name, func(t *testing.T) { checkReadCase(t, tt) })
+	}
+}
+
+// checkReadCase plans tt.cmd with max_elements 100, checks its probes and
+// decides it with tt.sizes.
+func checkReadCase(t *testing.T, tt readCase) {
+	t.Helper()
+	g := newGuard(t, Config{MaxElements: 100, SizeCacheTTL: -1})
+	args := cmd(tt.cmd)
+	p := g.Plan(args, nil)
+	if tt.probes == nil {
+		if p.Action != Pass {
+			t.Fatalf("Plan = %v %q, want pass without probes", p.Action, probeLines(p))
+		}
+		return
+	}
+	if p.Action != Probe || !slices.Equal(probeLines(p), tt.probes) {
+		t.Fatalf("Plan = %v %q, want probes %q", p.Action, probeLines(p), tt.probes)
+	}
+	d := g.Decide(args, tt.sizes)
+	if got := d.Action == Reject; got != tt.reject {
+		t.Fatalf("Decide(%v) = %v %q, want reject=%v", tt.sizes, d.Action, d.Err, tt.reject)
 	}
 }
 
@@ -378,5 +384,97 @@ func TestUnguardedCommandsDoNotAllocate(t *testing.T) {
 		if n := testing.AllocsPerRun(100, func() { g.Plan(args, dst[:0]) }); n != 0 {
 			t.Errorf("Plan(%s) allocates %v times", line, n)
 		}
+	}
+}
+
+// TestOptionsParsedAsRedisDoes holds, per guarded command with options, the
+// cases where a naive parser and Redis 7.0 disagree: repeated options (the
+// last LIMIT or COUNT wins), conflicting ones, and ones Redis refuses. Each
+// row was checked against redis-server 7.0 (FuzzBoundMatchesRedis keeps
+// checking): probes nil means Redis answers with an error before touching
+// data, so the guard passes the command to let Redis answer it.
+func TestOptionsParsedAsRedisDoes(t *testing.T) {
+	const zcount, zlex = "ZCOUNT z -inf +inf", "ZLEXCOUNT z - +"
+	commands := map[string][]readCase{
+		"ZRANGEBYSCORE": {
+			{"ZRANGEBYSCORE z -inf +inf LIMIT 0 10 LIMIT 0 -1", []string{zcount}, []int64{101}, true},
+			{"ZRANGEBYSCORE z -inf +inf LIMIT 0 -1 LIMIT 0 10", nil, nil, false},
+			{"ZRANGEBYSCORE z -inf +inf LIMIT 0 10 WITHSCORES LIMIT 0 1000", []string{zcount}, []int64{101}, true},
+			{"ZRANGEBYSCORE z -inf +inf WITHSCORES WITHSCORES LIMIT 0 500", []string{zcount}, []int64{101}, true},
+			{"ZRANGEBYSCORE z -inf +inf LIMIT 0 10 LIMIT 0 x", nil, nil, false},
+			{"ZRANGEBYSCORE z -inf +inf LIMIT 0 10 LIMIT 0", nil, nil, false},
+			{"ZRANGEBYSCORE z -inf +inf LIMIT -0 -1", nil, nil, false},
+			{"ZRANGEBYSCORE z -inf +inf BYSCORE", nil, nil, false},
+			{"ZRANGEBYSCORE z -inf +inf REV", nil, nil, false},
+			{"ZRANGEBYSCORE z -inf +inf LIMIT -1 -1", nil, nil, false}, // negative offset: empty
+		},
+		"ZREVRANGEBYSCORE": {
+			{"ZREVRANGEBYSCORE z +inf -inf LIMIT 0 10 LIMIT 0 -1", []string{zcount}, []int64{101}, true},
+		},
+		"ZRANGEBYLEX": {
+			{"ZRANGEBYLEX z - + LIMIT 0 10 LIMIT 0 -1", []string{zlex}, []int64{101}, true},
+			{"ZRANGEBYLEX z - + LIMIT 0 10 WITHSCORES", nil, nil, false},
+			{"ZRANGEBYLEX z - + BYLEX", nil, nil, false},
+		},
+		"ZREVRANGEBYLEX": {
+			{"ZREVRANGEBYLEX z + - LIMIT 0 10 LIMIT 0 -1", []string{zlex}, []int64{101}, true},
+		},
+		"ZRANGE": {
+			{"ZRANGE z -inf +inf BYSCORE LIMIT 0 10 LIMIT 0 -1", []string{zcount}, []int64{101}, true},
+			{"ZRANGE z -inf +inf LIMIT 0 10 BYSCORE LIMIT 0 -1", []string{zcount}, []int64{101}, true},
+			{"ZRANGE z - + BYLEX LIMIT 0 10 LIMIT 0 -1", []string{zlex}, []int64{101}, true},
+			{"ZRANGE z 0 -1 LIMIT 0 -1", []string{"ZCARD z"}, []int64{101}, true}, // rank range, LIMIT ignored
+			{"ZRANGE z 0 -1 LIMIT 5 -1", []string{"ZCARD z"}, []int64{101}, true},
+			{"ZRANGE z 0 -1 LIMIT 0 10 LIMIT 0 -1", []string{"ZCARD z"}, []int64{101}, true},
+			{"ZRANGE z 0 -1 LIMIT 0 -1 LIMIT 0 10", nil, nil, false},
+			{"ZRANGE z 0 -1 LIMIT 0 -2", nil, nil, false},
+			{"ZRANGE z 0 -1 REV REV", nil, nil, false},
+			{"ZRANGE z 0 -1 BYSCORE BYSCORE", nil, nil, false},
+			{"ZRANGE z 0 -1 BYSCORE BYLEX", nil, nil, false},
+			{"ZRANGE z - + BYLEX WITHSCORES", nil, nil, false},
+			{"ZRANGE z 0 -1 WITHSCORES WITHSCORES", []string{"ZCARD z"}, []int64{101}, true},
+		},
+		"ZRANGESTORE": {
+			{"ZRANGESTORE d z -inf +inf BYSCORE LIMIT 0 10 LIMIT 0 -1", []string{zcount}, []int64{101}, true},
+			{"ZRANGESTORE d z 0 -1 LIMIT 0 -1", []string{"ZCARD z"}, []int64{101}, true},
+			{"ZRANGESTORE d z 0 -1 WITHSCORES", nil, nil, false},
+		},
+		"ZREVRANGE": {
+			{"ZREVRANGE z 0 -1 LIMIT 0 -1", []string{"ZCARD z"}, []int64{101}, true},
+			{"ZREVRANGE z 0 -1 WITHSCORES WITHSCORES", []string{"ZCARD z"}, []int64{101}, true},
+			{"ZREVRANGE z 0 -1 LIMIT 0 10", nil, nil, false},
+			{"ZREVRANGE z 0 -1 REV", nil, nil, false},
+			{"ZREVRANGE z 0 -1 BYSCORE", nil, nil, false},
+		},
+		"XRANGE": {
+			{"XRANGE s - + COUNT 10 COUNT 100000", []string{"XLEN s"}, []int64{101}, true},
+			{"XRANGE s - + COUNT 100000 COUNT 10", nil, nil, false},
+			{"XRANGE s - + COUNT 10 COUNT -5", nil, nil, false}, // negative: nothing
+			{"XRANGE s - + COUNT 10 COUNT", nil, nil, false},
+			{"XRANGE s - + COUNT 10 COUNT x", nil, nil, false},
+		},
+		"XREVRANGE": {
+			{"XREVRANGE s + - COUNT 1 COUNT 1000", []string{"XLEN s"}, []int64{101}, true},
+		},
+		"SORT": {
+			{"SORT l BY nosort LIMIT 0 10 STORE dst", []string{"EVAL <sortsize> 1 l 1 0 10"}, []int64{101}, true}, // a set is sorted whole
+			{"SORT l BY nosort LIMIT 0 10 LIMIT 0 -1", []string{"EVAL <sortsize> 1 l 1 0 -1"}, []int64{101}, true},
+			{"SORT l BY nosort BY w_* LIMIT 0 10", []string{"EVAL <sortsize> 1 l 1 0 10"}, []int64{10}, false}, // still unsorted
+			{"SORT l BY w_* BY nosort LIMIT 0 10", []string{"EVAL <sortsize> 1 l 1 0 10"}, []int64{10}, false},
+			{"SORT l BY nosort LIMIT 0 10 STORE", nil, nil, false},
+			{"SORT l LIMIT 0 10 LIMIT 0 +1", nil, nil, false},
+			{"SORT l ASC DESC ALPHA ALPHA", []string{"EVAL <sortsize> 1 l 0 0 -1"}, []int64{101}, true},
+		},
+		"SORT_RO": {
+			{"SORT_RO l BY nosort LIMIT 0 10 LIMIT 5 -1", []string{"EVAL <sortsize> 1 l 1 5 -1"}, []int64{101}, true},
+			{"SORT_RO l BY nosort STORE dst", nil, nil, false},
+		},
+	}
+	for name, cases := range commands {
+		t.Run(name, func(t *testing.T) {
+			for _, tt := range cases {
+				t.Run(tt.cmd, func(t *testing.T) { checkReadCase(t, tt) })
+			}
+		})
 	}
 }

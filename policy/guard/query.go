@@ -10,6 +10,7 @@ const (
 	estRank                   // rangeLen(size of the key, start, stop)
 	estCount                  // ZCOUNT/ZLEXCOUNT lo hi, then offset and limit
 	estDB                     // DBSIZE
+	estSort                   // the sort-size script: the elements SORT loads
 )
 
 // query is a parsed guarded read: enough to compute a static bound, look
@@ -26,11 +27,14 @@ type query struct {
 	static      int64  // an upper bound known from the arguments alone; -1 when none
 	verb        string // "would return", "could return up to", "would touch", ...
 	advice      string // overrides readOp.advice when set
+	sortArgs    [3][]byte // estSort: the script's ARGV (unsorted flag, LIMIT offset, LIMIT count)
 }
 
-// parseQuery reads args as op's command. ok is false when the arguments are
-// not ones the guard understands (Redis will answer them with an error, or
-// they are harmless): the command is then passed.
+// parseQuery reads args as op's command, option by option as Redis's own
+// parser does (the last LIMIT or COUNT wins; a repeated flag that Redis
+// refuses is refused). ok is false only when Redis would answer the
+// command with an error before touching any data: the command is then
+// passed and Redis answers it.
 func parseQuery(op *readOp, args [][]byte) (q query, ok bool) {
 	q = query{est: estSum, first: op.first, end: op.first + 1, limit: -1, static: -1, verb: "would return"}
 	if op.first >= len(args) {
@@ -43,103 +47,126 @@ func parseQuery(op *readOp, args [][]byte) (q query, ok bool) {
 		q.end, q.verb = len(args), "would touch"
 		return q, true
 	case shapeRank:
-		ok = q.parseRank(args, op.first, true)
-		return q, ok
-	case shapeZrange:
-		ok = q.parseZrange(args, op.first)
-		return q, ok
-	case shapeScore, shapeRevScore, shapeLex, shapeRevLex:
-		ok = q.parseZby(args, op)
+		ok = q.parseRank(args, op.first)
 		return q, ok
 	case shapeStream:
 		ok = q.parseStream(args)
 		return q, ok
-	case shapeSort:
-		ok = q.parseSort(args)
+	case shapeSort, shapeSortRO:
+		ok = q.parseSort(args, op.shape == shapeSortRO)
 		return q, ok
 	case shapeDB:
 		q.est, q.first, q.end, q.verb = estDB, 0, 0, "would scan"
 		return q, len(args) == 2
 	}
+	if form, isZrange := zrangeForms[op.shape]; isZrange {
+		ok = q.parseZrange(args, op.first, form)
+		return q, ok
+	}
 	return q, false
 }
 
-// parseRank reads "key start stop [WITHSCORES]" at args[key:].
-func (q *query) parseRank(args [][]byte, key int, withscores bool) bool {
-	if len(args) < key+3 {
+// parseRank reads LRANGE's "key start stop".
+func (q *query) parseRank(args [][]byte, key int) bool {
+	if len(args) != key+3 {
 		return false
 	}
 	start, ok1 := parseInt(args[key+1])
 	stop, ok2 := parseInt(args[key+2])
-	rest := args[key+3:]
-	okRest := len(rest) == 0 || (withscores && len(rest) == 1 && equalFold(rest[0], "withscores"))
 	q.est, q.start, q.stop = estRank, start, stop
 	q.static = staticRangeLen(start, stop)
-	return ok1 && ok2 && okRest
-}
-
-// parseZrange reads Redis 6.2's ZRANGE / ZRANGESTORE syntax.
-func (q *query) parseZrange(args [][]byte, key int) bool {
-	if len(args) < key+3 {
-		return false
-	}
-	var byScore, byLex, rev, withLimit bool
-	for i := key + 3; i < len(args); i++ {
-		switch a := args[i]; {
-		case equalFold(a, "byscore"):
-			byScore = true
-		case equalFold(a, "bylex"):
-			byLex = true
-		case equalFold(a, "rev"):
-			rev = true
-		case equalFold(a, "withscores"):
-		case equalFold(a, "limit") && i+2 < len(args):
-			if !q.parseLimit(args[i+1], args[i+2]) {
-				return false
-			}
-			withLimit, i = true, i+2
-		default:
-			return false
-		}
-	}
-	switch {
-	case byScore && byLex:
-		return false
-	case byScore || byLex:
-		q.advice = adviceZby
-		q.setCount(args[key+1], args[key+2], rev, byLex)
-		return true
-	case withLimit: // LIMIT is only valid with BYSCORE/BYLEX
-		return false
-	}
-	q.advice = adviceZrank
-	start, ok1 := parseInt(args[key+1])
-	stop, ok2 := parseInt(args[key+2])
-	q.est, q.start, q.stop, q.static = estRank, start, stop, staticRangeLen(start, stop)
 	return ok1 && ok2
 }
 
-// parseZby reads ZRANGEBYSCORE, ZREVRANGEBYSCORE, ZRANGEBYLEX, ZREVRANGEBYLEX.
-func (q *query) parseZby(args [][]byte, op *readOp) bool {
-	if len(args) < 4 {
+// rangeBy is what a ZRANGE-family command ranges over.
+type rangeBy uint8
+
+const (
+	byAuto  rangeBy = iota // chosen by BYSCORE/BYLEX, rank by default
+	byRank                 // start stop are ranks
+	byScore                // min max are scores
+	byLex                  // min max are lexicographic bounds
+)
+
+// zrangeForm is what one command of the ZRANGE family fixes of the options
+// Redis's zrangeGenericCommand otherwise reads from the arguments.
+type zrangeForm struct {
+	store    bool    // ZRANGESTORE: WITHSCORES is a syntax error
+	by       rangeBy // byAuto: BYSCORE or BYLEX may choose (once)
+	rev      bool    // the direction is reversed
+	dirFixed bool    // REV is a syntax error
+}
+
+var zrangeForms = map[shape]zrangeForm{
+	shapeZrange:      {},
+	shapeZrangeStore: {store: true},
+	shapeRevRank:     {by: byRank, rev: true, dirFixed: true},
+	shapeScore:       {by: byScore, dirFixed: true},
+	shapeRevScore:    {by: byScore, rev: true, dirFixed: true},
+	shapeLex:         {by: byLex, dirFixed: true},
+	shapeRevLex:      {by: byLex, rev: true, dirFixed: true},
+}
+
+// parseZrange reads the options of a ZRANGE-family command as Redis 7.0's
+// zrangeGenericCommand does: WITHSCORES any number of times, REV, BYSCORE
+// and BYLEX at most once and only where the command leaves them open, the
+// last LIMIT wins; LIMIT with a count other than -1 is refused for a rank
+// range, WITHSCORES for a lex range.
+func (q *query) parseZrange(args [][]byte, key int, f zrangeForm) bool {
+	if len(args) < key+3 {
 		return false
 	}
-	lex := op.shape == shapeLex || op.shape == shapeRevLex
-	rev := op.shape == shapeRevScore || op.shape == shapeRevLex
-	for i := 4; i < len(args); i++ {
-		switch {
-		case !lex && equalFold(args[i], "withscores"):
-		case equalFold(args[i], "limit") && i+2 < len(args):
-			if !q.parseLimit(args[i+1], args[i+2]) {
+	withscores, count := false, int64(-1)
+	for i := key + 3; i < len(args); i++ {
+		left := len(args) - i - 1
+		switch a := args[i]; {
+		case !f.store && equalFold(a, "withscores"):
+			withscores = true
+		case equalFold(a, "limit") && left >= 2:
+			var ok bool
+			if q.offset, count, ok = parseLimit(args[i+1], args[i+2]); !ok {
 				return false
 			}
 			i += 2
+		case !f.dirFixed && equalFold(a, "rev"):
+			f.rev, f.dirFixed = true, true
+		case f.by == byAuto && equalFold(a, "byscore"):
+			f.by = byScore
+		case f.by == byAuto && equalFold(a, "bylex"):
+			f.by = byLex
 		default:
 			return false
 		}
 	}
-	q.setCount(args[2], args[3], rev, lex)
+	if f.by == byAuto {
+		f.by = byRank
+	}
+	switch {
+	case f.by == byRank && count != -1, f.by == byLex && withscores:
+		return false
+	case f.by == byRank:
+		return q.rankRange(args[key+1], args[key+2])
+	}
+	q.advice = adviceZby
+	q.setCount(args[key+1], args[key+2], f.rev, f.by == byLex)
+	q.limit = max(count, -1)
+	switch {
+	case q.offset < 0: // Redis skips every member for a negative offset
+		q.static = 0
+	case count >= 0:
+		q.static = count
+	}
 	return true
+}
+
+// rankRange makes q a rank range start..stop.
+func (q *query) rankRange(start, stop []byte) bool {
+	q.advice = adviceZrank
+	a, ok1 := parseInt(start)
+	b, ok2 := parseInt(stop)
+	q.est, q.start, q.stop, q.static = estRank, a, b, staticRangeLen(a, b)
+	q.offset = 0
+	return ok1 && ok2
 }
 
 // setCount makes q count the members between a and b (given in the
@@ -152,67 +179,69 @@ func (q *query) setCount(a, b []byte, rev, lex bool) {
 	if lex {
 		q.countCmd = cmdZlexcount
 	}
-	if q.offset < 0 { // Redis returns nothing for a negative offset
-		q.static = 0
-	}
 }
 
-// parseLimit reads LIMIT offset count. A negative count means no limit.
-func (q *query) parseLimit(offset, count []byte) bool {
+// parseLimit reads LIMIT offset count as Redis does (two integers; a
+// negative count means no limit).
+func parseLimit(offset, count []byte) (o, c int64, ok bool) {
 	o, ok1 := parseInt(offset)
 	c, ok2 := parseInt(count)
-	q.offset = o
-	if c >= 0 {
-		q.limit, q.static = c, c
-	}
-	return ok1 && ok2
+	return o, c, ok1 && ok2
 }
 
-// parseStream reads XRANGE/XREVRANGE key a b [COUNT n]; without COUNT the
-// bound is XLEN (the range itself cannot be counted without reading it).
+// parseStream reads XRANGE/XREVRANGE key a b [COUNT n] ... as Redis does:
+// COUNT may repeat and the last wins; a negative COUNT is 0. Without COUNT
+// the bound is XLEN (the range itself cannot be counted without reading it).
 func (q *query) parseStream(args [][]byte) bool {
 	q.verb = "could return up to"
-	switch len(args) {
-	case 4:
-		return true
-	case 6:
-		n, ok := parseInt(args[5])
-		q.limit, q.static = max(n, 0), max(n, 0) // COUNT <= 0 returns nothing
-		return ok && equalFold(args[4], "count")
+	if len(args) < 4 {
+		return false
 	}
-	return false
-}
-
-// parseSort finds whether SORT sorts (BY with a '*' pattern, or no BY) and
-// its LIMIT. Only an unsorted SORT with a LIMIT is bounded by the LIMIT
-// (Redis then loads just that range of a list or sorted set); any sorting
-// SORT loads and sorts the whole collection, LIMIT or not.
-func (q *query) parseSort(args [][]byte) bool {
-	q.verb = "would sort"
-	sorts, count := true, int64(-1)
-	for i := 2; i < len(args); i++ {
-		a := args[i]
-		switch {
-		case equalFold(a, "by") && i+1 < len(args):
-			sorts = containsByte(args[i+1], '*')
-			i++
-		case equalFold(a, "limit") && i+2 < len(args):
-			c, ok := parseInt(args[i+2])
-			if _, ok2 := parseInt(args[i+1]); !ok || !ok2 {
-				return false
-			}
-			count, i = c, i+2
-		case (equalFold(a, "get") || equalFold(a, "store")) && i+1 < len(args):
-			i++
-		case equalFold(a, "asc"), equalFold(a, "desc"), equalFold(a, "alpha"):
-		default:
+	for i := 4; i < len(args); i++ {
+		if !equalFold(args[i], "count") || i+1 >= len(args) {
 			return false
 		}
+		n, ok := parseInt(args[i+1])
+		if !ok {
+			return false
+		}
+		q.limit, q.static = max(n, 0), max(n, 0)
+		i++
 	}
-	if !sorts {
-		q.verb = "would return"
-		if count >= 0 {
-			q.static = count
+	return true
+}
+
+// parseSort reads SORT's options as Redis 7.0's sortCommandGeneric does
+// (the last LIMIT wins; STORE only for SORT) and sets up the sort-size
+// probe, which counts what Redis loads rather than what it returns: any
+// BY without '*' (even followed by one with '*') means "don't sort", and
+// then a list or sorted set loads just the LIMIT range; a set is always
+// loaded whole (and sorted whole with STORE); every other SORT loads and
+// sorts the whole collection, LIMIT or not.
+func (q *query) parseSort(args [][]byte, readonly bool) bool {
+	q.verb, q.est = "would sort", estSort
+	q.sortArgs = [3][]byte{argZero, argZero, argMinusOne}
+	for i := 2; i < len(args); i++ {
+		left := len(args) - i - 1
+		switch a := args[i]; {
+		case equalFold(a, "asc"), equalFold(a, "desc"), equalFold(a, "alpha"):
+		case equalFold(a, "limit") && left >= 2:
+			if _, _, ok := parseLimit(args[i+1], args[i+2]); !ok {
+				return false
+			}
+			q.sortArgs[1], q.sortArgs[2] = args[i+1], args[i+2]
+			i += 2
+		case !readonly && equalFold(a, "store") && left >= 1:
+			i++
+		case equalFold(a, "by") && left >= 1:
+			if !containsByte(args[i+1], '*') {
+				q.sortArgs[0], q.verb = argOne, "would load"
+			}
+			i++
+		case equalFold(a, "get") && left >= 1:
+			i++
+		default:
+			return false
 		}
 	}
 	return true

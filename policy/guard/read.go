@@ -59,7 +59,7 @@ func (g *Guard) cachedCount(q *query, args [][]byte) (int64, bool) {
 	switch q.est {
 	case estRank:
 		return rangeLen(sum, q.start, q.stop), true
-	case estCount:
+	case estCount, estSort: // the whole collection bounds what is loaded
 		return sum, sum <= g.cfg.MaxElements
 	}
 	return q.applyLimit(sum), true
@@ -67,7 +67,7 @@ func (g *Guard) cachedCount(q *query, args [][]byte) (int64, bool) {
 
 // numProbes is how many probes q needs: one per key, or one range count.
 func (q *query) numProbes() int {
-	if q.est == estCount || q.est == estDB {
+	if q.est == estCount || q.est == estDB || q.est == estSort {
 		return 1
 	}
 	return q.end - q.first
@@ -80,17 +80,15 @@ func (q *query) probes(op *readOp, args [][]byte) [][][]byte {
 		return [][][]byte{{cmdDBSize}}
 	case estCount:
 		return [][][]byte{{q.countCmd, args[q.first], q.lo, q.hi}}
+	case estSort:
+		return [][][]byte{{argEval, argSortSizeScript, argOne, args[q.first], q.sortArgs[0], q.sortArgs[1], q.sortArgs[2]}}
 	}
 	keys := args[q.first:q.end]
 	probes := make([][][]byte, len(keys))
-	flat := make([][]byte, 0, 4*len(keys))
+	flat := make([][]byte, 0, 2*len(keys))
 	for i, key := range keys {
 		start := len(flat)
-		if op.sizeCmd == nil { // SORT: any collection type
-			flat = append(flat, argEval, argSortSizeScript, argOne, key)
-		} else {
-			flat = append(flat, op.sizeCmd, key)
-		}
+		flat = append(flat, op.sizeCmd, key)
 		probes[i] = flat[start:len(flat):len(flat)]
 	}
 	return probes
@@ -103,7 +101,7 @@ func (q *query) count(sizes []int64) int64 {
 		return rangeLen(sizes[0], q.start, q.stop)
 	case estCount:
 		return q.applyLimit(sizes[0])
-	case estDB:
+	case estDB, estSort:
 		return sizes[0]
 	}
 	var sum int64
