@@ -21,12 +21,12 @@ type query struct {
 	first, end  int   // key arguments [first, end)
 	start, stop int64 // estRank: the rank range as given
 	countCmd    []byte
-	lo, hi      []byte // estCount: bounds in ZCOUNT/ZLEXCOUNT order
-	offset      int64  // LIMIT offset (estCount)
-	limit       int64  // LIMIT / COUNT; -1 when none
-	static      int64  // an upper bound known from the arguments alone; -1 when none
-	verb        string // "would return", "could return up to", "would touch", ...
-	advice      string // overrides readOp.advice when set
+	lo, hi      []byte    // estCount: bounds in ZCOUNT/ZLEXCOUNT order
+	offset      int64     // LIMIT offset (estCount)
+	limit       int64     // LIMIT / COUNT; -1 when none
+	static      int64     // an upper bound known from the arguments alone; -1 when none
+	verb        string    // "would return", "could return up to", "would touch", ...
+	advice      string    // overrides readOp.advice when set
 	sortArgs    [3][]byte // estSort: the script's ARGV (unsorted flag, LIMIT offset, LIMIT count)
 }
 
