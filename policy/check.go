@@ -12,6 +12,9 @@ const (
 	ReasonChannel = "channel" // a channel argument matches none of the user's channel patterns
 	ReasonArity   = "arity"   // wrong number of arguments: Redis would refuse it anyway
 	ReasonAuth    = "auth"    // no user (the client must authenticate)
+	// ReasonSortPattern: a SORT BY or GET pattern needs read access to
+	// every key, which the user lacks; Decision.Key is the pattern.
+	ReasonSortPattern = "sort_pattern"
 )
 
 // Redis 7.0's NOPERM texts for key and channel denials.
@@ -76,6 +79,9 @@ func (p *Policy) Check(u *User, args [][]byte) Decision {
 	}
 	d := checkPerm(u, cmd, args)
 	if d.kind == "" {
+		if dec, denied := p.checkSortPatterns(u, cmd, args); denied {
+			return dec
+		}
 		return Decision{Allowed: true}
 	}
 	return execAbort(cmd, p.deny(d, cmd.info.Name, args))
