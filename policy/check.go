@@ -38,6 +38,11 @@ type Decision struct {
 	Reason string
 	// Key is the denied key or channel for ReasonKey and ReasonChannel.
 	Key string
+	// Identity, when set on an allowed script command (EVAL, FCALL, ...),
+	// is the Redis user the proxy must run it as (see Policy.Mirrors); if
+	// that user is not available the proxy must refuse the command with
+	// MirrorUnavailableText, never run it as its own upstream user.
+	Identity string
 }
 
 // Forward reports whether the proxy should send the command upstream:
@@ -81,6 +86,9 @@ func (p *Policy) Check(u *User, args [][]byte) Decision {
 	if d.kind == "" {
 		if dec, denied := p.checkSortPatterns(u, cmd, args); denied {
 			return dec
+		}
+		if cmd.runsScript {
+			return p.checkScript(u)
 		}
 		return Decision{Allowed: true}
 	}

@@ -38,6 +38,7 @@ type command struct {
 	noAuth     bool   // "no_auth": ACL command rules do not apply (AUTH, HELLO)
 	readOnly   bool   // "readonly": may be served by a replica
 	keyProc    keyProc
+	runsScript bool // EVAL, FCALL and their variants (scripts.go)
 	channels   channelKind
 	parent     *command
 	subs       map[string]*command // by subcommand name without the parent prefix
@@ -100,6 +101,7 @@ func (c *Commands) add(info *CommandInfo, parent *command) (*command, error) {
 		cmd.readOnly = cmd.readOnly || f == "readonly"
 	}
 	cmd.keyProc = keyProcFor(info.Name)
+	cmd.runsScript = runsScriptName(info.Name)
 	cmd.channels = channelKindFor(info.Name)
 	if len(info.Subcommands) > 0 {
 		cmd.subs = make(map[string]*command, len(info.Subcommands))

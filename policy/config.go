@@ -41,6 +41,14 @@ type Config struct {
 	// its new name, or to "" to disable the command. A renamed command is
 	// only callable under its new name.
 	Rename map[string]string `mapstructure:"rename"`
+
+	// ScriptIdentity says how scripts (EVAL, EVALSHA, FCALL and their _RO
+	// forms) of users whose rules restrict keys, channels or commands run,
+	// since Redis judges each redis.call by the connection's Redis user:
+	// ScriptsRefuse (also when empty) refuses them with a NOPERM error;
+	// ScriptsMirror runs them as a Redis user respguard creates with the
+	// same rules (Policy.Mirrors). Unrestricted users' scripts always run.
+	ScriptIdentity string `mapstructure:"script_identity"`
 }
 
 // Validate checks c against the built-in command table without reading
@@ -54,6 +62,9 @@ func (c *Config) validate(cmds *Commands) error {
 	var errs []error
 	if c.Mode != "" && c.Mode != ModeEnforce && c.Mode != ModeAudit {
 		errs = append(errs, fmt.Errorf("policy.mode: unknown mode %q (want %q or %q)", c.Mode, ModeEnforce, ModeAudit))
+	}
+	if c.ScriptIdentity != "" && c.ScriptIdentity != ScriptsRefuse && c.ScriptIdentity != ScriptsMirror {
+		errs = append(errs, fmt.Errorf("policy.script_identity: unknown value %q (want %q or %q)", c.ScriptIdentity, ScriptsRefuse, ScriptsMirror))
 	}
 	if _, ok := presets[c.DefaultRules]; !ok {
 		errs = append(errs, fmt.Errorf("policy.default_rules: unknown preset %q (want \"\" or %q)", c.DefaultRules, PresetProduction))

@@ -31,6 +31,8 @@ type Policy struct {
 	audit       bool
 	renamedTo   map[string][]byte // new name (lower case) -> original name
 	renamedAway map[string]bool   // original names (lower case) no longer callable
+
+	scriptIdentity string // ScriptsRefuse or ScriptsMirror
 }
 
 // New validates cfg, reads its password files and compiles it against cmds
@@ -42,7 +44,10 @@ func New(cfg Config, cmds *Commands) (*Policy, error) {
 	if err := cfg.validate(cmds); err != nil {
 		return nil, err
 	}
-	p := &Policy{cmds: cmds, users: map[string]*User{}, audit: cfg.Mode == ModeAudit}
+	p := &Policy{cmds: cmds, users: map[string]*User{}, audit: cfg.Mode == ModeAudit, scriptIdentity: cfg.ScriptIdentity}
+	if p.scriptIdentity == "" {
+		p.scriptIdentity = ScriptsRefuse
+	}
 	for name, rules := range cfg.Users {
 		u, err := buildUser(name, rules, cfg, cmds)
 		if err != nil {

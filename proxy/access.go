@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"fmt"
 	"strings"
 
@@ -11,7 +12,11 @@ import (
 // SetPolicy swaps in a new policy atomically (hot reload). Sessions judge
 // their next command by it; clients whose user was removed or switched off
 // are disconnected now.
+//
+// Before the swap it brings the Redis users that run restricted users'
+// scripts in line with p (policy.script_identity: mirror).
 func (s *Server) SetPolicy(p *policy.Policy) {
+	s.scripts.sync(context.Background(), p)
 	s.policy.Store(p)
 	s.mu.Lock()
 	defer s.mu.Unlock()

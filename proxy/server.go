@@ -35,6 +35,7 @@ type Server struct {
 	info      atomic.Pointer[pool.ServerInfo]
 	policy    atomic.Pointer[policy.Policy]
 	guard     atomic.Pointer[guard.Guard] // nil: no guardrails
+	scripts   *scriptUsers                // Redis users that run restricted users' scripts
 
 	authLimit atomic.Pointer[authLimiter] // failed AUTH attempts per client IP; nil: unlimited (see SetAuthRateLimit)
 
@@ -98,6 +99,8 @@ func NewServer(cfg Config, p *pool.Pool, info pool.ServerInfo, opts Options) (*S
 			return nil, fmt.Errorf("default policy: %w", err)
 		}
 	}
+	s.scripts = newScriptUsers(s.mirrorUpstream, log)
+	s.scripts.sync(context.Background(), pol)
 	s.policy.Store(pol)
 	s.guard.Store(opts.Guard)
 	return s, nil
@@ -216,7 +219,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 	done := make(chan struct{})
-	go func() { s.wg.Wait(); close(done) }()
+	go func() { s.wg.Wait(); s.scripts.close(); close(done) }()
 	select {
 	case <-done:
 		return nil
@@ -240,6 +243,7 @@ func (s *Server) Close() error {
 		sess.conn.Close()
 	}
 	s.mu.Unlock()
+	s.scripts.close()
 	return nil
 }
 
@@ -249,6 +253,15 @@ func (s *Server) Rejected() int64        { return s.stats.rejected.Load() }
 func (s *Server) OutputOverflows() int64 { return s.stats.outputOverflows.Load() }
 func (s *Server) AuthFailures() int64    { return s.stats.authFailures.Load() }
 func (s *Server) Connected() int64       { return s.stats.Connected.Load() }
+
+// mirrorUpstream is the pool configuration mirror users' pools start from;
+// false in cluster mode, where they are not supported.
+func (s *Server) mirrorUpstream() (pool.Config, bool) {
+	if s.pool == nil {
+		return pool.Config{}, false
+	}
+	return s.pool.Config(), true
+}
 
 // keys appends the key argument indexes of args to dst.
 func (s *Server) keys(args [][]byte, dst []int) []int { return s.cmds.Keys(args, dst) }

@@ -234,6 +234,9 @@ func (s *session) handle(ctx context.Context, cmd resp.Command) bool {
 		return true
 	case d.Audit:
 		s.denied(name, d)
+	case d.Identity != "":
+		s.runScriptAs(ctx, seq, d.Identity, cmd)
+		return true
 	}
 	if k == kindLocal || k == kindClient || k == kindACL || k == kindTxEnd {
 		if done, keep := s.tryLocal(ctx, seq, string(lower), cmd); done {

@@ -145,6 +145,7 @@ func defaults() map[string]any {
 		"policy.users":                    map[string]string{},
 		"policy.password_files":           map[string]string{},
 		"policy.rename":                   map[string]string{},
+		"policy.script_identity":          policy.ScriptsRefuse,
 		"guard.unlink.mode":               guard.UnlinkLarge,
 		"guard.unlink.min_elements":       guard.DefaultUnlinkMinElements,
 		"guard.unlink.min_bytes":          guard.DefaultUnlinkMinBytes,

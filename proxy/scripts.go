@@ -1,0 +1,239 @@
+package proxy
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	tidwall "github.com/tidwall/resp"
+
+	"github.com/respguard/respguard/policy"
+	"github.com/respguard/respguard/pool"
+	"github.com/respguard/respguard/proxy/resp"
+)
+
+// errNoMirrorInCluster is why mirror users are unavailable in cluster mode:
+// Redis's users are per node and respguard creates them on one upstream.
+var errNoMirrorInCluster = errors.New("proxy: mirror users are not supported in cluster mode")
+
+// mirrorSyncTimeout bounds the ACL commands of one synchronization.
+const mirrorSyncTimeout = 5 * time.Second
+
+// scriptUsers keeps the Redis users that run restricted users' scripts
+// (policy.script_identity: mirror, see policy.Policy.Mirrors), each with
+// its own small pool of connections authenticated as it, so that Redis
+// judges every redis.call by the proxy user's rules.
+type scriptUsers struct {
+	upstream func() (pool.Config, bool) // the upstream's pool config; false in cluster mode
+	log      *slog.Logger
+
+	mu      sync.Mutex // guards the fields below; held during a sync's ACL commands
+	users   map[string]*scriptUser
+	cleaned bool // mirrors left over by an earlier run were deleted
+	closed  bool
+}
+
+// scriptUser is one mirror user as respguard set it up.
+type scriptUser struct {
+	password string     // random, for this process's lifetime
+	rules    string     // the rules last applied
+	err      error      // why the user is not usable; nil when set up
+	pool     *pool.Pool // created on first use
+}
+
+func newScriptUsers(upstream func() (pool.Config, bool), log *slog.Logger) *scriptUsers {
+	return &scriptUsers{upstream: upstream, log: log, users: map[string]*scriptUser{}}
+}
+
+// sync creates or updates the mirror users pol needs and deletes the ones it
+// no longer needs, on the upstream (ACL SETUSER name reset on >password
+// rules...). A user whose set-up failed records why; its scripts are
+// refused. Call it before the policy is put in force.
+func (m *scriptUsers) sync(ctx context.Context, pol *policy.Policy) {
+	want := pol.Mirrors()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed || len(want) == 0 && len(m.users) == 0 {
+		return
+	}
+	cfg, ok := m.upstream()
+	if !ok {
+		for _, w := range want {
+			m.users[w.Name] = &scriptUser{err: errNoMirrorInCluster}
+		}
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, mirrorSyncTimeout)
+	defer cancel()
+	ctl := pool.NewControl(cfg)
+	if !m.cleaned {
+		m.cleaned = m.deleteStale(ctx, ctl, want) == nil
+	}
+	m.apply(ctx, ctl, want)
+}
+
+// apply sends one ACL SETUSER per changed mirror and one ACL DELUSER per
+// mirror no longer wanted. Caller holds mu.
+func (m *scriptUsers) apply(ctx context.Context, ctl *pool.Control, want []policy.MirrorUser) {
+	var cmds [][]string
+	var names []string
+	wanted := map[string]bool{}
+	for _, w := range want {
+		wanted[w.Name] = true
+		su := m.users[w.Name]
+		if su == nil {
+			su = &scriptUser{password: randomPassword()}
+			m.users[w.Name] = su
+		}
+		rules := strings.Join(w.Rules, " ")
+		if su.rules == rules && su.err == nil {
+			continue
+		}
+		su.rules = rules
+		cmds = append(cmds, append([]string{"ACL", "SETUSER", w.Name, "reset", "on", ">" + su.password}, w.Rules...))
+		names = append(names, w.Name)
+	}
+	for name, su := range m.users {
+		if !wanted[name] {
+			cmds = append(cmds, []string{"ACL", "DELUSER", name})
+			su.close()
+			delete(m.users, name)
+		}
+	}
+	if len(cmds) == 0 {
+		return
+	}
+	replies, err := ctl.Do(ctx, cmds...)
+	for i, name := range names {
+		su := m.users[name]
+		switch {
+		case err != nil:
+			su.err = fmt.Errorf("ACL SETUSER: %w", err)
+		case replies[i+1].Type() == tidwall.Error:
+			su.err = fmt.Errorf("ACL SETUSER: %s", replies[i+1].String())
+		default:
+			su.err = nil
+			continue
+		}
+		m.log.Warn("cannot set up the Redis user that runs a proxy user's scripts; its scripts are refused", "user", name, "error", su.err)
+	}
+}
+
+// deleteStale deletes mirror users an earlier run left behind (their
+// passwords are lost with that process). Caller holds mu.
+func (m *scriptUsers) deleteStale(ctx context.Context, ctl *pool.Control, want []policy.MirrorUser) error {
+	replies, err := ctl.Do(ctx, []string{"ACL", "USERS"})
+	if err != nil {
+		return err
+	}
+	keep := map[string]bool{}
+	for _, w := range want {
+		keep[w.Name] = true
+	}
+	del := []string{"ACL", "DELUSER"}
+	for _, v := range replies[1].Array() {
+		if name := v.String(); strings.HasPrefix(name, policy.MirrorPrefix) && !keep[name] {
+			del = append(del, name)
+		}
+	}
+	if len(del) > 2 {
+		_, err = ctl.Do(ctx, del)
+	}
+	return err
+}
+
+// pool returns the pool of connections authenticated as the mirror user
+// name, or why there is none.
+func (m *scriptUsers) pool(name string) (*pool.Pool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	su := m.users[name]
+	switch {
+	case m.closed:
+		return nil, ErrServerClosed
+	case su == nil:
+		return nil, errors.New("not set up")
+	case su.err != nil:
+		return nil, su.err
+	case su.pool != nil:
+		return su.pool, nil
+	}
+	cfg, ok := m.upstream()
+	if !ok {
+		return nil, errNoMirrorInCluster
+	}
+	cfg.Username, cfg.Password = name, su.password
+	cfg.MaxConns, cfg.MinIdleConns, cfg.SharedConns = 1, 0, 1
+	p, err := pool.New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	su.pool = p
+	return p, nil
+}
+
+// close closes every mirror's pool; the Redis users stay until the next
+// start deletes them.
+func (m *scriptUsers) close() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.closed = true
+	for _, su := range m.users {
+		su.close()
+	}
+}
+
+func (su *scriptUser) close() {
+	if su.pool != nil {
+		su.pool.Close()
+		su.pool = nil
+	}
+}
+
+func randomPassword() string {
+	b := make([]byte, 24)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails on supported platforms
+	return hex.EncodeToString(b)
+}
+
+// runScriptAs runs a script command of a restricted user on a connection
+// authenticated as its mirror user. It waits for the client's earlier
+// replies before sending and for the script's reply before returning, so
+// the script runs in the client's command order although it travels on
+// another connection. Inside MULTI or while subscribed the client's
+// commands must stay on its dedicated connection: the script is refused.
+func (s *session) runScriptAs(ctx context.Context, seq uint64, identity string, cmd resp.Command) {
+	s.dedMu.Lock()
+	inMulti, streaming := s.inMulti, s.streaming
+	if inMulti {
+		s.txDenied = true // refused at queue time: Redis discards the transaction at EXEC
+	}
+	s.dedMu.Unlock()
+	if inMulti || streaming {
+		s.out.local(seq, resp.AppendError(nil, policy.MirrorUnavailableText(s.user.Name(), "scripts run on a connection of their own, so not inside MULTI or while subscribed")))
+		return
+	}
+	p, err := s.srv.scripts.pool(identity)
+	if err != nil {
+		s.out.local(seq, resp.AppendError(nil, policy.MirrorUnavailableText(s.user.Name(), err.Error())))
+		return
+	}
+	if !s.out.waitBefore(seq) {
+		return
+	}
+	pipe, err := p.Shared(ctx, s.db, s.proto, s.id)
+	if err == nil {
+		err = pipe.Send(s.out, seq, cmd.Raw, cmd.Args)
+	}
+	if err != nil {
+		s.out.local(seq, pool.UnavailableReply(err))
+		return
+	}
+	s.out.waitBefore(seq + 1)
+}

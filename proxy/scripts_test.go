@@ -1,0 +1,195 @@
+package proxy
+
+import (
+	"crypto/sha1"
+	"encoding/hex"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/respguard/respguard/policy"
+	"github.com/respguard/respguard/pool/redistest"
+)
+
+// scriptCase is a proxy user and its rules.
+type scriptCase struct {
+	name, rules string
+}
+
+// scriptCorpus runs allowed and forbidden keys, channels and commands from
+// scripts and functions (loaded by scriptLibrary).
+var scriptCorpus = [][]any{
+	{"EVAL", "return redis.call('get', KEYS[1])", 1, "cache:1"},
+	{"EVAL", "return redis.call('get', 'secret')", 0},
+	{"EVAL", "return redis.pcall('get', 'secret')", 0},
+	{"EVAL", "return redis.call('set', 'secret', 'stolen')", 0},
+	{"EVAL", "return redis.call('set', KEYS[1], 'v')", 1, "cache:2"},
+	{"EVAL", "return #redis.call('keys', '*')", 0},
+	{"EVAL", "return redis.call('publish', 'news.eu', 'm')", 0},
+	{"EVAL", "return redis.call('publish', 'secret', 'm')", 0},
+	{"EVAL", "return redis.call('config', 'get', 'maxmemory')", 0},
+	{"EVAL", "return redis.call('flushdb')", 0},
+	{"EVAL", "return redis.call('flushall')", 0},
+	{"EVAL_RO", "return redis.call('get', 'secret')", 0},
+	{"EVAL_RO", "return redis.call('get', KEYS[1])", 1, "secret"},
+	{"EVALSHA", scriptSHA, 0},
+	{"EVALSHA_RO", scriptSHA, 0},
+	{"FCALL", "getsecret", 0},
+	{"FCALL_RO", "rosecret", 0},
+	{"FCALL", "flush", 0},
+	{"FCALL", "getkey", 1, "cache:1"},
+}
+
+const (
+	scriptBody = "return redis.call('get', 'secret')"
+	scriptLib  = "#!lua name=lib\n" +
+		"redis.register_function('getsecret', function(k, a) return redis.call('get', 'secret') end)\n" +
+		"redis.register_function('getkey', function(k, a) return redis.call('get', k[1]) end)\n" +
+		"redis.register_function('flush', function(k, a) return redis.call('flushdb') end)\n" +
+		"redis.register_function{function_name='rosecret', callback=function(k, a) return redis.call('get', 'secret') end, flags={'no-writes'}}"
+)
+
+// scriptSHA is scriptBody's SHA1, as SCRIPT LOAD returns it.
+var scriptSHA = func() string {
+	sum := sha1.Sum([]byte(scriptBody))
+	return hex.EncodeToString(sum[:])
+}()
+
+// populate gives db the keys every script case starts from.
+func populate(t *testing.T, c *redis.Client) {
+	t.Helper()
+	ctx := ctxT(t)
+	if err := c.FlushDB(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	c.Set(ctx, "secret", "s3cret", 0)
+	c.Set(ctx, "cache:1", "c1", 0)
+	c.Set(ctx, "other", "o", 0)
+}
+
+// outcome renders a reply and the database it leaves behind.
+func outcome(t *testing.T, c *redis.Client, res any, err error) string {
+	t.Helper()
+	ctx := ctxT(t)
+	secret, _ := c.Get(ctx, "secret").Result()
+	return fmt.Sprintf("reply %v %v; secret=%q dbsize=%d", res, err, secret, c.DBSize(ctx).Val())
+}
+
+// runScriptsBothWays runs scriptCorpus as each user directly on Redis (as
+// "direct:<name>" with oracleRules) in db 1 and through the proxy (as
+// <name>) in db 2, and compares the replies and what the database holds
+// afterwards.
+func runScriptsBothWays(t *testing.T, tp *testProxy, users []scriptCase, oracleRules func(string) string, check func(t *testing.T, u scriptCase, args []any, direct, proxied string)) {
+	ctx := ctxT(t)
+	admin := tp.direct(t)
+	if got := admin.ScriptLoad(ctx, scriptBody).Val(); got != scriptSHA {
+		t.Fatalf("SCRIPT LOAD = %s, want %s", got, scriptSHA)
+	}
+	if err := admin.FunctionLoadReplace(ctx, scriptLib).Err(); err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range users {
+		rules := append([]any{"ACL", "SETUSER", "direct:" + u.name, "reset", "on", ">pw"}, words(oracleRules(u.rules))...)
+		if err := admin.Do(ctx, rules...).Err(); err != nil {
+			t.Fatalf("ACL SETUSER direct:%s: %v", u.name, err)
+		}
+	}
+	for _, u := range users {
+		direct := redis.NewClient(&redis.Options{Addr: tp.Redis.Addr, Protocol: 2, DB: 1, Username: "direct:" + u.name, Password: "pw", DisableIdentity: true})
+		proxied := tp.client(t, 2, func(o *redis.Options) { o.Username, o.Password, o.DB = u.name, "pw", 2 })
+		seeDirect := redis.NewClient(&redis.Options{Addr: tp.Redis.Addr, Protocol: 2, DB: 1, DisableIdentity: true})
+		seeProxied := redis.NewClient(&redis.Options{Addr: tp.Redis.Addr, Protocol: 2, DB: 2, DisableIdentity: true})
+		for _, args := range scriptCorpus {
+			populate(t, seeDirect)
+			res, err := direct.Do(ctx, args...).Result()
+			want := outcome(t, seeDirect, res, err)
+			populate(t, seeProxied)
+			res, err = proxied.Do(ctx, args...).Result()
+			got := outcome(t, seeProxied, res, err)
+			check(t, u, args, want, got)
+		}
+		for _, c := range []*redis.Client{direct, seeDirect, seeProxied} {
+			c.Close()
+		}
+	}
+}
+
+// scriptUsers differ in keys, channels and commands; "full" is unrestricted.
+var scriptUsersCases = []scriptCase{
+	{"keys", "~cache:* &* +@all"},
+	{"chans", "~* resetchannels &news.* +@all"},
+	{"cmds", "~* &* +@all -flushdb -keys -@admin"},
+	{"ro", "%R~* &* +@read +@scripting +select"},
+	{"full", "~* &* +@all"},
+}
+
+func scriptPolicy(t *testing.T, cfg policy.Config) *policy.Policy {
+	t.Helper()
+	cfg.Users = map[string]string{}
+	for _, u := range scriptUsersCases {
+		cfg.Users[u.name] = "on >pw " + u.rules
+	}
+	p, err := policy.New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestScriptsRunWithTheCallersRules: with script_identity mirror, every
+// script and function has the same outcome through respguard as when the
+// same user runs it on Redis itself, with and without the production
+// preset and policy.rename.
+func TestScriptsRunWithTheCallersRules(t *testing.T) {
+	presetRules := func() string {
+		var rules []string
+		for _, r := range policy.ProductionRules {
+			rules = append(rules, r.Rule)
+		}
+		return strings.Join(rules, " ")
+	}()
+	for _, tt := range []struct {
+		name   string
+		cfg    policy.Config
+		oracle func(string) string
+	}{
+		{"plain rules", policy.Config{ScriptIdentity: policy.ScriptsMirror}, func(r string) string { return r }},
+		{"production preset and FLUSHALL renamed away", policy.Config{
+			ScriptIdentity: policy.ScriptsMirror, DefaultRules: policy.PresetProduction, Rename: map[string]string{"FLUSHALL": ""},
+		}, func(r string) string { return r + " " + presetRules + " -flushall" }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			tp := startProxyWith(t, redistest.Start(t), nil, Options{Policy: scriptPolicy(t, tt.cfg)})
+			compared := 0
+			runScriptsBothWays(t, tp, scriptUsersCases, tt.oracle, func(t *testing.T, u scriptCase, args []any, want, got string) {
+				compared++
+				if testing.Verbose() {
+					t.Logf("user %s: %v: %s", u.name, args[:2], got)
+				}
+				if got != want {
+					t.Errorf("user %s: %v:\n respguard %s\n redis     %s", u.name, args, got, want)
+				}
+			})
+			t.Logf("%d script outcomes compared", compared)
+		})
+	}
+}
+
+// TestScriptsOfRestrictedUsersAreRefused: with the default script_identity
+// (refuse), a restricted user's scripts get a NOPERM naming the setting,
+// never run; an unrestricted user's run as on Redis.
+func TestScriptsOfRestrictedUsersAreRefused(t *testing.T) {
+	tp := startProxyWith(t, redistest.Start(t), nil, Options{Policy: scriptPolicy(t, policy.Config{})})
+	runScriptsBothWays(t, tp, scriptUsersCases, func(r string) string { return r }, func(t *testing.T, u scriptCase, args []any, want, got string) {
+		switch {
+		case u.name == "full" && got != want:
+			t.Errorf("unrestricted user: %v:\n respguard %s\n redis     %s", args, got, want)
+		case u.name != "full" && !strings.Contains(got, "policy.script_identity: mirror") && !strings.Contains(got, "NOPERM this user"):
+			t.Errorf("user %s: %v: %s, want a refusal", u.name, args, got)
+		case u.name != "full" && !strings.Contains(got, `secret="s3cret" dbsize=3`):
+			t.Errorf("user %s: %v changed the database: %s", u.name, args, got)
+		}
+	})
+}
