@@ -95,6 +95,13 @@ func (u *User) keyAllowed(key []byte, perm keyPerm) bool {
 	return false
 }
 
+// ChannelAllowed reports whether u may hold a subscription to channel (to
+// a pattern when isPattern, as PSUBSCRIBE takes), as Redis 7.0 judges
+// existing subscriptions when a user's rules change.
+func (u *User) ChannelAllowed(channel []byte, isPattern bool) bool {
+	return u.allChannels || u.channelAllowed(channel, isPattern)
+}
+
 // channelAllowed mirrors ACLCheckChannelAgainstList: patterns (PSUBSCRIBE)
 // must be listed literally, channels must match a pattern.
 func (u *User) channelAllowed(channel []byte, isPattern bool) bool {

@@ -11,7 +11,9 @@ import (
 
 // SetPolicy swaps in a new policy atomically (hot reload). Sessions judge
 // their next command by it; clients whose user was removed or switched off
-// are disconnected now.
+// are disconnected now, and so are subscribers whose user may no longer
+// hold one of their subscriptions (as Redis 7.0 does on ACL SETUSER; in
+// audit mode they are only logged).
 //
 // Before the swap it brings the Redis users that run restricted users'
 // scripts in line with p (policy.script_identity: mirror).
@@ -25,10 +27,19 @@ func (s *Server) SetPolicy(p *policy.Policy) {
 		if name == "" {
 			continue
 		}
-		if u := p.User(name); u == nil || !u.Enabled() {
+		u := p.User(name)
+		if u == nil || !u.Enabled() {
 			s.log.Info("disconnecting client: its user was removed or disabled", "client", sess.addr, "user", name)
 			sess.out.close()
 			sess.conn.Close()
+			continue
+		}
+		if channel, revoked := sess.subs.revokedBy(u); revoked {
+			s.log.Info("disconnecting client: its user may no longer hold its subscription", "client", sess.addr, "user", name, "channel", channel, "audit", p.Audit())
+			if !p.Audit() {
+				sess.out.close()
+				sess.conn.Close()
+			}
 		}
 	}
 }

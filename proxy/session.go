@@ -70,6 +70,7 @@ type session struct {
 	pol      *policy.Policy // policy the session last judged by
 	user     *policy.User   // nil: not authenticated (the policy requires AUTH)
 	userName atomic.Value   // string: user's name, read by Server.SetPolicy
+	subs     subscriptions  // Pub/Sub subscriptions, read by Server.SetPolicy
 }
 
 func newSession(srv *Server, conn net.Conn, id uint64) *session {
@@ -238,6 +239,7 @@ func (s *session) handle(ctx context.Context, cmd resp.Command) bool {
 		s.runScriptAs(ctx, seq, d.Identity, cmd)
 		return true
 	}
+	s.subs.note(name, cmd.Args)
 	if k == kindLocal || k == kindClient || k == kindACL || k == kindTxEnd {
 		if done, keep := s.tryLocal(ctx, seq, string(lower), cmd); done {
 			return keep
