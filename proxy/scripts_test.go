@@ -10,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/respguard/respguard/policy"
+	"github.com/respguard/respguard/pool"
 	"github.com/respguard/respguard/pool/redistest"
 )
 
@@ -192,4 +193,77 @@ func TestScriptsOfRestrictedUsersAreRefused(t *testing.T) {
 			t.Errorf("user %s: %v changed the database: %s", u.name, args, got)
 		}
 	})
+}
+
+// TestMirrorUsersFollowReloads: a reload that widens a user's keys lets its
+// scripts read more at once; one that removes the user deletes its mirror
+// from Redis; a restart deletes mirrors an earlier run left behind.
+func TestMirrorUsersFollowReloads(t *testing.T) {
+	rs := redistest.Start(t)
+	pol := func(users map[string]string) *policy.Policy {
+		return newPolicy(t, policy.Config{ScriptIdentity: policy.ScriptsMirror, Users: users})
+	}
+	admin := redis.NewClient(&redis.Options{Addr: rs.Addr, Protocol: 2, DisableIdentity: true})
+	defer admin.Close()
+	ctx := ctxT(t)
+	admin.Do(ctx, "ACL", "SETUSER", policy.MirrorPrefix+"leftover", "on", ">x", "+@all")
+	tp := startProxyWith(t, rs, nil, Options{Policy: pol(map[string]string{"app": "on >pw ~cache:* +@all"})})
+	admin.Set(ctx, "secret", "s3cret", 0)
+	app := tp.client(t, 3, func(o *redis.Options) { o.Username, o.Password = "app", "pw" })
+	read := "return redis.call('get', 'secret')"
+	if err := app.Eval(ctx, read, nil).Err(); err == nil || !strings.Contains(err.Error(), "can't access") {
+		t.Fatalf("before the reload: %v, want Redis's key denial", err)
+	}
+	users := admin.Do(ctx, "ACL", "USERS").String()
+	if strings.Contains(users, "leftover") || !strings.Contains(users, policy.MirrorName("app")) {
+		t.Fatalf("ACL USERS = %s: want app's mirror, not the left-over one", users)
+	}
+	tp.Server.SetPolicy(pol(map[string]string{"app": "on >pw ~cache:* ~secret +@all"}))
+	if v, err := app.Eval(ctx, read, nil).Result(); err != nil || v != "s3cret" {
+		t.Fatalf("after widening: %v, %v", v, err)
+	}
+	tp.Server.SetPolicy(pol(map[string]string{"other": "on >pw ~x +@all"}))
+	users = admin.Do(ctx, "ACL", "USERS").String()
+	if strings.Contains(users, policy.MirrorName("app")) || !strings.Contains(users, policy.MirrorName("other")) {
+		t.Fatalf("ACL USERS after removing app = %s", users)
+	}
+}
+
+// TestScriptsWithoutMirrorAreRefused: when respguard's upstream user may not
+// run ACL SETUSER, or the client is in a transaction, a restricted user's
+// script is refused with a NOPERM that says why, and never runs.
+func TestScriptsWithoutMirrorAreRefused(t *testing.T) {
+	rs := redistest.Start(t)
+	admin := redis.NewClient(&redis.Options{Addr: rs.Addr, Protocol: 2, DisableIdentity: true})
+	defer admin.Close()
+	ctx := ctxT(t)
+	if err := admin.Do(ctx, "ACL", "SETUSER", "up", "on", ">up", "~*", "&*", "+@all", "-acl").Err(); err != nil {
+		t.Fatal(err)
+	}
+	admin.Set(ctx, "secret", "s3cret", 0)
+	pol := newPolicy(t, policy.Config{ScriptIdentity: policy.ScriptsMirror, Users: map[string]string{"app": "on >pw ~cache:* +@all"}})
+	tp := startProxyWith(t, rs, func(_ *Config, p *pool.Config) { p.Username, p.Password = "up", "up" }, Options{Policy: pol})
+	app := tp.client(t, 2, func(o *redis.Options) { o.Username, o.Password = "app", "pw" })
+	set := "return redis.call('set', 'secret', 'stolen')"
+	err := app.Eval(ctx, set, nil).Err()
+	if err == nil || !strings.HasPrefix(err.Error(), "NOPERM") || !strings.Contains(err.Error(), "ACL SETUSER") {
+		t.Fatalf("EVAL without a mirror: %v", err)
+	}
+	if v := admin.Get(ctx, "secret").Val(); v != "s3cret" {
+		t.Fatalf("secret = %q", v)
+	}
+
+	tp = startProxyWith(t, rs, nil, Options{Policy: pol})
+	app = tp.client(t, 2, func(o *redis.Options) { o.Username, o.Password = "app", "pw" })
+	cmds, err := app.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, "cache:1", "v", 0)
+		p.Eval(ctx, set, nil)
+		return nil
+	})
+	if err == nil || !strings.Contains(err.Error(), "EXECABORT") || len(cmds) != 2 || !strings.Contains(fmt.Sprint(cmds[1].Err()), "MULTI") {
+		t.Fatalf("EVAL in MULTI: %v %v", cmds, err)
+	}
+	if admin.Get(ctx, "secret").Val() != "s3cret" || admin.Exists(ctx, "cache:1").Val() != 0 {
+		t.Fatal("the transaction ran")
+	}
 }
