@@ -64,8 +64,24 @@ func (s *session) refreshUser(p *policy.Policy) bool {
 	if u == nil || !u.Enabled() {
 		return false
 	}
+	if u.Describe() != s.user.Describe() {
+		s.discardTxOnRuleChange()
+	}
 	s.setUser(u)
 	return true
+}
+
+// discardTxOnRuleChange makes the open transaction's EXEC answer EXECABORT
+// (and DISCARD upstream). Redis 7.0 re-judges queued commands at EXEC and
+// fails those the changed rules deny; respguard judged them when they were
+// queued and does not keep them, so it discards the whole transaction:
+// stricter than Redis, never looser.
+func (s *session) discardTxOnRuleChange() {
+	s.dedMu.Lock()
+	defer s.dedMu.Unlock()
+	if s.inMulti {
+		s.txDenied = true
+	}
 }
 
 func (s *session) setUser(u *policy.User) {

@@ -152,3 +152,64 @@ func TestRevokedSubscriptionsDisconnectAsInRedis(t *testing.T) {
 		}
 	}
 }
+
+// TestRuleChangeDuringMultiDiscardsTheTransaction: a read queued while
+// allowed must not run at EXEC after a reload revoked the key; Redis fails
+// that command inside EXEC, respguard discards the transaction. Neither
+// returns the value. A WATCH and an unchanged user's transaction are kept.
+func TestRuleChangeDuringMultiDiscardsTheTransaction(t *testing.T) {
+	rs := redistest.Start(t)
+	pol := func(keys string) *policy.Policy {
+		return newPolicy(t, policy.Config{Users: map[string]string{"default": "on nopass ~* &* +@all", "sub": "on >pw " + keys + " +@all", "other": "on >pw ~* +@all"}})
+	}
+	tp := startProxyWith(t, rs, nil, Options{Policy: pol("~*")})
+	admin := tp.direct(t)
+	ctx := ctxT(t)
+	admin.Set(ctx, "secret", "s3cret", 0)
+	admin.Do(ctx, "ACL", "SETUSER", "sub", "on", ">pw", "~*", "+@all")
+	admin.Do(ctx, "ACL", "SETUSER", "other", "on", ">pw", "~*", "+@all")
+	for _, addr := range []string{rs.Addr, tp.Addr} {
+		c, r := subscriber(t, addr, 2)
+		o, or := subscriberAs(t, addr, "other")
+		for _, line := range []string{"WATCH secret", "MULTI", "GET secret"} {
+			fmt.Fprintf(c, "%s\r\n", line)
+			fmt.Fprintf(o, "%s\r\n", line)
+			for _, rd := range []*bufio.Reader{r, or} {
+				if s, err := readAny(rd); err != nil || strings.HasPrefix(s, "-") {
+					t.Fatalf("%s: %s %v", line, s, err)
+				}
+			}
+		}
+		admin.Do(ctx, "ACL", "SETUSER", "sub", "resetkeys", "~cache:*")
+		tp.Server.SetPolicy(pol("~cache:*"))
+		fmt.Fprintf(c, "EXEC\r\n")
+		fmt.Fprintf(o, "EXEC\r\n")
+		got, err := readAny(r)
+		if err != nil || strings.Contains(got, "s3cret") || !strings.Contains(got, "NOPERM") && !strings.Contains(got, "EXECABORT") {
+			t.Errorf("%s: EXEC after the key was revoked = %s %v", addr, got, err)
+		}
+		if got, err := readAny(or); err != nil || got != "*[s3cret]" {
+			t.Errorf("%s: unchanged user's EXEC = %s %v", addr, got, err)
+		}
+		t.Logf("%s: %s", addr, got)
+		admin.Do(ctx, "ACL", "SETUSER", "sub", "resetkeys", "~*")
+		tp.Server.SetPolicy(pol("~*"))
+	}
+}
+
+// subscriberAs is a raw RESP2 client of addr logged in as user with password pw.
+func subscriberAs(t *testing.T, addr, user string) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+	r := bufio.NewReader(c)
+	fmt.Fprintf(c, "AUTH %s pw\r\n", user)
+	if s, err := readAny(r); err != nil || s != "+OK" {
+		t.Fatalf("AUTH: %s %v", s, err)
+	}
+	return c, r
+}
