@@ -171,7 +171,7 @@ func TestCheckEdgeCases(t *testing.T) {
 }
 
 func TestCheckDoesNotAllocateWhenAllowed(t *testing.T) {
-	p := mustNew(t, Config{Users: map[string]string{"app": "on >x ~cache:* %R~ro:* &news.* +@all -flushall"}})
+	p := mustNew(t, Config{Users: map[string]string{"app": "on >x ~cache:* %R~ro:* &news.* +@all -flushall"}, ScriptIdentity: ScriptsMirror})
 	u := p.User("app")
 	long := strings.Repeat("x", 100)
 	for _, line := range []string{

@@ -32,7 +32,7 @@ const (
 // newUser returns a user in the state ACL SETUSER starts from: off, no
 // passwords, keys, channels or commands.
 func newUser(name string, cmds *Commands) *User {
-	return &User{name: name, allowed: make([]uint64, (len(cmds.all)+63)/64)}
+	return &User{name: name, mirror: MirrorName(name), allowed: make([]uint64, (len(cmds.all)+63)/64)}
 }
 
 // applyRules applies space-separated rules in order, like ACL SETUSER.

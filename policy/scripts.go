@@ -56,7 +56,7 @@ func (p *Policy) checkScript(u *User) Decision {
 		return Decision{Allowed: true}
 	}
 	if p.scriptIdentity == ScriptsMirror {
-		return Decision{Allowed: true, Identity: MirrorName(u.name)}
+		return Decision{Allowed: true, Identity: u.mirror}
 	}
 	return Decision{Audit: p.audit, Err: ScriptRefusalText(u.name), Reason: ReasonScript}
 }

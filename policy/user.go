@@ -26,6 +26,8 @@ type User struct {
 	channels    []string
 
 	rules []string // command rules as Redis records them, for ACL LIST
+
+	mirror string // MirrorName(name), precomputed so that Check does not allocate
 }
 
 // keyPattern is a ~, %R~, %W~ or %RW~ pattern.
