@@ -2,7 +2,8 @@ package proxy
 
 import (
 	"context"
-	"crypto/rand"
+	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -41,7 +42,7 @@ type scriptUsers struct {
 
 // scriptUser is one mirror user as respguard set it up.
 type scriptUser struct {
-	password string     // random, for this process's lifetime
+	password string     // mirrorPassword
 	rules    string     // the rules last applied
 	err      error      // why the user is not usable; nil when set up
 	pool     *pool.Pool // created on first use
@@ -75,12 +76,12 @@ func (m *scriptUsers) sync(ctx context.Context, pol *policy.Policy) {
 	if !m.cleaned {
 		m.cleaned = m.deleteStale(ctx, ctl, want) == nil
 	}
-	m.apply(ctx, ctl, want)
+	m.apply(ctx, ctl, cfg, want)
 }
 
 // apply sends one ACL SETUSER per changed mirror and one ACL DELUSER per
 // mirror no longer wanted. Caller holds mu.
-func (m *scriptUsers) apply(ctx context.Context, ctl *pool.Control, want []policy.MirrorUser) {
+func (m *scriptUsers) apply(ctx context.Context, ctl *pool.Control, cfg pool.Config, want []policy.MirrorUser) {
 	var cmds [][]string
 	var names []string
 	wanted := map[string]bool{}
@@ -88,7 +89,7 @@ func (m *scriptUsers) apply(ctx context.Context, ctl *pool.Control, want []polic
 		wanted[w.Name] = true
 		su := m.users[w.Name]
 		if su == nil {
-			su = &scriptUser{password: randomPassword()}
+			su = &scriptUser{password: mirrorPassword(cfg, w.Name)}
 			m.users[w.Name] = su
 		}
 		rules := strings.Join(w.Rules, " ")
@@ -125,8 +126,8 @@ func (m *scriptUsers) apply(ctx context.Context, ctl *pool.Control, want []polic
 	}
 }
 
-// deleteStale deletes mirror users an earlier run left behind (their
-// passwords are lost with that process). Caller holds mu.
+// deleteStale deletes mirror users an earlier run left behind for users
+// the policy no longer has. Caller holds mu.
 func (m *scriptUsers) deleteStale(ctx context.Context, ctl *pool.Control, want []policy.MirrorUser) error {
 	replies, err := ctl.Do(ctx, []string{"ACL", "USERS"})
 	if err != nil {
@@ -196,10 +197,15 @@ func (su *scriptUser) close() {
 	}
 }
 
-func randomPassword() string {
-	b := make([]byte, 24)
-	_, _ = rand.Read(b) // crypto/rand.Read never fails on supported platforms
-	return hex.EncodeToString(b)
+// mirrorPassword derives the mirror user's password from respguard's own
+// upstream credentials (HMAC-SHA256 keyed by them), so that every respguard
+// in front of the same Redis, and every restart, sets the same password and
+// none locks the others out; whoever can derive it already holds the
+// upstream login, which has every right the mirror has.
+func mirrorPassword(upstream pool.Config, name string) string {
+	mac := hmac.New(sha256.New, []byte(upstream.Username+"\x00"+upstream.Password))
+	mac.Write([]byte(name))
+	return hex.EncodeToString(mac.Sum(nil))
 }
 
 // runScriptAs runs a script command of a restricted user on a connection

@@ -267,3 +267,19 @@ func TestScriptsWithoutMirrorAreRefused(t *testing.T) {
 		t.Fatal("the transaction ran")
 	}
 }
+
+// TestTwoRespguardsShareMirrors: a second respguard in front of the same
+// Redis sets up the same mirror users without locking the first one out.
+func TestTwoRespguardsShareMirrors(t *testing.T) {
+	rs := redistest.Start(t)
+	pol := newPolicy(t, policy.Config{ScriptIdentity: policy.ScriptsMirror, Users: map[string]string{"app": "on >pw ~cache:* +@all"}})
+	first := startProxyWith(t, rs, nil, Options{Policy: pol})
+	second := startProxyWith(t, rs, nil, Options{Policy: pol})
+	ctx := ctxT(t)
+	for _, tp := range []*testProxy{first, second} {
+		app := tp.client(t, 2, func(o *redis.Options) { o.Username, o.Password = "app", "pw" })
+		if v, err := app.Eval(ctx, "return redis.call('set', KEYS[1], 'v')", []string{"cache:1"}).Result(); err != nil || v != "OK" {
+			t.Fatalf("script through %s: %v, %v", tp.Addr, v, err)
+		}
+	}
+}
