@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -23,8 +24,13 @@ import (
 // Redis's users are per node and respguard creates them on one upstream.
 var errNoMirrorInCluster = errors.New("proxy: mirror users are not supported in cluster mode")
 
-// mirrorSyncTimeout bounds the ACL commands of one synchronization.
-const mirrorSyncTimeout = 5 * time.Second
+// mirrorSyncTimeout bounds the ACL commands of one synchronization, and
+// mirrorRetry is how often a failed mirror is set up again when its
+// scripts are called.
+const (
+	mirrorSyncTimeout = 5 * time.Second
+	mirrorRetry       = time.Second
+)
 
 // scriptUsers keeps the Redis users that run restricted users' scripts
 // (policy.script_identity: mirror, see policy.Policy.Mirrors), each with
@@ -42,9 +48,11 @@ type scriptUsers struct {
 
 // scriptUser is one mirror user as respguard set it up.
 type scriptUser struct {
+	name     string     // policy.MirrorName of the proxy user
 	password string     // mirrorPassword
-	rules    string     // the rules last applied
+	rules    []string   // the rules last applied (after "reset on >password")
 	err      error      // why the user is not usable; nil when set up
+	tried    time.Time  // when ACL SETUSER was last sent
 	pool     *pool.Pool // created on first use
 }
 
@@ -66,7 +74,7 @@ func (m *scriptUsers) sync(ctx context.Context, pol *policy.Policy) {
 	cfg, ok := m.upstream()
 	if !ok {
 		for _, w := range want {
-			m.users[w.Name] = &scriptUser{err: errNoMirrorInCluster}
+			m.users[w.Name] = &scriptUser{name: w.Name, err: errNoMirrorInCluster}
 		}
 		return
 	}
@@ -83,22 +91,21 @@ func (m *scriptUsers) sync(ctx context.Context, pol *policy.Policy) {
 // mirror no longer wanted. Caller holds mu.
 func (m *scriptUsers) apply(ctx context.Context, ctl *pool.Control, cfg pool.Config, want []policy.MirrorUser) {
 	var cmds [][]string
-	var names []string
+	var changed []*scriptUser
 	wanted := map[string]bool{}
 	for _, w := range want {
 		wanted[w.Name] = true
 		su := m.users[w.Name]
 		if su == nil {
-			su = &scriptUser{password: mirrorPassword(cfg, w.Name)}
+			su = &scriptUser{name: w.Name, password: mirrorPassword(cfg, w.Name)}
 			m.users[w.Name] = su
 		}
-		rules := strings.Join(w.Rules, " ")
-		if su.rules == rules && su.err == nil {
+		if slices.Equal(su.rules, w.Rules) && su.err == nil {
 			continue
 		}
-		su.rules = rules
-		cmds = append(cmds, append([]string{"ACL", "SETUSER", w.Name, "reset", "on", ">" + su.password}, w.Rules...))
-		names = append(names, w.Name)
+		su.rules = w.Rules
+		cmds = append(cmds, su.setUserCommand())
+		changed = append(changed, su)
 	}
 	for name, su := range m.users {
 		if !wanted[name] {
@@ -111,19 +118,50 @@ func (m *scriptUsers) apply(ctx context.Context, ctl *pool.Control, cfg pool.Con
 		return
 	}
 	replies, err := ctl.Do(ctx, cmds...)
-	for i, name := range names {
-		su := m.users[name]
-		switch {
-		case err != nil:
-			su.err = fmt.Errorf("ACL SETUSER: %w", err)
-		case replies[i+1].Type() == tidwall.Error:
-			su.err = fmt.Errorf("ACL SETUSER: %s", replies[i+1].String())
-		default:
-			su.err = nil
-			continue
+	for i, su := range changed {
+		var reply tidwall.Value
+		if err == nil {
+			reply = replies[i+1]
 		}
-		m.log.Warn("cannot set up the Redis user that runs a proxy user's scripts; its scripts are refused", "user", name, "error", su.err)
+		m.record(su, reply, err)
 	}
+}
+
+// retry sets up a mirror whose set-up failed (Redis was unreachable at
+// start, say) again, at most once per mirrorRetry. Caller holds mu.
+func (m *scriptUsers) retry(su *scriptUser) {
+	cfg, ok := m.upstream()
+	if !ok || time.Since(su.tried) < mirrorRetry {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), mirrorSyncTimeout)
+	defer cancel()
+	replies, err := pool.NewControl(cfg).Do(ctx, su.setUserCommand())
+	var reply tidwall.Value
+	if err == nil {
+		reply = replies[1]
+	}
+	m.record(su, reply, err)
+}
+
+// record notes the outcome of su's ACL SETUSER. Caller holds mu.
+func (m *scriptUsers) record(su *scriptUser, reply tidwall.Value, err error) {
+	su.tried = time.Now()
+	switch {
+	case err != nil:
+		su.err = fmt.Errorf("ACL SETUSER: %w", err)
+	case reply.Type() == tidwall.Error:
+		su.err = fmt.Errorf("ACL SETUSER: %s", reply.String())
+	default:
+		su.err = nil
+		return
+	}
+	m.log.Warn("cannot set up the Redis user that runs a proxy user's scripts; its scripts are refused", "user", su.name, "error", su.err)
+}
+
+// setUserCommand creates or replaces the mirror with its rules.
+func (su *scriptUser) setUserCommand() []string {
+	return append([]string{"ACL", "SETUSER", su.name, "reset", "on", ">" + su.password}, su.rules...)
 }
 
 // deleteStale deletes mirror users an earlier run left behind for users
@@ -160,6 +198,10 @@ func (m *scriptUsers) pool(name string) (*pool.Pool, error) {
 		return nil, ErrServerClosed
 	case su == nil:
 		return nil, errors.New("not set up")
+	case su.err != nil && !errors.Is(su.err, errNoMirrorInCluster):
+		m.retry(su)
+	}
+	switch {
 	case su.err != nil:
 		return nil, su.err
 	case su.pool != nil:

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -251,6 +252,20 @@ func TestScriptsWithoutMirrorAreRefused(t *testing.T) {
 	}
 	if v := admin.Get(ctx, "secret").Val(); v != "s3cret" {
 		t.Fatalf("secret = %q", v)
+	}
+	// Once the upstream user may create users, the mirror is set up when
+	// the next script calls for it (at most once a second).
+	admin.Do(ctx, "ACL", "SETUSER", "up", "+acl")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err = app.Eval(ctx, set, nil).Err()
+		if err != nil && strings.Contains(err.Error(), "can't access") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the mirror was not set up again: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond) // poll interval; the condition above is what is waited for
 	}
 
 	tp = startProxyWith(t, rs, nil, Options{Policy: pol})
