@@ -181,9 +181,16 @@ func TestScriptsRunWithTheCallersRules(t *testing.T) {
 
 // TestScriptsOfRestrictedUsersAreRefused: with the default script_identity
 // (refuse), a restricted user's scripts get a NOPERM naming the setting,
-// never run; an unrestricted user's run as on Redis.
+// never run; an unrestricted user's run as on Redis. FUNCTION LOAD stays
+// allowed: a library cannot call Redis while it loads.
 func TestScriptsOfRestrictedUsersAreRefused(t *testing.T) {
 	tp := startProxyWith(t, redistest.Start(t), nil, Options{Policy: scriptPolicy(t, policy.Config{})})
+	keys := tp.client(t, 2, func(o *redis.Options) { o.Username, o.Password = "keys", "pw" })
+	lib := "#!lua name=evil\nredis.call('set', 'pwned', '1')\nredis.register_function('f', function() return 1 end)"
+	err := keys.FunctionLoad(ctxT(t), lib).Err()
+	if err == nil || !strings.Contains(err.Error(), "nonexistent global variable 'call'") || tp.direct(t).Exists(ctxT(t), "pwned").Val() != 0 {
+		t.Fatalf("FUNCTION LOAD calling Redis while it loads: %v", err)
+	}
 	runScriptsBothWays(t, tp, scriptUsersCases, func(r string) string { return r }, func(t *testing.T, u scriptCase, args []any, want, got string) {
 		switch {
 		case u.name == "full" && got != want:
