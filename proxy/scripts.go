@@ -221,6 +221,22 @@ func (m *scriptUsers) pool(name string) (*pool.Pool, error) {
 	return p, nil
 }
 
+// failed notes that connecting as the mirror user name failed with err.
+// When Redis refused the login (the user was deleted or changed behind
+// respguard's back), the mirror is set up again on its next script.
+func (m *scriptUsers) failed(name string, err error) {
+	var refused *pool.RedisError
+	if !errors.As(err, &refused) {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if su := m.users[name]; su != nil {
+		su.close()
+		su.err, su.tried = err, time.Time{}
+	}
+}
+
 // close closes every mirror's pool; the Redis users stay until the next
 // start deletes them.
 func (m *scriptUsers) close() {
@@ -264,7 +280,8 @@ func (s *session) runScriptAs(ctx context.Context, seq uint64, identity string, 
 	}
 	s.dedMu.Unlock()
 	if inMulti || streaming {
-		s.out.local(seq, resp.AppendError(nil, policy.MirrorUnavailableText(s.user.Name(), "scripts run on a connection of their own, so not inside MULTI or while subscribed")))
+		s.out.local(seq, resp.AppendError(nil, fmt.Sprintf("NOPERM respguard runs the scripts of user '%s' as Redis user '%s' on a connection of their own, "+
+			"so not inside MULTI or while subscribed", s.user.Name(), identity)))
 		return
 	}
 	p, err := s.srv.scripts.pool(identity)
@@ -280,6 +297,7 @@ func (s *session) runScriptAs(ctx context.Context, seq uint64, identity string, 
 		err = pipe.Send(s.out, seq, cmd.Raw, cmd.Args)
 	}
 	if err != nil {
+		s.srv.scripts.failed(identity, err)
 		s.out.local(seq, pool.UnavailableReply(err))
 		return
 	}
