@@ -12,5 +12,9 @@
 // subcommand, or first argument) must be allowed, every key found by the
 // command's key specs must match a key pattern carrying the access the key
 // spec needs (%R for read, %W for write), and every Pub/Sub channel must match
-// a channel pattern. Denial texts are Redis 7.0's.
+// a channel pattern. Denial texts are Redis 7.0's. Check also makes the
+// judgements Redis makes while running a command: SORT's BY and GET
+// patterns need read access to every key; scripts of restricted users are
+// refused, or carry Decision.Identity, the Redis user they must run as so
+// that Redis judges each redis.call (Config.ScriptIdentity, Policy.Mirrors).
 package policy
