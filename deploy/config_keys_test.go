@@ -60,7 +60,9 @@ var configKeys = []string{
 	"policy.password_files", // map: user -> file
 	"policy.rename",         // map: command -> new name
 	"policy.script_identity",
-	"policy.users", // map: user -> Redis ACL rule string
+	"policy.script_password_files", // map: user -> file
+	"policy.script_users",          // map: user -> Redis user
+	"policy.users",                 // map: user -> Redis ACL rule string
 	"pool.acquire_timeout",
 	"pool.idle_timeout",
 	"pool.max_conns",

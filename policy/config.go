@@ -49,6 +49,18 @@ type Config struct {
 	// ScriptsMirror runs them as a Redis user respguard creates with the
 	// same rules (Policy.Mirrors). Unrestricted users' scripts always run.
 	ScriptIdentity string `mapstructure:"script_identity"`
+
+	// ScriptUsers maps a proxy user (which must be in Users) to a Redis user
+	// the operator created with the same rules, for upstreams where
+	// respguard cannot run ACL SETUSER (managed Redis). With ScriptsMirror
+	// that user's scripts run as this Redis user instead of a mirror
+	// respguard creates; respguard does not check that its rules match.
+	ScriptUsers map[string]string `mapstructure:"script_users"`
+
+	// ScriptPasswordFiles maps a proxy user in ScriptUsers to a file whose
+	// content, trimmed of surrounding white space, is the password of its
+	// Redis user. New reads the files.
+	ScriptPasswordFiles map[string]string `mapstructure:"script_password_files"`
 }
 
 // Validate checks c against the built-in command table without reading
@@ -81,6 +93,7 @@ func (c *Config) validate(cmds *Commands) error {
 			errs = append(errs, fmt.Errorf("policy.password_files.%s: empty path", name))
 		}
 	}
+	errs = append(errs, c.validateScriptUsers()...)
 	errs = append(errs, validateRename(c.Rename, cmds)...)
 	return errors.Join(errs...)
 }
@@ -93,6 +106,26 @@ func validateUser(name, rules string, cmds *Commands) error {
 		return fmt.Errorf("policy.users.%s: %w", name, err)
 	}
 	return nil
+}
+
+func (c *Config) validateScriptUsers() []error {
+	var errs []error
+	for _, name := range sortedKeys(c.ScriptUsers) {
+		switch _, ok := c.Users[name]; {
+		case !ok:
+			errs = append(errs, fmt.Errorf("policy.script_users.%s: no such user in policy.users", name))
+		case c.ScriptUsers[name] == "" || strings.ContainsAny(c.ScriptUsers[name], " \t\r\n"):
+			errs = append(errs, fmt.Errorf("policy.script_users.%s: bad Redis user name %q", name, c.ScriptUsers[name]))
+		case c.ScriptPasswordFiles[name] == "":
+			errs = append(errs, fmt.Errorf("policy.script_users.%s: no policy.script_password_files.%s", name, name))
+		}
+	}
+	for _, name := range sortedKeys(c.ScriptPasswordFiles) {
+		if _, ok := c.ScriptUsers[name]; !ok {
+			errs = append(errs, fmt.Errorf("policy.script_password_files.%s: no such user in policy.script_users", name))
+		}
+	}
+	return errs
 }
 
 func validateRename(rename map[string]string, cmds *Commands) []error {

@@ -32,7 +32,8 @@ type Policy struct {
 	renamedTo   map[string][]byte // new name (lower case) -> original name
 	renamedAway map[string]bool   // original names (lower case) no longer callable
 
-	scriptIdentity string // ScriptsRefuse or ScriptsMirror
+	scriptIdentity  string            // ScriptsRefuse or ScriptsMirror
+	scriptPasswords map[string]string // proxy user -> password of its Config.ScriptUsers user
 }
 
 // New validates cfg, reads its password files and compiles it against cmds
@@ -64,7 +65,38 @@ func New(cfg Config, cmds *Commands) (*Policy, error) {
 	}
 	p.defaultUser = p.users[DefaultUserName]
 	p.compileRename(cfg.Rename)
+	if err := p.loadScriptUsers(cfg); err != nil {
+		return nil, err
+	}
 	return p, nil
+}
+
+// loadScriptUsers points mapped users at the operator's Redis users and
+// reads their passwords.
+func (p *Policy) loadScriptUsers(cfg Config) error {
+	p.scriptPasswords = map[string]string{}
+	for name, redisUser := range cfg.ScriptUsers {
+		password, err := readPasswordFile("policy.script_password_files."+name, cfg.ScriptPasswordFiles[name])
+		if err != nil {
+			return err
+		}
+		p.users[name].mirror = redisUser
+		p.scriptPasswords[name] = password
+	}
+	return nil
+}
+
+// readPasswordFile reads a password file: its content trimmed of white space.
+func readPasswordFile(key, path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", key, err)
+	}
+	password := strings.TrimSpace(string(b))
+	if password == "" {
+		return "", fmt.Errorf("%s: %s is empty", key, path)
+	}
+	return password, nil
 }
 
 // buildUser applies the user's rules, its password file and the preset.
@@ -74,13 +106,9 @@ func buildUser(name, rules string, cfg Config, cmds *Commands) (*User, error) {
 		return nil, fmt.Errorf("policy.users.%s: %w", name, err)
 	}
 	if path := cfg.PasswordFiles[name]; path != "" {
-		b, err := os.ReadFile(path)
+		password, err := readPasswordFile("policy.password_files."+name, path)
 		if err != nil {
-			return nil, fmt.Errorf("policy.password_files.%s: %w", name, err)
-		}
-		password := strings.TrimSpace(string(b))
-		if password == "" {
-			return nil, fmt.Errorf("policy.password_files.%s: %s is empty", name, path)
+			return nil, err
 		}
 		u.applyPassword(">" + password)
 	}

@@ -70,20 +70,28 @@ func ScriptRefusalText(user string) string {
 }
 
 // MirrorUnavailableText is the error line (without '-') for a script of a
-// restricted user whose mirror user respguard could not set up; why says
-// what failed.
-func MirrorUnavailableText(user, why string) string {
-	return fmt.Sprintf("NOPERM respguard refuses scripts for user '%s': its Redis mirror user '%s' is not available (%s); "+
-		"respguard's upstream user needs ACL SETUSER (and a standalone or Sentinel upstream), or set policy.script_identity: refuse",
-		user, MirrorName(user), why)
+// restricted user whose Redis user (a mirror, or the operator's) is not
+// available; why says what failed.
+func MirrorUnavailableText(user, redisUser, why string) string {
+	return fmt.Sprintf("NOPERM respguard refuses scripts for user '%s': its Redis user '%s' is not available (%s); "+
+		"respguard's upstream user needs ACL SETUSER (and a standalone or Sentinel upstream), "+
+		"or map the user with policy.script_users, or set policy.script_identity: refuse",
+		user, redisUser, why)
 }
 
 // MirrorUser is a Redis user respguard keeps so that Redis judges a proxy
 // user's scripts by that user's rules.
 type MirrorUser struct {
-	Name  string   // MirrorName of the proxy user
-	Rules []string // ACL SETUSER rules after "reset on >password"
+	Name  string   // MirrorName of the proxy user, or its Config.ScriptUsers entry
+	Rules []string // ACL SETUSER rules after "reset on >password"; nil for an operator's user
+	// Password is the operator's user's password (Config.ScriptPasswordFiles);
+	// "" for a mirror respguard creates.
+	Password string
 }
+
+// OperatorManaged reports whether the operator created the user: respguard
+// only logs in as it, never changes or deletes it.
+func (m MirrorUser) OperatorManaged() bool { return m.Password != "" }
 
 // Mirrors lists the Redis users needed to run restricted users' scripts
 // (none unless Config.ScriptIdentity is ScriptsMirror), sorted by name. A
@@ -96,8 +104,13 @@ func (p *Policy) Mirrors() []MirrorUser {
 	}
 	var out []MirrorUser
 	for _, name := range p.ACLUsers() {
-		if u := p.users[name]; u.enabled && p.scriptsRestricted(u) {
-			out = append(out, MirrorUser{Name: MirrorName(name), Rules: p.mirrorRules(u)})
+		u := p.users[name]
+		switch {
+		case !u.enabled || !p.scriptsRestricted(u):
+		case p.scriptPasswords[name] != "":
+			out = append(out, MirrorUser{Name: u.mirror, Password: p.scriptPasswords[name]})
+		default:
+			out = append(out, MirrorUser{Name: u.mirror, Rules: p.mirrorRules(u)})
 		}
 	}
 	return out

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -72,5 +73,45 @@ func TestMirrorsCarryPresetAndRenames(t *testing.T) {
 	}
 	if err := (&Config{ScriptIdentity: "sometimes"}).Validate(); err == nil || !strings.Contains(err.Error(), "policy.script_identity") {
 		t.Errorf("Validate = %v", err)
+	}
+}
+
+func TestScriptUsersMapToTheOperatorsUsers(t *testing.T) {
+	pwFile := t.TempDir() + "/pw"
+	if err := os.WriteFile(pwFile, []byte(" ops-secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	users := map[string]string{"App": "on >pw ~cache:* +@all", "other": "on >pw ~x +@all"}
+	p, err := New(Config{
+		Users: users, ScriptIdentity: ScriptsMirror,
+		ScriptUsers: map[string]string{"App": "ops-app"}, ScriptPasswordFiles: map[string]string{"App": pwFile},
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := p.Mirrors()
+	if len(m) != 2 || m[0].Name != "ops-app" || m[0].Password != "ops-secret" || !m[0].OperatorManaged() || m[0].Rules != nil ||
+		m[1].Name != MirrorName("other") || m[1].OperatorManaged() {
+		t.Fatalf("mirrors = %+v", m)
+	}
+	if d := p.Check(p.User("App"), toBytes([]string{"EVAL", "return 1", "0"})); !d.Allowed || d.Identity != "ops-app" {
+		t.Fatalf("Check = %+v", d)
+	}
+	for _, tt := range []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{Users: users, ScriptUsers: map[string]string{"nobody": "x"}, ScriptPasswordFiles: map[string]string{"nobody": pwFile}}, "policy.script_users.nobody: no such user"},
+		{Config{Users: users, ScriptUsers: map[string]string{"App": "ops app"}, ScriptPasswordFiles: map[string]string{"App": pwFile}}, "bad Redis user name"},
+		{Config{Users: users, ScriptUsers: map[string]string{"App": "ops-app"}}, "no policy.script_password_files.App"},
+		{Config{Users: users, ScriptPasswordFiles: map[string]string{"App": pwFile}}, "policy.script_password_files.App: no such user in policy.script_users"},
+	} {
+		if err := tt.cfg.Validate(); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("Validate(%+v) = %v, want %q", tt.cfg, err, tt.want)
+		}
+	}
+	_, err = New(Config{Users: users, ScriptUsers: map[string]string{"App": "ops-app"}, ScriptPasswordFiles: map[string]string{"App": pwFile + ".missing"}}, nil)
+	if err == nil || !strings.Contains(err.Error(), "policy.script_password_files.App") {
+		t.Errorf("New with a missing password file = %v", err)
 	}
 }

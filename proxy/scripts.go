@@ -48,8 +48,9 @@ type scriptUsers struct {
 
 // scriptUser is one mirror user as respguard set it up.
 type scriptUser struct {
-	name     string     // policy.MirrorName of the proxy user
-	password string     // mirrorPassword
+	name     string     // policy.MirrorName of the proxy user, or the operator's user
+	managed  bool       // the operator's user: never changed or deleted
+	password string     // mirrorPassword, or the operator's
 	rules    []string   // the rules last applied (after "reset on >password")
 	err      error      // why the user is not usable; nil when set up
 	tried    time.Time  // when ACL SETUSER was last sent
@@ -96,11 +97,17 @@ func (m *scriptUsers) apply(ctx context.Context, ctl *pool.Control, cfg pool.Con
 	for _, w := range want {
 		wanted[w.Name] = true
 		su := m.users[w.Name]
-		if su == nil {
-			su = &scriptUser{name: w.Name, password: mirrorPassword(cfg, w.Name)}
+		if su == nil || su.managed != w.OperatorManaged() || su.managed && su.password != w.Password {
+			if su != nil {
+				su.close()
+			}
+			su = &scriptUser{name: w.Name, password: w.Password, managed: w.OperatorManaged()}
+			if !su.managed {
+				su.password = mirrorPassword(cfg, w.Name)
+			}
 			m.users[w.Name] = su
 		}
-		if slices.Equal(su.rules, w.Rules) && su.err == nil {
+		if su.managed || slices.Equal(su.rules, w.Rules) && su.err == nil {
 			continue
 		}
 		su.rules = w.Rules
@@ -109,7 +116,9 @@ func (m *scriptUsers) apply(ctx context.Context, ctl *pool.Control, cfg pool.Con
 	}
 	for name, su := range m.users {
 		if !wanted[name] {
-			cmds = append(cmds, []string{"ACL", "DELUSER", name})
+			if !su.managed {
+				cmds = append(cmds, []string{"ACL", "DELUSER", name})
+			}
 			su.close()
 			delete(m.users, name)
 		}
@@ -131,7 +140,7 @@ func (m *scriptUsers) apply(ctx context.Context, ctl *pool.Control, cfg pool.Con
 // start, say) again, at most once per mirrorRetry. Caller holds mu.
 func (m *scriptUsers) retry(su *scriptUser) {
 	cfg, ok := m.upstream()
-	if !ok || time.Since(su.tried) < mirrorRetry {
+	if !ok || su.managed || time.Since(su.tried) < mirrorRetry {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), mirrorSyncTimeout)
@@ -232,8 +241,10 @@ func (m *scriptUsers) failed(name string, err error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if su := m.users[name]; su != nil {
-		su.close()
-		su.err, su.tried = err, time.Time{}
+		su.close() // the next script dials again
+		if !su.managed {
+			su.err, su.tried = err, time.Time{}
+		}
 	}
 }
 
@@ -286,7 +297,7 @@ func (s *session) runScriptAs(ctx context.Context, seq uint64, identity string, 
 	}
 	p, err := s.srv.scripts.pool(identity)
 	if err != nil {
-		s.out.local(seq, resp.AppendError(nil, policy.MirrorUnavailableText(s.user.Name(), err.Error())))
+		s.out.local(seq, resp.AppendError(nil, policy.MirrorUnavailableText(s.user.Name(), identity, err.Error())))
 		return
 	}
 	if !s.out.waitBefore(seq) {

@@ -4,6 +4,7 @@ import (
 	"crypto/sha1"
 	"encoding/hex"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -317,5 +318,43 @@ func TestTwoRespguardsShareMirrors(t *testing.T) {
 		if v, err := app.Eval(ctx, "return redis.call('set', KEYS[1], 'v')", []string{"cache:1"}).Result(); err != nil || v != "OK" {
 			t.Fatalf("script through %s: %v, %v", tp.Addr, v, err)
 		}
+	}
+}
+
+// TestScriptsRunAsTheOperatorsUser: on an upstream where respguard may not
+// create users, policy.script_users maps a proxy user to a Redis user the
+// operator created; its scripts run as that user and Redis judges them.
+func TestScriptsRunAsTheOperatorsUser(t *testing.T) {
+	rs := redistest.Start(t)
+	admin := redis.NewClient(&redis.Options{Addr: rs.Addr, Protocol: 2, DisableIdentity: true})
+	defer admin.Close()
+	ctx := ctxT(t)
+	for _, rules := range [][]any{
+		{"ACL", "SETUSER", "up", "on", ">up", "~*", "&*", "+@all", "-acl"},
+		{"ACL", "SETUSER", "ops-app", "on", ">ops-secret", "~cache:*", "+@all"},
+	} {
+		if err := admin.Do(ctx, rules...).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	admin.Set(ctx, "secret", "s3cret", 0)
+	pwFile := t.TempDir() + "/ops-app"
+	if err := os.WriteFile(pwFile, []byte("ops-secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pol := newPolicy(t, policy.Config{
+		ScriptIdentity: policy.ScriptsMirror, Users: map[string]string{"app": "on >pw ~cache:* +@all"},
+		ScriptUsers: map[string]string{"app": "ops-app"}, ScriptPasswordFiles: map[string]string{"app": pwFile},
+	})
+	tp := startProxyWith(t, rs, func(_ *Config, p *pool.Config) { p.Username, p.Password = "up", "up" }, Options{Policy: pol})
+	app := tp.client(t, 2, func(o *redis.Options) { o.Username, o.Password = "app", "pw" })
+	if err := app.Eval(ctx, "return redis.call('get', 'secret')", nil).Err(); err == nil || !strings.Contains(err.Error(), "can't access") {
+		t.Fatalf("reading secret as ops-app: %v", err)
+	}
+	if v, err := app.Eval(ctx, "return redis.call('set', KEYS[1], 'v')", []string{"cache:1"}).Result(); err != nil || v != "OK" {
+		t.Fatalf("writing cache:1 as ops-app: %v, %v", v, err)
+	}
+	if who := admin.Do(ctx, "CLIENT", "LIST").String(); !strings.Contains(who, "user=ops-app") {
+		t.Fatalf("no connection as ops-app: %s", who)
 	}
 }

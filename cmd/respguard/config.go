@@ -146,6 +146,8 @@ func defaults() map[string]any {
 		"policy.password_files":           map[string]string{},
 		"policy.rename":                   map[string]string{},
 		"policy.script_identity":          policy.ScriptsRefuse,
+		"policy.script_users":             map[string]string{},
+		"policy.script_password_files":    map[string]string{},
 		"guard.unlink.mode":               guard.UnlinkLarge,
 		"guard.unlink.min_elements":       guard.DefaultUnlinkMinElements,
 		"guard.unlink.min_bytes":          guard.DefaultUnlinkMinBytes,

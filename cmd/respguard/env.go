@@ -16,7 +16,7 @@ const configEnv = envPrefix + "CONFIG"
 // namedMaps are the keys whose entries are named by the operator (user
 // names, command names). Their names keep the case they are written in,
 // in the file and in RESPGUARD_<KEY>_<name> variables.
-var namedMaps = []string{"policy.users", "policy.password_files", "policy.rename"}
+var namedMaps = []string{"policy.users", "policy.password_files", "policy.rename", "policy.script_users", "policy.script_password_files"}
 
 // envName is the environment variable of a key: RESPGUARD_ and the key
 // upper-cased with "." as "_" (upstream.address: RESPGUARD_UPSTREAM_ADDRESS).

@@ -9,9 +9,11 @@ import (
 // namedMapTargets are the Config fields namedMaps decode into.
 func (c *Config) namedMapTargets() map[string]*map[string]string {
 	return map[string]*map[string]string{
-		"policy.users":          &c.Policy.Users,
-		"policy.password_files": &c.Policy.PasswordFiles,
-		"policy.rename":         &c.Policy.Rename,
+		"policy.users":                 &c.Policy.Users,
+		"policy.password_files":        &c.Policy.PasswordFiles,
+		"policy.rename":                &c.Policy.Rename,
+		"policy.script_users":          &c.Policy.ScriptUsers,
+		"policy.script_password_files": &c.Policy.ScriptPasswordFiles,
 	}
 }
 
