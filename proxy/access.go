@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"strings"
@@ -212,14 +213,31 @@ func appendStrings(b []byte, list []string) []byte {
 }
 
 // unknownCommand is Redis 7's reply to a command it does not know (here: one
-// renamed away or disabled by policy.rename).
+// renamed away or disabled by policy.rename), byte for byte: Redis formats
+// the name and arguments with C's %.*s, which stops at a NUL byte and counts
+// bytes; AppendError turns CR and LF into spaces as Redis does.
 func unknownCommand(args [][]byte) []byte {
-	var b strings.Builder
+	b := append(make([]byte, 0, 160), "ERR unknown command '"...)
+	b = append(b, cString(args[0], 128)...)
+	b = append(b, "', with args beginning with: "...)
+	var quoted []byte
 	for _, a := range args[1:] {
-		if b.Len()+len(a) > 128 {
+		if len(quoted) >= 128 {
 			break
 		}
-		fmt.Fprintf(&b, "'%s' ", a)
+		room := 128 - len(quoted)
+		quoted = append(quoted, '\'')
+		quoted = append(quoted, cString(a, room)...)
+		quoted = append(quoted, "' "...)
 	}
-	return resp.AppendError(nil, fmt.Sprintf("ERR unknown command '%.128s', with args beginning with: %s", args[0], b.String()))
+	return resp.AppendError(nil, string(append(b, quoted...)))
+}
+
+// cString is b as C's "%.*s" prints it with precision n: up to the first
+// NUL byte, at most n bytes.
+func cString(b []byte, n int) []byte {
+	if i := bytes.IndexByte(b, 0); i >= 0 {
+		b = b[:i]
+	}
+	return b[:min(len(b), n)]
 }

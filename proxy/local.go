@@ -142,7 +142,7 @@ func (s *session) hello(args [][]byte) []byte {
 			newName, setName = args[j+1], true
 			j++
 		default:
-			return resp.AppendError(nil, "ERR Syntax error in option '"+string(args[j])+"'")
+			return resp.AppendError(nil, "ERR Syntax error in HELLO option '"+string(cString(args[j], len(args[j])))+"'")
 		}
 	}
 	if authArgs != nil {

@@ -2,17 +2,28 @@ package resp
 
 import "strconv"
 
-// AppendError appends "-<msg>\r\n". msg must not contain CR or LF.
+// AppendError appends "-<msg>\r\n". Each CR and LF in msg becomes a space,
+// as Redis does to error text (which may quote client bytes), so the reply
+// is always one line and cannot be read as more than one reply.
 func AppendError(dst []byte, msg string) []byte {
-	dst = append(dst, '-')
-	dst = append(dst, msg...)
-	return append(dst, '\r', '\n')
+	return appendLine(dst, '-', msg)
 }
 
-// AppendSimple appends "+<s>\r\n".
+// AppendSimple appends "+<s>\r\n", with CR and LF in s made spaces as in
+// AppendError.
 func AppendSimple(dst []byte, s string) []byte {
-	dst = append(dst, '+')
-	dst = append(dst, s...)
+	return appendLine(dst, '+', s)
+}
+
+func appendLine(dst []byte, kind byte, text string) []byte {
+	dst = append(dst, kind)
+	start := len(dst)
+	dst = append(dst, text...)
+	for i := start; i < len(dst); i++ {
+		if dst[i] == '\r' || dst[i] == '\n' {
+			dst[i] = ' '
+		}
+	}
 	return append(dst, '\r', '\n')
 }
 
