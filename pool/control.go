@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"strconv"
 	"time"
 
 	tidwall "github.com/tidwall/resp"
@@ -16,6 +15,7 @@ type ServerInfo struct {
 	Mode      string // standalone | cluster | sentinel
 	Role      string // master | replica
 	Databases int    // number of logical databases (16 when CONFIG is not allowed)
+	Limits    Limits // Redis's client limits; zero fields: unknown
 }
 
 // Control runs request/response commands on a short-lived connection of its
@@ -90,7 +90,11 @@ func (c *Control) helloCommand() []string {
 // Probe connects, authenticates and reads the server's identity; it doubles
 // as the readiness check.
 func (c *Control) Probe(ctx context.Context) (ServerInfo, error) {
-	vals, err := c.Do(ctx, []string{"CONFIG", "GET", "databases"})
+	cmds := make([][]string, len(limitParams))
+	for i, p := range limitParams {
+		cmds[i] = []string{"CONFIG", "GET", p}
+	}
+	vals, err := c.Do(ctx, cmds...)
 	if err != nil {
 		return ServerInfo{}, err
 	}
@@ -106,10 +110,13 @@ func (c *Control) Probe(ctx context.Context) (ServerInfo, error) {
 			info.Role = hello[i+1].String()
 		}
 	}
-	if cfg := vals[1].Array(); len(cfg) == 2 {
-		if n, err := strconv.Atoi(cfg[1].String()); err == nil && n > 0 {
-			info.Databases = n
+	for i := range limitParams {
+		if cfg := vals[1+i].Array(); len(cfg) == 2 {
+			info.Limits.set(i, cfg[1].String())
 		}
+	}
+	if info.Limits.Databases > 0 {
+		info.Databases = info.Limits.Databases
 	}
 	return info, nil
 }

@@ -1,6 +1,7 @@
 package pool
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"fmt"
@@ -65,7 +66,8 @@ func setupCommands(cfg Config, db, proto int) (cmds []byte, replies int) {
 // Dial opens a connection, authenticates, sets the protocol, selects db and
 // (with cfg.ReadOnly) sends READONLY, all under cfg.DialTimeout, and returns
 // it as a running Pipe. An error reply from Redis (e.g. WRONGPASS, DB index
-// out of range) is returned as a *RedisError.
+// out of range) is returned as a *RedisError. In the same round trip it
+// reads Redis's Limits (see Pipe.Limits); a refused CONFIG GET is no error.
 func Dial(ctx context.Context, cfg Config, db, proto int) (*Pipe, error) {
 	cfg = cfg.WithDefaults()
 	conn, err := dialConn(ctx, cfg)
@@ -76,30 +78,49 @@ func Dial(ctx context.Context, cfg Config, db, proto int) (*Pipe, error) {
 	pr := &progressReader{conn: conn}
 	rd := resp.NewReplyReader(pr)
 	cmds, replies := setupCommands(cfg, db, proto)
-	if err := setup(conn, rd, cmds, replies); err != nil {
+	limits, err := setup(conn, rd, appendLimitCommands(cmds), replies)
+	if err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("set up connection to %s: %w", cfg.Address, err)
 	}
 	_ = conn.SetDeadline(time.Time{})
-	return newPipe(conn, pr, rd, db, proto), nil
+	p := newPipe(conn, pr, rd, db, proto)
+	p.limits = limits
+	return p, nil
 }
 
-// setup writes cmds and reads n replies, returning the first error reply.
-func setup(conn net.Conn, rd *resp.ReplyReader, cmds []byte, n int) error {
+// setup writes cmds, reads n set-up replies, returning the first error
+// reply, then one CONFIG GET reply per limitParams.
+func setup(conn net.Conn, rd *resp.ReplyReader, cmds []byte, n int) (Limits, error) {
+	var limits Limits
 	if _, err := conn.Write(cmds); err != nil {
-		return err
+		return limits, err
 	}
 	var firstErr error
-	for i := 0; i < n; i++ {
+	for i := 0; i < n+len(limitParams); i++ {
 		var c captureSink
 		if err := rd.ReadReply(&c); err != nil {
-			return err
+			return limits, err
 		}
-		if len(c.b) > 0 && c.b[0] == '-' && firstErr == nil {
+		switch {
+		case i >= n:
+			limits.set(i-n, configValue(c.b))
+		case len(c.b) > 0 && c.b[0] == '-' && firstErr == nil:
 			firstErr = &RedisError{Msg: string(c.b[1 : len(c.b)-2])}
 		}
 	}
-	return firstErr
+	return limits, firstErr
+}
+
+// configValue returns the value in a one-parameter CONFIG GET reply (a RESP2
+// array or RESP3 map of name and value), or "" for anything else.
+func configValue(reply []byte) string {
+	crlf := []byte("\r\n")
+	lines := bytes.Split(bytes.TrimSuffix(reply, crlf), crlf)
+	if len(lines) != 5 || (string(lines[0]) != "*2" && string(lines[0]) != "%1") {
+		return ""
+	}
+	return string(lines[4])
 }
 
 // RedisError is an error reply from Redis met while setting up a connection.

@@ -69,7 +69,12 @@ type Pipe struct {
 	dirty     atomic.Bool  // state unknown to respguard (RESET, REPLY OFF, MONITOR...): destroy, never reuse
 
 	sink replySink // reused by the reader goroutine
+
+	limits Limits // read while setting up; see Limits
 }
+
+// Limits returns Redis's limits as read when the connection was set up.
+func (p *Pipe) Limits() Limits { return p.limits }
 
 // newPipe starts the goroutines of an already set-up connection whose
 // replies rd reads through pr.

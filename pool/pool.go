@@ -32,6 +32,7 @@ type Pool struct {
 
 	breaker       breaker
 	onUnavailable atomic.Pointer[func(error)] // see SetOnUnavailable
+	limits        atomic.Pointer[Limits]      // as the latest dial read them; nil before the first
 
 	// Counters read by telemetry.
 	dialErrors atomic.Int64
@@ -112,8 +113,25 @@ func (p *Pool) dialOnce(ctx context.Context, db, proto int) (*Pipe, error) {
 		return nil, errStaleDial
 	}
 	p.recordDial(err, started)
+	if err == nil {
+		p.noteLimits(pipe.limits)
+	}
 	return pipe, err
 }
+
+// noteLimits records what a new connection read of Redis's limits. The
+// pointer Limits returns changes only when a value does.
+func (p *Pool) noteLimits(l Limits) {
+	if old := p.limits.Load(); old == nil || *old != l {
+		p.limits.Store(&l)
+	}
+}
+
+// Limits returns Redis's limits as the latest connection set-up read them
+// (so a CONFIG SET is seen at the next dial), or nil if none has been set
+// up yet. The result must not be modified; it is the same pointer until a
+// value changes.
+func (p *Pool) Limits() *Limits { return p.limits.Load() }
 
 // recordDial feeds a dial's outcome to the breaker and the OnUnavailable hook.
 func (p *Pool) recordDial(err error, started time.Time) {

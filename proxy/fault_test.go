@@ -631,24 +631,24 @@ func (w *worker) checkGoRedis(o op, cmds []redis.Cmder) {
 
 var errSkip = errors.New("skip")
 
-// load runs n raw and n go-redis workers against the proxy until stopped.
+// load runs n raw and n go-redis workers against the proxy at addr until stopped.
 type load struct {
 	v      verifier
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
 
-func startLoad(t testing.TB, fp *faultProxy, n int) *load {
+func startLoad(t testing.TB, addr string, n int) *load {
 	ctx, cancel := context.WithCancel(context.Background())
 	ld := &load{cancel: cancel}
 	for i := range 2 * n {
 		w := &worker{id: i, v: &ld.v}
 		ld.wg.Add(1)
 		if i < n {
-			go func() { defer ld.wg.Done(); w.runRaw(ctx, fp.Addr) }()
+			go func() { defer ld.wg.Done(); w.runRaw(ctx, addr) }()
 			continue
 		}
-		c := redis.NewClient(&redis.Options{Addr: fp.Addr, Protocol: 2 + i%2, DisableIdentity: true,
+		c := redis.NewClient(&redis.Options{Addr: addr, Protocol: 2 + i%2, DisableIdentity: true,
 			MaxRetries: -1, PoolSize: 2, ReadTimeout: 20 * time.Second})
 		go func() { defer ld.wg.Done(); defer c.Close(); w.runGoRedis(ctx, c) }()
 	}
@@ -693,7 +693,7 @@ func TestRedisKilledUnderLoad(t *testing.T) {
 	fp := startFaultProxy(t, rs, rs.Addr, func(_ *Config, p *pool.Config) { p.SharedConns = 2 })
 
 	t.Run("every reply is the client's own or an error, across kills and restarts", func(t *testing.T) {
-		ld := startLoad(t, fp, 6)
+		ld := startLoad(t, fp.Addr, 6)
 		pollUntil(t, 10*time.Second, "load running", func() bool { return ld.v.oks.Load() > 500 })
 		for i := range 3 {
 			firstErr, rec := killAndRestart(t, rs, &ld.v)
@@ -824,7 +824,7 @@ func TestRedisPaused(t *testing.T) {
 	t.Run("without a command timeout clients wait, then get their own replies", func(t *testing.T) {
 		rs := redistest.Start(t)
 		fp := startFaultProxy(t, rs, rs.Addr, func(_ *Config, p *pool.Config) { p.SharedConns = 1 })
-		ld := startLoad(t, fp, 2)
+		ld := startLoad(t, fp.Addr, 2)
 		defer ld.stop()
 		pollUntil(t, 10*time.Second, "load running", func() bool { return ld.v.oks.Load() > 200 })
 		rc := fp.raw(t)
@@ -904,7 +904,7 @@ func TestClientsVanishingMidStateLeakNothing(t *testing.T) {
 	fp := startFaultProxy(t, rs, rs.Addr, func(_ *Config, p *pool.Config) { p.MaxConns = 1 })
 	ctx := ctxT(t)
 	direct := fp.direct(t)
-	ld := startLoad(t, fp, 2) // others keep working throughout
+	ld := startLoad(t, fp.Addr, 2) // others keep working throughout
 	next := fp.client(t, 3)
 	blocked := func(n int) func() bool {
 		return func() bool {
@@ -999,7 +999,7 @@ func TestChaos(t *testing.T) {
 	fp := startFaultProxy(t, rs, rs.Addr, func(_ *Config, p *pool.Config) {
 		p.MaxConns, p.SharedConns, p.AcquireTimeout = 4, 2, 2*time.Second
 	})
-	ld := startLoad(t, fp, 8)
+	ld := startLoad(t, fp.Addr, 8)
 	pollUntil(t, 10*time.Second, "load running", func() bool { return ld.v.oks.Load() > 500 })
 
 	ctx, cancel := context.WithTimeout(context.Background(), chaosDuration(t))

@@ -206,7 +206,7 @@ func (s *session) selectDB(seq uint64, args [][]byte, inMulti bool) (done bool) 
 		s.out.local(seq, resp.AppendError(nil, clusterSelect))
 		return true
 	}
-	if db < 0 || db >= s.srv.upstreamInfo().Databases {
+	if db < 0 || db >= s.srv.databases() {
 		s.out.local(seq, resp.AppendError(nil, "ERR DB index is out of range"))
 		return true
 	}

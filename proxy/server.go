@@ -33,6 +33,7 @@ type Server struct {
 	names     commandNames
 	cmds      *policy.Commands // key positions, for statements (and policy)
 	info      atomic.Pointer[pool.ServerInfo]
+	reqLimits atomic.Pointer[requestLimits] // cache for requestLimits
 	policy    atomic.Pointer[policy.Policy]
 	guard     atomic.Pointer[guard.Guard] // nil: no guardrails
 	scripts   *scriptUsers                // Redis users that run restricted users' scripts

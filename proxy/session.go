@@ -28,6 +28,7 @@ type session struct {
 	id   uint64
 	addr string
 	rd   *resp.RequestReader
+	lim  *resp.Limits // rd's limits, from Server.requestLimits
 	out  *outbox
 
 	// Reader-goroutine state.
@@ -80,7 +81,8 @@ func newSession(srv *Server, conn net.Conn, id uint64) *session {
 		out:   newOutbox(cc.OutputBufferLimit, cc.OutputBufferSoftLimit, cc.OutputBufferSoftTime),
 		proto: 2, pendingDB: -1, txSlot: -1, pinSlot: -1,
 	}
-	s.rd = resp.NewRequestReader(deadlineReader{s}, cc.limits())
+	s.lim = srv.requestLimits()
+	s.rd = resp.NewRequestReader(deadlineReader{s}, *s.lim)
 	s.pinned = pinnedReplies{out: s.out, cl: srv.cluster}
 	s.out.onDone = s.slotDone
 	return s
@@ -113,6 +115,10 @@ func (s *session) serve(ctx context.Context) {
 		}
 	}()
 	for {
+		if lim := s.srv.requestLimits(); lim != s.lim { // Redis's limits changed
+			s.lim = lim
+			s.rd.SetLimits(*lim)
+		}
 		cmd, err := s.rd.ReadCommand()
 		if err != nil {
 			s.readFailed(err)

@@ -12,6 +12,11 @@ type Limits struct {
 	MaxMultibulkLen int64 // most arguments in one command (Redis: INT_MAX; default 1<<20 here, see README)
 	MaxInlineSize   int   // longest inline command or header line (Redis: 64 KB)
 	MaxQueryBuffer  int   // most bytes of one command held at once (Redis client-query-buffer-limit, 1 GB)
+	// MaxArgBuffer, when positive, is Redis's own client-query-buffer-limit:
+	// Redis holds a large bulk argument and its CRLF whole in the query
+	// buffer and closes, without a reply, a client whose buffer passes the
+	// limit, so a longer argument is ErrTooLarge here. 0 = not checked.
+	MaxArgBuffer int64
 }
 
 // Defaults for Limits.
@@ -80,6 +85,10 @@ type RequestReader struct {
 func NewRequestReader(rd io.Reader, lim Limits) *RequestReader {
 	return &RequestReader{rd: rd, lim: lim.withDefaults(), bulkLen: -1}
 }
+
+// SetLimits replaces the reader's limits from the next command on. Call it
+// only between commands.
+func (rr *RequestReader) SetLimits(lim Limits) { rr.lim = lim.withDefaults() }
 
 // Buffered reports how many received bytes are not yet consumed by
 // ReadCommand: when it is zero, the next ReadCommand will block on the network.
@@ -191,6 +200,9 @@ func (rr *RequestReader) parse() (cmd Command, done bool, err error) {
 			}
 			if n < 0 || n > rr.lim.MaxBulkLen {
 				return Command{}, false, protoErr("invalid bulk length")
+			}
+			if rr.lim.MaxArgBuffer > 0 && n+2 > rr.lim.MaxArgBuffer {
+				return Command{}, false, ErrTooLarge
 			}
 			rr.bulkLen = n
 		}
