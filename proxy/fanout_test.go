@@ -29,7 +29,7 @@ func TestFanout(t *testing.T) {
 		f.Deliver(1, []byte("*1\r\n$1\r\nb\r\n"), true)
 		f.Deliver(0, []byte("*2\r\n$1\r\na\r\n$-1\r\n"), true)
 		o.mu.Lock()
-		got := string(o.ready)
+		got := string(o.ready.bytes())
 		o.mu.Unlock()
 		if want := "*3\r\n$1\r\na\r\n$1\r\nb\r\n$-1\r\n"; got != want {
 			t.Fatalf("merged %q, want %q", got, want)
@@ -43,7 +43,7 @@ func TestFanout(t *testing.T) {
 		f.Deliver(1, []byte("*2\r\n"), false)
 		f.Abort(errTest)
 		o.mu.Lock()
-		got := o.ready
+		got := o.ready.bytes()
 		o.mu.Unlock()
 		if !bytes.HasPrefix(got, []byte("-ERR upstream unavailable")) {
 			t.Fatalf("merged %q, want the cut-off part's error", got)

@@ -15,23 +15,32 @@ import (
 //
 // The head slot's bytes go straight to ready, so in the common case a reply
 // is copied once, into the buffer the writer sends.
+//
+// The output limits count memory, as Redis's client-output-buffer-limit
+// does: the capacity of every buffer the outbox holds (ready, the batch the
+// writer is sending, incomplete slots' data), not just the bytes in them. A
+// client past its limit is closed at once, its socket's pending write cut
+// short, and later replies for it are dropped as they arrive instead of held.
 type outbox struct {
-	mu       sync.Mutex // guards every field below
-	cond     sync.Cond  // on mu: head advanced or outbox closed
-	ready    []byte     // in-order bytes the writer may send now
-	slots    []slot     // ring: slots[(head+i)%len] is seq headSeq+i
-	ringHead int
-	headSeq  uint64 // oldest slot whose reply is incomplete
-	nextSeq  uint64 // next slot to reserve
-	buffered int    // bytes held: ready plus incomplete slots' data
-	limit    int    // close the client past this many buffered bytes (hard limit)
-	soft     int    // ...or past this many for longer than softFor (soft limit; 0 = none)
-	softFor  time.Duration
-	overSoft time.Time // when buffered last rose above soft; zero while below
-	closed   bool      // no more output: connection gone, overflow or done
-	closing  bool      // close the connection once everything reserved is written
-	overflow bool
-	waiters  int // goroutines in cond.Wait
+	mu        sync.Mutex // guards every field below
+	cond      sync.Cond  // on mu: head advanced or outbox closed
+	ready     replyBuf   // in-order bytes the writer may send now
+	slots     []slot     // ring: slots[(head+i)%len] is seq headSeq+i
+	ringHead  int
+	headSeq   uint64 // oldest slot whose reply is incomplete
+	nextSeq   uint64 // next slot to reserve
+	writing   int    // capacity of the writer's batch (being sent, or its spare buffer)
+	slotBytes int    // capacity of slots' data
+	peak      int    // most bytes ever held (see held)
+	limit     int    // close the client past this many bytes held (hard limit)
+	soft      int    // ...or past this many for longer than softFor (soft limit; 0 = none)
+	softFor   time.Duration
+	overSoft  time.Time // when held last rose above soft; zero while below
+	closed    bool      // no more output: connection gone, overflow or done
+	closing   bool      // close the connection once everything reserved is written
+	overflow  bool
+	waiters   int      // goroutines in cond.Wait
+	conn      net.Conn // the client connection, once writeLoop runs; to cut its write short on overflow
 
 	wake chan struct{} // cap 1: ready grew or state changed
 
@@ -132,11 +141,10 @@ func (o *outbox) Deliver(seq uint64, p []byte, last bool) {
 	}
 	s.size += int64(len(p))
 	if i == 0 {
-		o.ready = append(o.ready, p...)
+		o.ready.write(p)
 	} else {
-		s.data = append(s.data, p...)
+		o.appendSlot(s, p)
 	}
-	o.buffered += len(p)
 	if last {
 		s.done = true
 		if i == 0 {
@@ -157,17 +165,18 @@ func (o *outbox) advance() {
 	for o.headSeq < o.nextSeq {
 		s := &o.slots[o.ringHead]
 		if !s.done {
-			o.ready = append(o.ready, s.data...)
+			o.ready.write(s.data)
 			s.data = s.data[:0] // the head's later bytes go straight to ready
 			return
 		}
 		if len(s.data) > 0 {
-			o.ready = append(o.ready, s.data...)
+			o.ready.write(s.data)
 		}
 		if o.onDone != nil {
 			o.onDone(s)
 		}
 		if cap(s.data) > 64<<10 {
+			o.slotBytes -= cap(s.data)
 			s.data = nil
 		} else {
 			s.data = s.data[:0]
@@ -186,10 +195,19 @@ func (o *outbox) DeliverPush(p []byte, last bool) {
 	if o.closed {
 		return
 	}
-	o.ready = append(o.ready, p...)
-	o.buffered += len(p)
+	o.ready.write(p)
 	o.afterAppend()
 }
+
+// appendSlot appends p to a slot's data. Caller must hold mu.
+func (o *outbox) appendSlot(s *slot, p []byte) {
+	before := cap(s.data)
+	s.data = append(s.data, p...)
+	o.slotBytes += cap(s.data) - before
+}
+
+// held is the memory the outbox holds for replies. Caller must hold mu.
+func (o *outbox) held() int { return o.ready.held + o.writing + o.slotBytes }
 
 // Abort implements pool.Target: the client's reply stream is broken.
 func (o *outbox) Abort(error) { o.close() }
@@ -205,7 +223,9 @@ func (o *outbox) overflowNow() {
 
 // afterAppend enforces the output limit and wakes the writer. Caller must hold mu.
 func (o *outbox) afterAppend() {
-	if o.limit > 0 && o.buffered > o.limit || o.overSoftTooLong() {
+	held := o.held()
+	o.peak = max(o.peak, held)
+	if o.limit > 0 && held > o.limit || o.overSoftTooLong(held) {
 		o.overflow = true
 		o.closeLocked()
 		return
@@ -268,7 +288,12 @@ func (o *outbox) closeLocked() {
 		return
 	}
 	o.closed = true
-	o.ready = nil
+	o.ready = replyBuf{}
+	if o.overflow && o.conn != nil {
+		// Like Redis, close now: a write blocked on a client that does not
+		// read would otherwise hold its batch until the write timeout.
+		_ = o.conn.SetWriteDeadline(time.Now())
+	}
 	o.cond.Broadcast()
 	select {
 	case o.wake <- struct{}{}:
@@ -278,11 +303,11 @@ func (o *outbox) closeLocked() {
 
 // overSoftTooLong tracks the soft limit, like Redis's
 // client-output-buffer-limit <soft> <seconds>. Caller must hold mu.
-func (o *outbox) overSoftTooLong() bool {
+func (o *outbox) overSoftTooLong(held int) bool {
 	if o.soft <= 0 {
 		return false
 	}
-	if o.buffered <= o.soft {
+	if held <= o.soft {
 		o.overSoft = time.Time{}
 		return false
 	}
@@ -300,44 +325,54 @@ func (o *outbox) isOverflow() bool {
 	return o.overflow
 }
 
+// peakHeld reports the most memory the outbox has held for replies.
+func (o *outbox) peakHeld() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.peak
+}
+
 // writeLoop is the only writer of conn. It returns when the outbox closes,
 // or when closing and everything has been written, or on a write error.
 // writeTimeout bounds each write to a client that stopped reading (0 = none).
 func (o *outbox) writeLoop(conn net.Conn, writeTimeout time.Duration, bytesOut func(int)) error {
-	var spare []byte
+	var batch replyBuf // being written; then emptied and swapped in as ready
+	var iov net.Buffers
+	o.mu.Lock()
+	o.conn = conn
+	o.mu.Unlock()
 	for {
 		o.mu.Lock()
-		for len(o.ready) == 0 && !o.closed && !(o.closing && o.headSeq == o.nextSeq) {
+		o.writing = batch.held // sent: at most a spare buffer is left
+		if o.held() <= o.soft {
+			o.overSoft = time.Time{}
+		}
+		for o.ready.n == 0 && !o.closed && !(o.closing && o.headSeq == o.nextSeq) {
 			o.mu.Unlock()
 			<-o.wake
 			o.mu.Lock()
 		}
-		if o.closed || len(o.ready) == 0 {
+		if o.closed || o.ready.n == 0 {
 			o.mu.Unlock()
 			return nil
 		}
-		buf := o.ready
-		o.ready = spare[:0]
-		o.buffered -= len(buf)
-		if o.buffered <= o.soft {
-			o.overSoft = time.Time{}
+		o.ready, batch = batch, o.ready
+		o.writing = batch.held
+		if writeTimeout > 0 { // under mu: an overflow's immediate deadline must win
+			_ = conn.SetWriteDeadline(time.Now().Add(writeTimeout))
 		}
 		o.mu.Unlock()
 
-		if writeTimeout > 0 {
-			_ = conn.SetWriteDeadline(time.Now().Add(writeTimeout))
-		}
-		n, err := conn.Write(buf)
+		var n int64
+		var err error
+		n, iov, err = batch.writeTo(conn, iov)
 		if bytesOut != nil {
-			bytesOut(n)
+			bytesOut(int(n))
 		}
 		if err != nil {
 			o.close()
 			return err
 		}
-		if cap(buf) > 1<<20 {
-			buf = nil
-		}
-		spare = buf
+		batch.reset()
 	}
 }

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"net"
 	"testing"
 	"time"
 )
@@ -34,15 +35,48 @@ func TestOutboxLimits(t *testing.T) {
 		}
 	})
 	t.Run("dropping below the soft limit resets its clock", func(t *testing.T) {
-		o := newOutbox(0, 10, 0)
+		o := newOutbox(0, 4096, 0)
 		seq, _ := o.reserve(10, slotMeta{}, nil, nil)
-		o.Deliver(seq, make([]byte, 11), false)
+		o.Deliver(seq, make([]byte, 5000), false)
 		o.mu.Lock()
-		o.buffered = 0 // as if the writer had sent everything
+		o.ready = replyBuf{} // as if the writer had sent everything
 		o.mu.Unlock()
 		o.Deliver(seq, make([]byte, 1), false)
 		if o.isOverflow() || !o.overSoft.IsZero() {
 			t.Fatal("the soft limit clock survived a drop below the limit")
+		}
+	})
+}
+
+func TestOutboxCountsMemoryHeld(t *testing.T) {
+	t.Run("a batch blocked in a write to a client that does not read still counts, and overflow cuts the write short", func(t *testing.T) {
+		const limit = 1 << 20
+		o := newOutbox(limit, 0, 0)
+		client, peer := net.Pipe() // peer never reads: every write blocks
+		defer peer.Close()
+		done := make(chan error, 1)
+		go func() { done <- o.writeLoop(client, time.Hour, nil) }()
+		seq, _ := o.reserve(1<<20, slotMeta{}, nil, nil)
+		chunk := make([]byte, 16<<10)
+		o.Deliver(seq, chunk, false)
+		pollUntil(t, 5*time.Second, "the writer to take the first batch", func() bool {
+			o.mu.Lock()
+			defer o.mu.Unlock()
+			return o.writing > 0
+		})
+		for i := 0; !o.isOverflow(); i++ {
+			if i > 2*limit/len(chunk) {
+				t.Fatal("twice the limit delivered without overflow")
+			}
+			o.Deliver(seq, chunk, false)
+		}
+		if peak := o.peakHeld(); peak > limit+replyChunk+len(chunk) {
+			t.Fatalf("held %d bytes at peak under a %d-byte limit", peak, limit)
+		}
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Fatal("the blocked write was not cut short by the overflow")
 		}
 	})
 }
