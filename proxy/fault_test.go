@@ -329,7 +329,7 @@ func TestPartialReplyFromDyingUpstream(t *testing.T) {
 	served.Wait()
 }
 
-// fakeUpstream answers HELLO and PING, answers LRANGE with half an array
+// fakeUpstream answers HELLO and PING, refuses CONFIG, answers LRANGE with half an array
 // and hangs up.
 func fakeUpstream(conn net.Conn) {
 	defer conn.Close()
@@ -348,6 +348,8 @@ func fakeUpstream(conn net.Conn) {
 			conn.Write([]byte("*0\r\n"))
 		case "PING":
 			conn.Write([]byte("+PONG\r\n"))
+		case "CONFIG": // as a server that has none, or refuses it
+			conn.Write([]byte("-ERR unknown command 'CONFIG'\r\n"))
 		default:
 			conn.Write([]byte("*2\r\n$1\r\na\r\n"))
 			return
