@@ -337,7 +337,7 @@ func (o *outbox) peakHeld() int {
 // writeTimeout bounds each write to a client that stopped reading (0 = none).
 func (o *outbox) writeLoop(conn net.Conn, writeTimeout time.Duration, bytesOut func(int)) error {
 	var batch replyBuf // being written; then emptied and swapped in as ready
-	var iov net.Buffers
+	iov := new(net.Buffers)
 	o.mu.Lock()
 	o.conn = conn
 	o.mu.Unlock()
@@ -363,9 +363,7 @@ func (o *outbox) writeLoop(conn net.Conn, writeTimeout time.Duration, bytesOut f
 		}
 		o.mu.Unlock()
 
-		var n int64
-		var err error
-		n, iov, err = batch.writeTo(conn, iov)
+		n, err := batch.writeTo(conn, iov)
 		if bytesOut != nil {
 			bytesOut(int(n))
 		}

@@ -65,12 +65,18 @@ func (b *replyBuf) reset() {
 	}
 }
 
-// writeTo writes the queued bytes to conn, in one vectored write where the
-// connection supports it. iov is scratch space, returned for reuse.
-func (b *replyBuf) writeTo(conn net.Conn, iov net.Buffers) (int64, net.Buffers, error) {
-	iov = append(iov[:0], b.bufs...)
-	scratch := iov // WriteTo consumes the slice it is called on
+// writeTo writes the queued bytes to conn: one buffer with Write, several in
+// one vectored write where the connection supports it. iov is scratch space
+// kept across calls (net.Buffers.WriteTo consumes the slice it is given).
+func (b *replyBuf) writeTo(conn net.Conn, iov *net.Buffers) (int64, error) {
+	if len(b.bufs) == 1 {
+		n, err := conn.Write(b.bufs[0])
+		return int64(n), err
+	}
+	*iov = append((*iov)[:0], b.bufs...)
+	scratch := *iov
 	n, err := iov.WriteTo(conn)
-	clear(scratch)
-	return n, scratch[:0], err
+	clear(scratch) // the chunks belong to b
+	*iov = scratch[:0]
+	return n, err
 }

@@ -74,7 +74,7 @@ func TestReplyBuf(t *testing.T) {
 			}
 			got <- buf[:n]
 		}()
-		n, _, err := b.writeTo(client, nil)
+		n, err := b.writeTo(client, new(net.Buffers))
 		if err != nil || n != int64(len(want)) || !bytes.Equal(<-got, want) {
 			t.Fatalf("wrote %d of %d bytes: %v", n, len(want), err)
 		}
