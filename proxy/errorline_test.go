@@ -25,16 +25,24 @@ var hostileArgs = [][]string{
 	{"CONFIG", "x\r\n+OK\r\n"},         // unknown subcommand (Redis answers)
 }
 
-// exchange sends cmds then PING on a fresh connection to addr and returns
-// every byte received up to and including PING's reply.
-func exchange(t *testing.T, addr string, cmds [][]string) []byte {
+// dialFor connects to addr (a proxy, or Redis itself) for the rest of the
+// test, with a deadline on every read and write.
+func dialFor(t *testing.T, addr string) net.Conn {
 	t.Helper()
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	t.Cleanup(func() { c.Close() })
 	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+	return c
+}
+
+// exchange sends cmds then PING on a fresh connection to addr and returns
+// every byte received up to and including PING's reply.
+func exchange(t *testing.T, addr string, cmds [][]string) []byte {
+	t.Helper()
+	c := dialFor(t, addr)
 	var req []byte
 	for _, cmd := range cmds {
 		req = resp.AppendCommandStrings(req, cmd...)

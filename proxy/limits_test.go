@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"strings"
 	"testing"
@@ -24,12 +23,7 @@ func bulkHeaderSET(n int) []byte {
 // closes the connection.
 func sendAndDrain(t *testing.T, addr string, req []byte) string {
 	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(15 * time.Second))
+	c := dialFor(t, addr)
 	go func() { _, _ = c.Write(req) }()
 	var got []byte
 	buf := make([]byte, 4096)
