@@ -14,8 +14,9 @@ import (
 // complete on different pipes' reader goroutines.
 //
 // The parts are held until the last one is in, so they count against the
-// client's output buffer limit as they arrive: past it the client is closed
-// at once, as it would be when the merged reply reached its queue.
+// client's output buffer limit as they arrive, on top of what its queue
+// holds: past it the client is closed at once, as it would be when the
+// merged reply reached its queue.
 type fanout struct {
 	dst   *outbox
 	seq   uint64
@@ -24,7 +25,7 @@ type fanout struct {
 	mu     sync.Mutex // guards the fields below
 	parts  [][]byte
 	left   int
-	held   int // bytes in parts
+	held   int // capacity of parts
 	failed bool
 }
 
@@ -38,13 +39,14 @@ func (f *fanout) Deliver(i uint64, p []byte, last bool) {
 		f.mu.Unlock()
 		return
 	}
-	if f.held += len(p); f.dst.limit > 0 && f.held > f.dst.limit {
+	before := cap(f.parts[i])
+	f.parts[i] = append(f.parts[i], p...)
+	if f.held += cap(f.parts[i]) - before; f.dst.limit > 0 && f.held+f.dst.heldNow() > f.dst.limit {
 		f.failed, f.parts = true, nil
 		f.mu.Unlock()
 		f.dst.overflowNow()
 		return
 	}
-	f.parts[i] = append(f.parts[i], p...)
 	if last {
 		f.left--
 	}

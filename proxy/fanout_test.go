@@ -22,6 +22,17 @@ func TestFanout(t *testing.T) {
 		f.Deliver(0, []byte("+OK\r\n"), true) // later parts are dropped, not merged
 		f.Deliver(1, []byte("+OK\r\n"), true)
 	})
+	t.Run("parts count on top of what the client's queue already holds", func(t *testing.T) {
+		o := newOutbox(8<<10, 0, 0)
+		first, _ := o.reserve(10, slotMeta{}, nil, nil)
+		o.Deliver(first, make([]byte, 5<<10), true) // queued, not yet written
+		seq, _ := o.reserve(10, slotMeta{}, nil, nil)
+		f := newFanout(o, seq, 2, mergeSame)
+		f.Deliver(0, make([]byte, 4<<10), false)
+		if !o.isOverflow() {
+			t.Fatal("5 KB queued and a 4 KB part under an 8 KB limit did not close the client")
+		}
+	})
 	t.Run("replies merge in the client's key order", func(t *testing.T) {
 		o := newOutbox(0, 0, 0)
 		seq, _ := o.reserve(10, slotMeta{}, nil, nil)

@@ -325,6 +325,13 @@ func (o *outbox) isOverflow() bool {
 	return o.overflow
 }
 
+// heldNow reports the memory the outbox holds for replies.
+func (o *outbox) heldNow() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.held()
+}
+
 // peakHeld reports the most memory the outbox has held for replies.
 func (o *outbox) peakHeld() int {
 	o.mu.Lock()
