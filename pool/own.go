@@ -18,7 +18,7 @@ func (p *Pool) Own(ctx context.Context, proto int, timeout time.Duration) (*Pipe
 	if err != nil {
 		return nil, err
 	}
-	pipe.SetOwner(nil, func(done *Pipe) { done.Close() })
+	pipe.SetOwner(nil, (*Pipe).closeIfIdle)
 	pipe.SetCommandTimeout(timeout)
 	return pipe, nil
 }

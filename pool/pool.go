@@ -47,6 +47,9 @@ type sharedKey struct{ db, proto int }
 type sharedGroup struct {
 	mu    sync.Mutex // guards pipes; held while dialing a replacement
 	pipes []*Pipe
+
+	drainMu  sync.Mutex         // guards draining; never held with mu's holder waiting on it
+	draining map[*Pipe]struct{} // stalled pipes replaced in pipes, closing once their replies are in
 }
 
 // New returns a pool for cfg. It does not dial: connections are made on first
@@ -138,8 +141,11 @@ func (p *Pool) Shared(ctx context.Context, db, proto int, hint uint64) (*Pipe, e
 	i := int(hint % uint64(len(g.pipes)))
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if pipe := g.pipes[i]; pipe != nil && pipe.Err() == nil {
-		return pipe, nil
+	held := g.pipes[i]
+	if held != nil && held.Err() == nil {
+		if !held.Stalled(p.cfg.StallAfter) || g.drainingCount() >= MaxRetired {
+			return held, nil
+		}
 	}
 	select {
 	case <-p.closed:
@@ -148,12 +154,37 @@ func (p *Pool) Shared(ctx context.Context, db, proto int, hint uint64) (*Pipe, e
 	}
 	pipe, err := p.dial(ctx, db, proto)
 	if err != nil {
+		if held != nil && held.Err() == nil {
+			return held, nil // no fresh connection: queue behind the held one
+		}
 		return nil, err
 	}
 	pipe.SetCommandTimeout(p.cfg.CommandTimeout)
 	pipe.setOnFail(p.sharedFailed)
 	g.pipes[i] = pipe
+	if held != nil && held.Err() == nil {
+		p.retire(g, held)
+	}
 	return pipe, nil
+}
+
+// retire takes a stalled shared pipe out of its group: it keeps serving the
+// replies already awaited on it and closes once they are in. Caller holds g.mu.
+func (p *Pool) retire(g *sharedGroup, pipe *Pipe) {
+	g.drainMu.Lock()
+	if g.draining == nil {
+		g.draining = map[*Pipe]struct{}{}
+	}
+	g.draining[pipe] = struct{}{}
+	g.drainMu.Unlock()
+	pipe.setOnFail(func(err error) {
+		g.drainMu.Lock()
+		delete(g.draining, pipe)
+		g.drainMu.Unlock()
+		p.sharedFailed(err)
+	})
+	pipe.SetOwner(nil, (*Pipe).closeIfIdle)
+	pipe.closeIfIdle() // drained meanwhile: onIdle may have been missed
 }
 
 // sharedFailed reacts to a shared pipe's failure. A timeout opens the
@@ -167,6 +198,25 @@ func (p *Pool) sharedFailed(err error) {
 		p.breaker.failure(err, time.Time{})
 	}
 	p.unavailable(err)
+}
+
+func (g *sharedGroup) drainingCount() int {
+	g.drainMu.Lock()
+	defer g.drainMu.Unlock()
+	return len(g.draining)
+}
+
+// closeDraining closes the retired pipes still draining.
+func (g *sharedGroup) closeDraining() {
+	g.drainMu.Lock()
+	pipes := make([]*Pipe, 0, len(g.draining))
+	for pipe := range g.draining {
+		pipes = append(pipes, pipe)
+	}
+	g.drainMu.Unlock()
+	for _, pipe := range pipes {
+		pipe.Close()
+	}
 }
 
 func (p *Pool) group(db, proto int) *sharedGroup {
@@ -283,6 +333,7 @@ func (p *Pool) Close() {
 				}
 			}
 			g.mu.Unlock()
+			g.closeDraining()
 		}
 		p.mu.Unlock()
 		p.dedicated.Close()

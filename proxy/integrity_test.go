@@ -370,6 +370,9 @@ func TestControlCommandsDoNotQueueBehindWhatTheyControl(t *testing.T) {
 		if got := c.line(); got != "+PONG" && !strings.HasPrefix(got, "-BUSY") {
 			t.Fatalf("the other client's PING = %q", got)
 		}
+		if err := tp.client(t, 2).Ping(ctx).Err(); err != nil {
+			t.Fatalf("PING after the kill: %v", err)
+		}
 	})
 	t.Run("CLIENT UNPAUSE reaches a paused server past the write it holds", func(t *testing.T) {
 		a := tp.client(t, 2)
@@ -377,11 +380,26 @@ func TestControlCommandsDoNotQueueBehindWhatTheyControl(t *testing.T) {
 			t.Fatal(err)
 		}
 		w := tp.raw(t)
+		sent := time.Now()
 		w.send("SET paused:k v\r\n")
 		pollUntil(t, 10*time.Second, "the write to be held", func() bool {
 			info, err := redistest.Do(rs.Addr, "INFO", "clients")
 			return err == nil && strings.Contains(info, "blocked_clients:1")
 		})
+		// Reads are not paused: another client's GET must not wait behind
+		// the held write on the shared connection once the pool sees it
+		// held (no progress for StallAfter: a wall-clock bound, not an event).
+		time.Sleep(time.Until(sent.Add(2 * pool.DefaultStallAfter)))
+		start := time.Now()
+		r := tp.raw(t)
+		r.send("GET paused:k\r\n")
+		if got := r.line(); got != "$-1" {
+			t.Fatalf("another client's GET = %q", got)
+		}
+		t.Logf("a read answered %v after a write was held on the shared connection", time.Since(start))
+		if took := time.Since(start); took > 2*time.Second {
+			t.Fatalf("a read waited %v behind a held write", took)
+		}
 		if err := tp.client(t, 2).Do(ctx, "CLIENT", "UNPAUSE").Err(); err != nil {
 			t.Fatalf("CLIENT UNPAUSE: %v", err)
 		}

@@ -39,6 +39,8 @@ type session struct {
 	txQueued  []telemetry.Command // commands queued since MULTI, children of EXEC's span
 	stmtBuf   []byte              // its redacted statement
 
+	shared shared // the shared connection the client's last command went over
+
 	// Cluster mode (reader-goroutine state).
 	pinTo   *pool.Pool // node the next dedicated connection comes from; nil: the one upstream
 	pinSlot int        // slot the dedicated connection was acquired for (-1: keyless)
@@ -319,11 +321,40 @@ func (s *session) needsPin(k kind, name string, cmd resp.Command) bool {
 func (s *session) forwardShared(ctx context.Context, seq uint64, cmd resp.Command) {
 	pipe, err := s.srv.pool.Shared(ctx, s.db, s.proto, s.id)
 	if err == nil {
+		if prev := s.shared.follow(pipe, s.db, s.proto, s.out); prev != nil {
+			if prev.Send(s.out, seq, cmd.Raw, cmd.Args) == nil {
+				return
+			} // it closed, drained: nothing of the client's is left there
+		}
 		err = pipe.Send(s.out, seq, cmd.Raw, cmd.Args)
 	}
 	if err != nil {
 		s.out.local(seq, pool.UnavailableReply(err))
 	}
+}
+
+// shared remembers the shared connection a client's last command went
+// over, so that a client whose commands are still in flight on a
+// connection the pool has since retired (held behind a busy script or a
+// paused write) keeps sending there: Redis then runs its commands in its
+// order, as on a connection of its own.
+type shared struct {
+	pipe      *pool.Pipe
+	db, proto int
+}
+
+// follow records pipe as the client's connection and returns nil, or
+// returns the previous one when the client must stay on it.
+func (sh *shared) follow(pipe *pool.Pipe, db, proto int, out *outbox) *pool.Pipe {
+	prev := sh.pipe
+	if prev == pipe {
+		return nil
+	}
+	if prev != nil && sh.db == db && sh.proto == proto && prev.InFlight() > 0 && out.pending() > 1 {
+		return prev
+	}
+	sh.pipe, sh.db, sh.proto = pipe, db, proto
+	return nil
 }
 
 // forwardPinned sends cmd over the client's dedicated connection, acquiring
