@@ -54,9 +54,9 @@ const (
 	DefaultStallAfter     = 100 * time.Millisecond
 	// MaxRetired bounds the retired shared connections of one (db,
 	// protocol) still draining at once; past it, commands queue as before.
-	MaxRetired = 4
-	DefaultRetryBackoff   = 250 * time.Millisecond
-	maxRetryBackoff       = 5 * time.Second
+	MaxRetired          = 4
+	DefaultRetryBackoff = 250 * time.Millisecond
+	maxRetryBackoff     = 5 * time.Second
 )
 
 // WithDefaults returns c with zero fields set to their defaults.

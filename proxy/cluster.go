@@ -15,7 +15,7 @@ import (
 const (
 	crossSlotText  = "CROSSSLOT Keys in request don't hash to the same slot"
 	clusterSelect  = "ERR SELECT is not allowed in cluster mode"
-	clusterNoState = "ERR respguard: CLIENT TRACKING and CLIENT REPLY OFF|SKIP are not supported in cluster mode"
+	clusterNoState = "ERR respguard: CLIENT TRACKING is not supported in cluster mode"
 )
 
 // maxDeferred bounds the keyless commands a transaction may queue before its
