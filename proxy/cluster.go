@@ -213,6 +213,13 @@ func (s *session) afterPinnedMove() {
 	}
 	s.ded.mu.Lock()
 	defer s.ded.mu.Unlock()
+	if !s.ded.stateful() {
+		// A blocking command's TRYAGAIN: its connection, now idle, goes back
+		// before the retry is routed (the pipe's own release may not have
+		// run yet), so the retry reaches the new owner.
+		s.ded.releaseIfIdle()
+		return
+	}
 	if s.ded.conn == nil || s.ded.has(modeMulti|modeStreaming) || !s.ded.has(modeWatching) {
 		return
 	}

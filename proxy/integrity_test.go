@@ -129,6 +129,10 @@ func TestCommandsWithoutExactlyOneReplyKeepSharedConnectionsInStep(t *testing.T)
 			t.Fatalf("A's ECHO = %q", got)
 		}
 	})
+	t.Run("a command the model does not know gets Redis's answer without sharing a connection", func(t *testing.T) {
+		sameAsRedis(t, tp, "NOSUCHCMD a\r\nECHO mine\r\n", 2)
+		otherClientUnaffected(t, tp, 2)
+	})
 	t.Run("other REPLCONF subcommands are refused with one reply", func(t *testing.T) {
 		a := tp.raw(t)
 		a.send("REPLCONF listening-port 1\r\nPING\r\n")
@@ -408,6 +412,36 @@ func TestControlCommandsDoNotQueueBehindWhatTheyControl(t *testing.T) {
 		}
 		if v := tp.direct(t).Get(ctx, "paused:k").Val(); v != "v" {
 			t.Fatalf("value %q", v)
+		}
+	})
+}
+
+func TestCommandModelInClusterMode(t *testing.T) {
+	rc := redistest.StartCluster(t, 2, 0, "--busy-reply-threshold", "100")
+	tp := startClusterProxy(t, rc, nil, Options{})
+	ctx := ctxT(t)
+	t.Run("UNSUBSCRIBE and REPLCONF ACK from an ordinary client leave the routes in step", func(t *testing.T) {
+		a := tp.raw(t)
+		a.send("SUNSUBSCRIBE a b\r\nREPLCONF ACK 0\r\nCLIENT REPLY SKIP\r\nECHO skipped\r\nECHO mine\r\n")
+		got := a.replies(3)
+		want := []string{"*3\r\n$12\r\nsunsubscribe\r\n$1\r\na\r\n:0\r\n", "*3\r\n$12\r\nsunsubscribe\r\n$1\r\nb\r\n:0\r\n", "$4\r\nmine\r\n"}
+		if strings.Join(got, "") != strings.Join(want, "") {
+			t.Fatalf("replies %q, want %q", got, want)
+		}
+	})
+	t.Run("SCRIPT KILL reaches the node running a busy script", func(t *testing.T) {
+		node := rc.Primaries()[1]
+		a := rawTo(t, node.Addr)
+		a.send("EVAL \"while true do end\" 0\r\n")
+		pollUntil(t, 10*time.Second, "the script to run", func() bool {
+			_, err := redistest.Do(node.Addr, "PING")
+			return err != nil && strings.HasPrefix(err.Error(), "BUSY")
+		})
+		if v, err := tp.client(t, 2).Do(ctx, "SCRIPT", "KILL").Result(); err != nil || v != "OK" {
+			t.Fatalf("SCRIPT KILL = %v, %v", v, err)
+		}
+		if got := a.line(); !strings.Contains(got, "killed") {
+			t.Fatalf("the script's client got %q", got)
 		}
 	})
 }

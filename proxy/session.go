@@ -41,6 +41,12 @@ type session struct {
 
 	shared shared // the shared connection the client's last command went over
 
+	// Standalone or cluster, chosen once in newSession: how a command that
+	// respguard does not answer itself is routed, and where the replies of
+	// the dedicated connection go.
+	route        func(ctx context.Context, seq uint64, cls *commandClass, cmd resp.Command, slot int, cross bool) bool
+	pinnedTarget pool.Target
+
 	// Cluster mode (reader-goroutine state).
 	pinTo   *pool.Pool // node the next dedicated connection comes from; nil: the one upstream
 	pinSlot int        // slot the dedicated connection was acquired for (-1: keyless)
@@ -66,7 +72,11 @@ func newSession(srv *Server, conn net.Conn, id uint64) *session {
 		proto: 2, pinSlot: -1, ded: newDedicated(),
 	}
 	s.rd = resp.NewRequestReader(deadlineReader{s}, cc.limits())
-	s.pinned = pinnedReplies{out: s.out, cl: srv.cluster}
+	s.route, s.pinnedTarget = s.routeStandalone, s.out
+	if srv.cluster != nil {
+		s.pinned = pinnedReplies{out: s.out, cl: srv.cluster}
+		s.route, s.pinnedTarget = s.handleCluster, &s.pinned
+	}
 	s.out.onDone = s.slotDone
 	return s
 }
@@ -234,11 +244,18 @@ func (s *session) handle(ctx context.Context, cmd resp.Command) bool {
 	if s.ded.conn != nil && s.ded.conn.Err() != nil && !s.ded.stateful() {
 		s.ded.dropConn() // died (e.g. Redis restarted) with no state to keep: start afresh
 	}
+	s.ded.mu.Unlock()
+	return s.route(ctx, seq, cls, cmd, slot, cross)
+}
+
+// routeStandalone routes a command to the one upstream: over a shared
+// connection when the model allows it and the client holds no dedicated
+// one, else over its dedicated connection.
+func (s *session) routeStandalone(ctx context.Context, seq uint64, cls *commandClass, cmd resp.Command, _ int, _ bool) bool {
+	k, name := cls.kind, cls.name
+	s.ded.mu.Lock()
 	pinned := s.ded.conn != nil
 	s.ded.mu.Unlock()
-	if s.srv.cluster != nil {
-		return s.handleCluster(ctx, seq, cls, cmd, slot, cross)
-	}
 	if k == kindInfo && !s.ded.has(modeStreaming) {
 		s.infoWithSection(ctx, seq, cmd)
 		return true
@@ -409,13 +426,10 @@ func (s *session) send(seq uint64, cmd resp.Command, matched bool) bool {
 // replyTarget is where a dedicated connection's reply goes: the outbox
 // (through the cluster filter in cluster mode), or nowhere when unmatched.
 func (s *session) replyTarget(matched bool) pool.Target {
-	switch {
-	case !matched:
+	if !matched {
 		return nil
-	case s.srv.cluster != nil:
-		return &s.pinned
 	}
-	return s.out
+	return s.pinnedTarget
 }
 
 // sendTo writes cmd to the dedicated connection, its reply going to
