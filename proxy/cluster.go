@@ -264,6 +264,7 @@ func (s *session) deferredTx(ctx context.Context, seq uint64, k kind, name strin
 	case slot < 0 && k != kindTxEnd && len(s.ded.tx.held) < maxDeferred:
 		s.ded.mu.Lock()
 		s.ded.tx.held = append(s.ded.tx.held, resp.AppendCommand(nil, cmd.Args...))
+		s.ded.tx.entries++
 		s.ded.mu.Unlock()
 		s.out.local(seq, resp.AppendSimple(nil, "QUEUED"))
 		return true
@@ -305,7 +306,7 @@ func (s *session) endEmptyTx(seq uint64, name string) bool {
 		reply = resp.AppendSimple(nil, "OK")
 	case s.ded.tx.refused:
 		reply = resp.AppendError(nil, policy.ExecAbortText)
-	case len(s.ded.tx.held) == 0:
+	case len(s.ded.tx.held) == 0 && len(s.ded.tx.locals) == 0:
 		reply = resp.AppendArray(nil, 0)
 	default:
 		return false // held commands to run: the transaction goes to a node

@@ -49,6 +49,16 @@ type txState struct {
 	held       [][]byte // cluster: keyless commands queued before the first key (encoded)
 	watchCount int      // cluster: WATCH commands sent on the connection
 	watchLost  bool     // cluster: watches dropped (see afterPinnedMove): EXEC must abort
+
+	entries int          // commands queued so far, upstream or local: the next one's index in EXEC's array
+	locals  []localEntry // commands respguard answers itself, spliced into EXEC's array
+}
+
+// localEntry is a command queued inside MULTI that respguard answers
+// itself (CLIENT SETNAME, CLIENT GETNAME) when EXEC runs.
+type localEntry struct {
+	at   int      // its index in EXEC's array
+	args [][]byte // owned copy
 }
 
 func newDedicated() dedicated { return dedicated{tx: txState{pendingDB: -1, slot: -1}} }

@@ -243,7 +243,7 @@ func TestStateChangesInsideMulti(t *testing.T) {
 			t.Fatalf("HGETALL = %v", m)
 		}
 	}
-	for _, cmd := range []string{"SUBSCRIBE ch", "PSUBSCRIBE p*", "UNSUBSCRIBE a b", "HELLO 3", "CLIENT REPLY OFF", "CLIENT TRACKING ON", "REPLCONF ACK 0", "AUTH default x", "CLIENT SETNAME n"} {
+	for _, cmd := range []string{"SUBSCRIBE ch", "PSUBSCRIBE p*", "UNSUBSCRIBE a b", "HELLO 3", "CLIENT REPLY OFF", "CLIENT TRACKING ON", "REPLCONF ACK 0", "AUTH default x"} {
 		t.Run(cmd+" inside MULTI is refused and aborts the transaction", func(t *testing.T) {
 			a := tp.raw(t)
 			a.send("MULTI\r\nSET instate 1\r\n" + cmd + "\r\nEXEC\r\nGET instate\r\n")
@@ -284,6 +284,22 @@ func TestStateChangesInsideMulti(t *testing.T) {
 		}
 		if n := tp.direct(t).Exists(ctx, "stay0").Val(); n != 1 {
 			t.Fatal("after an aborted EXEC the client left db 0")
+		}
+	})
+	t.Run("CLIENT SETNAME and GETNAME inside MULTI answer QUEUED and take their places in EXEC's array", func(t *testing.T) {
+		sameAsRedis(t, tp, "CLIENT SETNAME before\r\nMULTI\r\nCLIENT GETNAME\r\nSET txname 1\r\nCLIENT SETNAME after\r\n"+
+			"CLIENT GETNAME\r\nCLIENT SETNAME bad\x01name\r\nINCR txname\r\nEXEC\r\nCLIENT GETNAME\r\n", 10)
+		sameAsRedis(t, tp, "MULTI\r\nCLIENT SETNAME only\r\nEXEC\r\nCLIENT GETNAME\r\n", 4)
+		sameAsRedis(t, tp, "MULTI\r\nCLIENT SETNAME x\r\nSELECT 2\r\nSET indb2 1\r\nEXEC\r\nDBSIZE\r\n", 6)
+	})
+	t.Run("a CLIENT SETNAME queued in a MULTI that a WATCH aborts changes nothing", func(t *testing.T) {
+		a := tp.raw(t)
+		a.send("CLIENT SETNAME kept\r\nWATCH wn\r\n")
+		a.replies(2)
+		tp.direct(t).Set(ctx, "wn", "changed", 0)
+		a.send("MULTI\r\nCLIENT SETNAME lost\r\nEXEC\r\nCLIENT GETNAME\r\n")
+		if got := a.replies(4); got[2] != "*-1\r\n" || got[3] != "$4\r\nkept\r\n" {
+			t.Fatalf("replies %q", got)
 		}
 	})
 	t.Run("an invalid SELECT inside MULTI is answered in EXEC's array, as by Redis", func(t *testing.T) {
@@ -427,6 +443,15 @@ func TestCommandModelInClusterMode(t *testing.T) {
 		want := []string{"*3\r\n$12\r\nsunsubscribe\r\n$1\r\na\r\n:0\r\n", "*3\r\n$12\r\nsunsubscribe\r\n$1\r\nb\r\n:0\r\n", "$4\r\nmine\r\n"}
 		if strings.Join(got, "") != strings.Join(want, "") {
 			t.Fatalf("replies %q, want %q", got, want)
+		}
+	})
+	t.Run("CLIENT SETNAME and GETNAME inside MULTI take their places in EXEC's array", func(t *testing.T) {
+		a := tp.raw(t)
+		a.send("MULTI\r\nCLIENT GETNAME\r\nPING\r\nCLIENT SETNAME n1\r\nSET {a}k 1\r\nCLIENT GETNAME\r\nEXEC\r\n" +
+			"MULTI\r\nCLIENT SETNAME n2\r\nEXEC\r\nCLIENT GETNAME\r\n")
+		got := a.replies(11)
+		if got[6] != "*5\r\n$-1\r\n+PONG\r\n+OK\r\n+OK\r\n$2\r\nn1\r\n" || got[9] != "*1\r\n+OK\r\n" || got[10] != "$2\r\nn2\r\n" {
+			t.Fatalf("replies %q", got)
 		}
 	})
 	t.Run("SCRIPT KILL reaches the node running a busy script", func(t *testing.T) {

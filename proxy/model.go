@@ -56,6 +56,7 @@ const (
 	multiQueue     inMulti = iota // Redis queues it; its reply is one element of EXEC's array
 	multiImmediate                // Redis runs it at once (MULTI, EXEC, DISCARD, WATCH, QUIT, RESET)
 	multiRefuse                   // respguard refuses it, which aborts the transaction at EXEC
+	multiLocal                    // respguard answers QUEUED and puts its own answer in EXEC's array
 )
 
 // commandClass is the model's verdict on one command (or subcommand).
@@ -123,8 +124,8 @@ var exceptions = map[string]exception{
 	"script|kill":   {kindControl, repliesOne, 0, multiQueue},
 	"function|kill": {kindControl, repliesOne, 0, multiQueue},
 
-	"client|setname":  {kindLocal, repliesOne, changesName, multiRefuse},
-	"client|getname":  {kindLocal, repliesOne, 0, multiRefuse},
+	"client|setname":  {kindLocal, repliesOne, changesName, multiLocal},
+	"client|getname":  {kindLocal, repliesOne, 0, multiLocal},
 	"client|reply":    {kindLocal, repliesOne, changesReplyMode, multiRefuse},
 	"client|tracking": {kindClient, repliesOne, changesTracking, multiRefuse},
 	"client|caching":  {kindClient, repliesOne, changesTracking, multiRefuse},

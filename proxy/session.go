@@ -229,6 +229,10 @@ func (s *session) handle(ctx context.Context, cmd resp.Command) bool {
 		s.refuse(seq, resp.AppendError(nil, "ERR respguard: '"+name+"' is not supported inside MULTI: it changes the connection's state"))
 		return true
 	}
+	if s.ded.has(modeMulti) && cls.inMulti == multiLocal {
+		s.queueLocal(seq, cmd.Args)
+		return true
+	}
 	if done, keep := s.answer(ctx, seq, cls, cmd); done {
 		return keep
 	}
@@ -396,6 +400,9 @@ func (s *session) forwardPinned(ctx context.Context, seq uint64, k kind, name st
 			return true
 		}
 	}
+	if k == kindTxEnd && name == "exec" && s.ded.has(modeMulti) && len(s.ded.tx.locals) > 0 {
+		return s.execSplicing(seq, cmd) // unlocks
+	}
 	if k == kindTxEnd && name == "exec" && s.ded.has(modeMulti) && s.ded.tx.pendingDB >= 0 {
 		return s.execApplying(seq, cmd) // unlocks
 	}
@@ -445,6 +452,9 @@ func (s *session) sendTo(target pool.Target, seq uint64, cmd resp.Command) bool 
 // it is sent. Caller holds ded.mu.
 func (s *session) track(k kind, name string, cmd resp.Command) {
 	inMulti := s.ded.has(modeMulti)
+	if inMulti && k != kindMulti && k != kindTxEnd && k != kindWatch {
+		s.ded.tx.entries++ // Redis queues it: one element of EXEC's array
+	}
 	switch {
 	case k == kindMulti:
 		s.ded.enter(modeMulti)
