@@ -55,7 +55,7 @@ type txState struct {
 }
 
 // localEntry is a command queued inside MULTI that respguard answers
-// itself (CLIENT SETNAME, CLIENT GETNAME) when EXEC runs.
+// itself (AUTH, CLIENT SETNAME, CLIENT GETNAME) when EXEC runs.
 type localEntry struct {
 	at   int      // its index in EXEC's array
 	args [][]byte // owned copy

@@ -243,7 +243,7 @@ func TestStateChangesInsideMulti(t *testing.T) {
 			t.Fatalf("HGETALL = %v", m)
 		}
 	}
-	for _, cmd := range []string{"SUBSCRIBE ch", "PSUBSCRIBE p*", "UNSUBSCRIBE a b", "HELLO 3", "CLIENT REPLY OFF", "CLIENT TRACKING ON", "REPLCONF ACK 0", "AUTH default x"} {
+	for _, cmd := range []string{"SUBSCRIBE ch", "PSUBSCRIBE p*", "UNSUBSCRIBE a b", "HELLO 3", "CLIENT REPLY OFF", "CLIENT TRACKING ON", "REPLCONF ACK 0"} {
 		t.Run(cmd+" inside MULTI is refused and aborts the transaction", func(t *testing.T) {
 			a := tp.raw(t)
 			a.send("MULTI\r\nSET instate 1\r\n" + cmd + "\r\nEXEC\r\nGET instate\r\n")
@@ -292,6 +292,9 @@ func TestStateChangesInsideMulti(t *testing.T) {
 		sameAsRedis(t, tp, "MULTI\r\nCLIENT SETNAME only\r\nEXEC\r\nCLIENT GETNAME\r\n", 4)
 		sameAsRedis(t, tp, "MULTI\r\nCLIENT SETNAME x\r\nSELECT 2\r\nSET indb2 1\r\nEXEC\r\nDBSIZE\r\n", 6)
 	})
+	t.Run("AUTH inside MULTI answers QUEUED and its result takes its place in EXEC's array", func(t *testing.T) {
+		sameAsRedis(t, tp, "MULTI\r\nAUTH foo\r\nPING\r\nAUTH default anything\r\nAUTH nosuchuser pw\r\nEXEC\r\nPING\r\n", 7)
+	})
 	t.Run("a CLIENT SETNAME queued in a MULTI that a WATCH aborts changes nothing", func(t *testing.T) {
 		a := tp.raw(t)
 		a.send("CLIENT SETNAME kept\r\nWATCH wn\r\n")
@@ -318,6 +321,9 @@ func TestTransactionsMatchRedis(t *testing.T) {
 	tp := startProxyWith(t, rs, func(c *Config, p *pool.Config) { p.MaxConns = 1 }, Options{Policy: pol, Guard: grd})
 	t.Run("an EXEC the user may not run discards the transaction", func(t *testing.T) {
 		sameAsRedis(t, tp, "AUTH noexec pw\r\nMULTI\r\nSET txk 1\r\nEXEC\r\nGET txk\r\nEXEC\r\nPING\r\n", 7)
+	})
+	t.Run("an AUTH queued inside MULTI changes the user when EXEC runs", func(t *testing.T) {
+		sameAsRedis(t, tp, "MULTI\r\nAUTH noexec pw\r\nEXEC\r\nMULTI\r\nPING\r\nEXEC\r\nACL WHOAMI\r\n", 7)
 	})
 	t.Run("an EXEC with arguments discards the transaction", func(t *testing.T) {
 		sameAsRedis(t, tp, "MULTI\r\nSET txk 1\r\nEXEC foo\r\nGET txk\r\nEXEC\r\n", 5)

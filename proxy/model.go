@@ -88,7 +88,7 @@ type exception struct {
 // their own. Everything else takes its class from its flags (see classOf).
 var exceptions = map[string]exception{
 	"hello":  {kindLocal, repliesOne, changesProtocol | changesName | changesUser, multiRefuse},
-	"auth":   {kindLocal, repliesOne, changesUser, multiRefuse},
+	"auth":   {kindLocal, repliesOne, changesUser, multiLocal},
 	"select": {kindLocal, repliesOne, changesDB, multiQueue}, // inside MULTI: applied after EXEC
 	"quit":   {kindLocal, repliesOne, changesAll, multiImmediate},
 	"reset":  {kindLocal, repliesOne, changesAll, multiImmediate},

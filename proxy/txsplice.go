@@ -74,7 +74,10 @@ func (s *session) execSplicing(seq uint64, cmd resp.Command) bool {
 
 // localInTx answers a command queued by queueLocal.
 func (s *session) localInTx(args [][]byte) []byte {
-	if clientSub(args) == "setname" {
+	switch {
+	case equalFold(args[0], "auth"):
+		return s.authenticate(args)
+	case clientSub(args) == "setname":
 		return s.setName(args)
 	}
 	return s.getName(args)
