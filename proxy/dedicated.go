@@ -72,10 +72,10 @@ func (d *dedicated) stateful() bool { return d.mode != 0 }
 // enter turns the modes in m on.
 func (d *dedicated) enter(m connMode) { d.mode |= m }
 
-// endWatch forgets the watches (UNWATCH, or they were lost).
+// endWatch forgets the watches (UNWATCH).
 func (d *dedicated) endWatch() {
 	d.mode &^= modeWatching
-	d.tx.slot, d.tx.watchCount = -1, 0
+	d.tx.slot, d.tx.watchCount, d.tx.watchLost = -1, 0, false
 }
 
 // endTx ends the transaction and its watches, as EXEC and DISCARD do

@@ -184,7 +184,9 @@ func classOf(name string, flags []string) *commandClass {
 }
 
 // classify returns the class of the command args runs; lower is args[0] in
-// lower case. It does not allocate.
+// lower case. It does not allocate. An unknown subcommand of a known
+// container takes the container's class: the table is the upstream's own,
+// so Redis answers it with one error and changes nothing.
 func (m *commandModel) classify(lower []byte, args [][]byte) *commandClass {
 	c, ok := m.byName[string(lower)]
 	if !ok {

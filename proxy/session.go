@@ -39,7 +39,7 @@ type session struct {
 	txQueued  []telemetry.Command // commands queued since MULTI, children of EXEC's span
 	stmtBuf   []byte              // its redacted statement
 
-	shared shared // the shared connection the client's last command went over
+	shared shared // the shared connection the client's last command went over (reader-goroutine state)
 
 	// Standalone or cluster, chosen once in newSession: how a command that
 	// respguard does not answer itself is routed, and where the replies of
@@ -464,7 +464,6 @@ func (s *session) track(k kind, name string, cmd resp.Command) {
 		s.ded.watch()
 	case k == kindUnwatch && !inMulti:
 		s.ded.endWatch()
-		s.ded.tx.watchLost = false
 	case k == kindClient && clientSub(cmd.Args) == "tracking" && len(cmd.Args) > 2:
 		s.ded.setTracking(!equalFold(cmd.Args[2], "off"))
 	case k == kindIsolated:
