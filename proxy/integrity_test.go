@@ -476,3 +476,21 @@ func TestCommandModelInClusterMode(t *testing.T) {
 		}
 	})
 }
+
+func TestShutdownNosaveReachesABusyServer(t *testing.T) {
+	rs := redistest.Start(t, "--busy-reply-threshold", "100")
+	tp := startProxyFor(t, rs, func(c *Config, p *pool.Config) { p.SharedConns = 1 })
+	a := tp.raw(t)
+	a.send("EVAL \"while true do end\" 0\r\n")
+	pollUntil(t, 10*time.Second, "the script to run", func() bool {
+		_, err := redistest.Do(rs.Addr, "PING")
+		return err != nil && strings.HasPrefix(err.Error(), "BUSY")
+	})
+	b := tp.raw(t)
+	b.send("SHUTDOWN NOSAVE\r\n")
+	took := pollUntil(t, 10*time.Second, "Redis to shut down", func() bool {
+		_, err := redistest.Do(rs.Addr, "PING")
+		return err != nil && !strings.HasPrefix(err.Error(), "BUSY")
+	})
+	t.Logf("Redis was down %v after SHUTDOWN NOSAVE through respguard", took)
+}
