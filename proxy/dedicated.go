@@ -55,7 +55,8 @@ type txState struct {
 }
 
 // localEntry is a command queued inside MULTI that respguard answers
-// itself (AUTH, CLIENT SETNAME, CLIENT GETNAME) when EXEC runs.
+// itself (AUTH, CLIENT SETNAME, CLIENT GETNAME, an UNSUBSCRIBE from a client
+// with no subscription) when EXEC runs.
 type localEntry struct {
 	at   int      // its index in EXEC's array
 	args [][]byte // owned copy

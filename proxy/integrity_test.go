@@ -243,7 +243,7 @@ func TestStateChangesInsideMulti(t *testing.T) {
 			t.Fatalf("HGETALL = %v", m)
 		}
 	}
-	for _, cmd := range []string{"SUBSCRIBE ch", "PSUBSCRIBE p*", "UNSUBSCRIBE a b", "HELLO 3", "CLIENT REPLY OFF", "CLIENT TRACKING ON", "REPLCONF ACK 0"} {
+	for _, cmd := range []string{"SUBSCRIBE ch", "PSUBSCRIBE p*", "HELLO 3", "CLIENT REPLY OFF", "CLIENT TRACKING ON", "REPLCONF ACK 0"} {
 		t.Run(cmd+" inside MULTI is refused and aborts the transaction", func(t *testing.T) {
 			a := tp.raw(t)
 			a.send("MULTI\r\nSET instate 1\r\n" + cmd + "\r\nEXEC\r\nGET instate\r\n")
@@ -294,6 +294,19 @@ func TestStateChangesInsideMulti(t *testing.T) {
 	})
 	t.Run("AUTH inside MULTI answers QUEUED and its result takes its place in EXEC's array", func(t *testing.T) {
 		sameAsRedis(t, tp, "MULTI\r\nAUTH foo\r\nPING\r\nAUTH default anything\r\nAUTH nosuchuser pw\r\nEXEC\r\nPING\r\n", 7)
+	})
+	t.Run("UNSUBSCRIBE inside MULTI from a client with no subscription answers as Redis", func(t *testing.T) {
+		// Redis counts commands, not replies, in EXEC's array: the second
+		// channel's reply follows as if it were one more element.
+		sameAsRedis(t, tp, "MULTI\r\nUNSUBSCRIBE a b\r\nPUNSUBSCRIBE\r\nPING\r\nEXEC\r\nPING\r\n", 7)
+		direct, proxied := rawTo(t, tp.Redis.Addr), tp.raw(t)
+		for _, c := range []*rawConn{direct, proxied} {
+			c.send("HELLO 3\r\nMULTI\r\nSUNSUBSCRIBE x y\r\nEXEC\r\nPING\r\n")
+			c.wire() // HELLO: the connection ids differ
+		}
+		if want, got := direct.replies(5), proxied.replies(5); strings.Join(got, "") != strings.Join(want, "") {
+			t.Fatalf("through respguard %q, Redis directly %q", got, want)
+		}
 	})
 	t.Run("a CLIENT SETNAME queued in a MULTI that a WATCH aborts changes nothing", func(t *testing.T) {
 		a := tp.raw(t)

@@ -105,9 +105,9 @@ var exceptions = map[string]exception{
 	"subscribe":    {kindSubscribe, repliesPerChannel, changesSubscriptions, multiRefuse},
 	"psubscribe":   {kindSubscribe, repliesPerChannel, changesSubscriptions, multiRefuse},
 	"ssubscribe":   {kindSubscribe, repliesPerChannel, changesSubscriptions, multiRefuse},
-	"unsubscribe":  {kindUnsubscribe, repliesPerChannel, changesSubscriptions, multiRefuse},
-	"punsubscribe": {kindUnsubscribe, repliesPerChannel, changesSubscriptions, multiRefuse},
-	"sunsubscribe": {kindUnsubscribe, repliesPerChannel, changesSubscriptions, multiRefuse},
+	"unsubscribe":  {kindUnsubscribe, repliesPerChannel, changesSubscriptions, multiLocal}, // refused when subscribed
+	"punsubscribe": {kindUnsubscribe, repliesPerChannel, changesSubscriptions, multiLocal},
+	"sunsubscribe": {kindUnsubscribe, repliesPerChannel, changesSubscriptions, multiLocal},
 	"publish":      {kindForward, repliesOne, 0, multiQueue},
 	"spublish":     {kindForward, repliesOne, 0, multiQueue},
 	"pubsub":       {kindForward, repliesOne, 0, multiQueue},

@@ -224,8 +224,7 @@ func (s *session) handle(ctx context.Context, cmd resp.Command) bool {
 		s.runScriptAs(ctx, seq, d.Identity, cmd)
 		return true
 	}
-	s.subs.note(name, cmd.Args)
-	if s.ded.has(modeMulti) && cls.inMulti == multiRefuse {
+	if s.ded.has(modeMulti) && (cls.inMulti == multiRefuse || cls.kind == kindUnsubscribe && s.ded.has(modeSubscribed)) {
 		s.refuse(seq, resp.AppendError(nil, "ERR respguard: '"+name+"' is not supported inside MULTI: it changes the connection's state"))
 		return true
 	}
@@ -233,6 +232,7 @@ func (s *session) handle(ctx context.Context, cmd resp.Command) bool {
 		s.queueLocal(seq, cmd.Args)
 		return true
 	}
+	s.subs.note(name, cmd.Args)
 	if done, keep := s.answer(ctx, seq, cls, cmd); done {
 		return keep
 	}

@@ -74,9 +74,13 @@ func (s *session) execSplicing(seq uint64, cmd resp.Command) bool {
 
 // localInTx answers a command queued by queueLocal.
 func (s *session) localInTx(args [][]byte) []byte {
-	switch {
-	case equalFold(args[0], "auth"):
+	var buf [16]byte
+	switch name := string(lowerName(buf[:], args[0])); {
+	case name == "auth":
 		return s.authenticate(args)
+	case name == "unsubscribe" || name == "punsubscribe" || name == "sunsubscribe":
+		// As Redis does, one element of EXEC's array holds every reply.
+		return unsubscribeReply(name, args, s.proto)
 	case clientSub(args) == "setname":
 		return s.setName(args)
 	}
