@@ -135,7 +135,10 @@ func (p *Pool) recordDial(err error, started time.Time) {
 }
 
 // Shared returns a live multiplexed pipe for (db, proto). hint spreads clients
-// over the group's pipes (a client passes the same hint every time).
+// over the group's pipes (a client passes the same hint every time). A pipe
+// whose awaited reply has made no progress for Config.StallAfter is retired
+// (see retire) and a fresh one takes its place, unless MaxRetired are
+// already draining or the dial fails.
 func (p *Pool) Shared(ctx context.Context, db, proto int, hint uint64) (*Pipe, error) {
 	g := p.group(db, proto)
 	i := int(hint % uint64(len(g.pipes)))
