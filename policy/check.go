@@ -104,10 +104,11 @@ const (
 	ExecAbortText   = "EXECABORT Transaction discarded because of previous errors."
 )
 
-// execAbort rewrites a rejection of EXEC as Redis's rejectCommand does.
+// execAbort rewrites a rejection of EXEC as Redis's rejectCommand does
+// (its arity error then has no "ERR " code: "...because of: wrong number...").
 func execAbort(cmd *command, d Decision) Decision {
 	if cmd.info.Name == "exec" {
-		d.Err = ExecAbortPrefix + d.Err
+		d.Err = ExecAbortPrefix + strings.TrimPrefix(d.Err, "ERR ")
 	}
 	return d
 }

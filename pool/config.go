@@ -26,6 +26,12 @@ type Config struct {
 	// get "-ERR upstream unavailable" and it is replaced. Dedicated
 	// connections, which carry blocking commands, are exempt. 0 = none, as Redis.
 	CommandTimeout time.Duration `mapstructure:"command_timeout"`
+	// StallAfter retires a shared connection whose awaited reply has made
+	// no progress for this long (a busy script, a write held by CLIENT
+	// PAUSE, a slow command at its head): later commands go over a fresh
+	// connection instead of queueing behind it, at most MaxRetired times
+	// per (db, protocol) at once. 0 = DefaultStallAfter; < 0 = never.
+	StallAfter time.Duration `mapstructure:"-"`
 
 	// TLS, when non-nil, is used to dial the upstream.
 	TLS *tls.Config `mapstructure:"-"`
@@ -45,8 +51,12 @@ const (
 	DefaultIdleTimeout    = 5 * time.Minute
 	DefaultAcquireTimeout = 5 * time.Second
 	DefaultSharedConns    = 1
-	DefaultRetryBackoff   = 250 * time.Millisecond
-	maxRetryBackoff       = 5 * time.Second
+	DefaultStallAfter     = 100 * time.Millisecond
+	// MaxRetired bounds the retired shared connections of one (db,
+	// protocol) still draining at once; past it, commands queue as before.
+	MaxRetired          = 4
+	DefaultRetryBackoff = 250 * time.Millisecond
+	maxRetryBackoff     = 5 * time.Second
 )
 
 // WithDefaults returns c with zero fields set to their defaults.
@@ -65,6 +75,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.AcquireTimeout == 0 {
 		c.AcquireTimeout = DefaultAcquireTimeout
+	}
+	if c.StallAfter == 0 {
+		c.StallAfter = DefaultStallAfter
 	}
 	if c.SharedConns == 0 {
 		c.SharedConns = DefaultSharedConns

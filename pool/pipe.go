@@ -66,6 +66,7 @@ type Pipe struct {
 	done      chan struct{} // closed on failure or Close
 	closeOnce sync.Once
 	inFlight  atomic.Int64 // len(queue), readable without mu
+	progress  atomic.Int64 // unix nanoseconds: last reply bytes read, or the first command queued on an idle pipe
 	dirty     atomic.Bool  // state unknown to respguard (RESET, REPLY OFF, MONITOR...): destroy, never reuse
 
 	sink replySink // reused by the reader goroutine
@@ -126,6 +127,7 @@ func (p *Pipe) enqueue(asking bool, w pending, raw []byte, args [][]byte) error 
 		p.queue.push(w)
 		p.inFlight.Add(1)
 		if wasIdle {
+			p.progress.Store(time.Now().UnixNano())
 			p.armLocked() // the reader may be blocked in a read with no deadline
 		}
 	}
@@ -232,7 +234,17 @@ func (r *progressReader) Read(b []byte) (int, error) {
 		p.armLocked()
 		p.mu.Unlock()
 	}
-	return r.conn.Read(b)
+	n, err := r.conn.Read(b)
+	if p := r.pipe.Load(); p != nil && n > 0 {
+		p.progress.Store(time.Now().UnixNano())
+	}
+	return n, err
+}
+
+// Stalled reports whether an awaited reply has made no progress for d
+// (d <= 0: never stalled).
+func (p *Pipe) Stalled(d time.Duration) bool {
+	return d > 0 && p.inFlight.Load() > 0 && time.Now().UnixNano()-p.progress.Load() > int64(d)
 }
 
 // InFlight reports how many sent commands still await their reply.
@@ -263,6 +275,21 @@ func (p *Pipe) Done() <-chan struct{} { return p.done }
 func (p *Pipe) Close() error {
 	p.fail(ErrClosed)
 	return nil
+}
+
+// closeIfIdle closes the pipe if it awaits no reply. A Send racing with it
+// either comes first (and the pipe stays open) or fails with ErrClosed, so
+// no command is cut off.
+func (p *Pipe) closeIfIdle() {
+	p.mu.Lock()
+	idle := p.err == nil && p.queue.len() == 0
+	if idle {
+		p.err = ErrClosed
+	}
+	p.mu.Unlock()
+	if idle {
+		p.fail(ErrClosed)
+	}
 }
 
 // fail ends the pipe with err (the first error wins) and answers every

@@ -48,6 +48,9 @@ type sharedKey struct{ db, proto int }
 type sharedGroup struct {
 	mu    sync.Mutex // guards pipes; held while dialing a replacement
 	pipes []*Pipe
+
+	drainMu  sync.Mutex         // guards draining; never held with mu's holder waiting on it
+	draining map[*Pipe]struct{} // stalled pipes replaced in pipes, closing once their replies are in
 }
 
 // New returns a pool for cfg. It does not dial: connections are made on first
@@ -150,14 +153,20 @@ func (p *Pool) recordDial(err error, started time.Time) {
 }
 
 // Shared returns a live multiplexed pipe for (db, proto). hint spreads clients
-// over the group's pipes (a client passes the same hint every time).
+// over the group's pipes (a client passes the same hint every time). A pipe
+// whose awaited reply has made no progress for Config.StallAfter is retired
+// (see retire) and a fresh one takes its place, unless MaxRetired are
+// already draining or the dial fails.
 func (p *Pool) Shared(ctx context.Context, db, proto int, hint uint64) (*Pipe, error) {
 	g := p.group(db, proto)
 	i := int(hint % uint64(len(g.pipes)))
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if pipe := g.pipes[i]; pipe != nil && pipe.Err() == nil {
-		return pipe, nil
+	held := g.pipes[i]
+	if held != nil && held.Err() == nil {
+		if !held.Stalled(p.cfg.StallAfter) || g.drainingCount() >= MaxRetired {
+			return held, nil
+		}
 	}
 	select {
 	case <-p.closed:
@@ -166,12 +175,37 @@ func (p *Pool) Shared(ctx context.Context, db, proto int, hint uint64) (*Pipe, e
 	}
 	pipe, err := p.dial(ctx, db, proto)
 	if err != nil {
+		if held != nil && held.Err() == nil {
+			return held, nil // no fresh connection: queue behind the held one
+		}
 		return nil, err
 	}
 	pipe.SetCommandTimeout(p.cfg.CommandTimeout)
 	pipe.setOnFail(p.sharedFailed)
 	g.pipes[i] = pipe
+	if held != nil && held.Err() == nil {
+		p.retire(g, held)
+	}
 	return pipe, nil
+}
+
+// retire takes a stalled shared pipe out of its group: it keeps serving the
+// replies already awaited on it and closes once they are in. Caller holds g.mu.
+func (p *Pool) retire(g *sharedGroup, pipe *Pipe) {
+	g.drainMu.Lock()
+	if g.draining == nil {
+		g.draining = map[*Pipe]struct{}{}
+	}
+	g.draining[pipe] = struct{}{}
+	g.drainMu.Unlock()
+	pipe.setOnFail(func(err error) {
+		g.drainMu.Lock()
+		delete(g.draining, pipe)
+		g.drainMu.Unlock()
+		p.sharedFailed(err)
+	})
+	pipe.SetOwner(nil, (*Pipe).closeIfIdle)
+	pipe.closeIfIdle() // drained meanwhile: onIdle may have been missed
 }
 
 // sharedFailed reacts to a shared pipe's failure. A timeout opens the
@@ -185,6 +219,25 @@ func (p *Pool) sharedFailed(err error) {
 		p.breaker.failure(err, time.Time{})
 	}
 	p.unavailable(err)
+}
+
+func (g *sharedGroup) drainingCount() int {
+	g.drainMu.Lock()
+	defer g.drainMu.Unlock()
+	return len(g.draining)
+}
+
+// closeDraining closes the retired pipes still draining.
+func (g *sharedGroup) closeDraining() {
+	g.drainMu.Lock()
+	pipes := make([]*Pipe, 0, len(g.draining))
+	for pipe := range g.draining {
+		pipes = append(pipes, pipe)
+	}
+	g.drainMu.Unlock()
+	for _, pipe := range pipes {
+		pipe.Close()
+	}
 }
 
 func (p *Pool) group(db, proto int) *sharedGroup {
@@ -301,6 +354,7 @@ func (p *Pool) Close() {
 				}
 			}
 			g.mu.Unlock()
+			g.closeDraining()
 		}
 		p.mu.Unlock()
 		p.dedicated.Close()

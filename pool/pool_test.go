@@ -140,3 +140,58 @@ func TestBreakerFailsFastThenLetsOneProbeThrough(t *testing.T) {
 		t.Fatalf("breaker still open after success: %v", err)
 	}
 }
+
+func TestSharedConnectionHeldPastStallAfterIsRetired(t *testing.T) {
+	srv := redistest.Start(t)
+	const stall = 50 * time.Millisecond
+	p, err := New(Config{Address: srv.Addr, StallAfter: stall})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	ctx := context.Background()
+	held, err := p.Shared(ctx, 0, 2, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := newRecorder(1)
+	if err := held.Send(r, 0, nil, [][]byte{[]byte("BLPOP"), []byte("nothing"), []byte("0.5")}); err != nil {
+		t.Fatal(err)
+	}
+	if same, _ := p.Shared(ctx, 0, 2, 0); same != held {
+		t.Fatal("a connection awaiting a reply for less than StallAfter was replaced")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !held.Stalled(stall) {
+		if time.Now().After(deadline) {
+			t.Fatal("the held connection never counted as stalled")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	fresh, err := p.Shared(ctx, 0, 2, 0)
+	if err != nil || fresh == held {
+		t.Fatalf("Shared = %p, %v; want a fresh connection", fresh, err)
+	}
+	fr := newRecorder(1)
+	if err := fresh.Send(fr, 0, nil, [][]byte{[]byte("PING")}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-fr.done:
+	case <-r.done:
+		t.Fatal("the fresh connection's PING waited for the held command")
+	case <-time.After(5 * time.Second):
+		t.Fatal("no PING reply")
+	}
+	select {
+	case <-held.Done(): // retired: closed once its reply was in
+	case <-time.After(5 * time.Second):
+		t.Fatal("the retired connection did not close after its reply")
+	}
+	<-r.done
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if got := r.replies[0]; got != "*-1\r\n" {
+		t.Fatalf("the held command's reply = %q", got)
+	}
+}

@@ -78,10 +78,10 @@ func (s *session) refreshUser(p *policy.Policy) bool {
 // queued and does not keep them, so it discards the whole transaction:
 // stricter than Redis, never looser.
 func (s *session) discardTxOnRuleChange() {
-	s.dedMu.Lock()
-	defer s.dedMu.Unlock()
-	if s.inMulti {
-		s.txDenied = true
+	s.ded.mu.Lock()
+	defer s.ded.mu.Unlock()
+	if s.ded.has(modeMulti) {
+		s.ded.tx.refused = true
 	}
 }
 

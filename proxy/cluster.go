@@ -15,7 +15,7 @@ import (
 const (
 	crossSlotText  = "CROSSSLOT Keys in request don't hash to the same slot"
 	clusterSelect  = "ERR SELECT is not allowed in cluster mode"
-	clusterNoState = "ERR respguard: CLIENT TRACKING and CLIENT REPLY OFF|SKIP are not supported in cluster mode"
+	clusterNoState = "ERR respguard: CLIENT TRACKING is not supported in cluster mode"
 )
 
 // maxDeferred bounds the keyless commands a transaction may queue before its
@@ -67,15 +67,17 @@ var splittable = map[string]func(parts [][]byte) []byte{
 // handleCluster routes a command in cluster mode: to the node serving its
 // keys' slot, split or fanned out over the nodes, or pinned to one node's
 // dedicated connection. False ends the session.
-func (s *session) handleCluster(ctx context.Context, seq uint64, k kind, name string, cmd resp.Command, slot int, cross bool) bool {
+func (s *session) handleCluster(ctx context.Context, seq uint64, cls *commandClass, cmd resp.Command, slot int, cross bool) bool {
+	k, name := cls.kind, cls.name
 	if k == kindClient && clientStartsState(cmd.Args) {
 		s.out.local(seq, resp.AppendError(nil, clusterNoState))
 		return true
 	}
 	s.afterPinnedMove()
-	s.dedMu.Lock()
-	pinned, streaming, inTx := s.ded != nil, s.streaming, s.inMulti || s.watching
-	s.dedMu.Unlock()
+	s.ded.mu.Lock()
+	pinned := s.ded.conn != nil
+	s.ded.mu.Unlock()
+	streaming, inTx := s.ded.has(modeStreaming), s.ded.has(modeMulti|modeWatching)
 	needsPin := s.needsPin(k, name, cmd)
 	switch {
 	case inTx:
@@ -88,9 +90,10 @@ func (s *session) handleCluster(ctx context.Context, seq uint64, k kind, name st
 		s.unpin(seq) // its blocking command is answered: move to the new node
 	}
 	if k == kindMulti {
-		s.dedMu.Lock()
-		s.inMulti, s.multiDeferred = true, true // the first key will say where
-		s.dedMu.Unlock()
+		s.ded.mu.Lock()
+		s.ded.enter(modeMulti)
+		s.ded.tx.deferred = true // the first key will say where
+		s.ded.mu.Unlock()
 		s.out.local(seq, resp.AppendSimple(nil, "OK"))
 		return true
 	}
@@ -101,9 +104,9 @@ func (s *session) handleCluster(ctx context.Context, seq uint64, k kind, name st
 		}
 		s.pinAt(slot)
 		if k == kindWatch {
-			s.dedMu.Lock()
-			s.txSlot = slot
-			s.dedMu.Unlock()
+			s.ded.mu.Lock()
+			s.ded.tx.slot = slot
+			s.ded.mu.Unlock()
 		}
 		return s.forwardPinned(ctx, seq, k, name, cmd)
 	}
@@ -168,12 +171,9 @@ func (s *session) pinAt(slot int) {
 // replies before seq are in (its blocking command has been answered).
 func (s *session) unpin(seq uint64) {
 	s.out.waitBefore(seq)
-	s.dedMu.Lock()
-	defer s.dedMu.Unlock()
-	if s.ded != nil && !s.stateful() {
-		s.ded.Release()
-		s.ded = nil
-	}
+	s.ded.mu.Lock()
+	defer s.ded.mu.Unlock()
+	s.ded.releaseIfIdle()
 }
 
 // clusterTx handles a command while the client watches keys or is in MULTI:
@@ -181,24 +181,22 @@ func (s *session) unpin(seq uint64) {
 // in other slots get Redis Cluster's CROSSSLOT error (which, inside MULTI,
 // also aborts the EXEC, as Redis does).
 func (s *session) clusterTx(ctx context.Context, seq uint64, k kind, name string, cmd resp.Command, slot int, cross bool) bool {
-	s.dedMu.Lock()
-	inMulti, deferred, txSlot := s.inMulti, s.multiDeferred, s.txSlot
-	s.dedMu.Unlock()
+	inMulti, deferred, txSlot := s.ded.has(modeMulti), s.ded.tx.deferred, s.ded.tx.slot
 	otherSlot := cross || slot >= 0 && txSlot >= 0 && slot != txSlot
 	switch {
 	case !inMulti && otherSlot && k != kindWatch && !s.needsPin(k, name, cmd):
 		s.clusterStateless(ctx, seq, name, cmd, slot, cross) // not part of the transaction
 		return true
 	case otherSlot:
-		s.crossSlot(seq, inMulti)
+		s.refuse(seq, resp.AppendError(nil, crossSlotText))
 		return true
 	case deferred:
 		return s.deferredTx(ctx, seq, k, name, cmd, slot)
 	}
 	if slot >= 0 && txSlot < 0 {
-		s.dedMu.Lock()
-		s.txSlot = slot
-		s.dedMu.Unlock()
+		s.ded.mu.Lock()
+		s.ded.tx.slot = slot
+		s.ded.mu.Unlock()
 	}
 	return s.forwardPinned(ctx, seq, k, name, cmd)
 }
@@ -213,47 +211,41 @@ func (s *session) afterPinnedMove() {
 	if !s.pinned.moved.Swap(false) {
 		return
 	}
-	s.dedMu.Lock()
-	defer s.dedMu.Unlock()
-	if s.ded == nil || s.inMulti || s.streaming || !s.watching {
+	s.ded.mu.Lock()
+	defer s.ded.mu.Unlock()
+	if !s.ded.stateful() {
+		// A blocking command's TRYAGAIN: its connection, now idle, goes back
+		// before the retry is routed (the pipe's own release may not have
+		// run yet), so the retry reaches the new owner.
+		s.ded.releaseIfIdle()
 		return
 	}
-	s.watchLost = s.watchCount > 1
-	s.ded.MarkDirty()
-	s.ded.Release()
-	s.ded = nil
-	s.watching, s.txSlot, s.watchCount = false, -1, 0
+	if s.ded.conn == nil || s.ded.has(modeMulti|modeStreaming) || !s.ded.has(modeWatching) {
+		return
+	}
+	lost := s.ded.tx.watchCount > 1
+	s.ded.destroy()
+	s.ded.tx.watchLost = lost
 }
 
 // execAfterLostWatch answers EXEC with a null array when afterPinnedMove
 // dropped watches (discarding any transaction opened upstream).
 func (s *session) execAfterLostWatch(seq uint64) (done bool) {
-	s.dedMu.Lock()
-	defer s.dedMu.Unlock()
-	if !s.watchLost || !s.inMulti {
+	s.ded.mu.Lock()
+	defer s.ded.mu.Unlock()
+	if !s.ded.tx.watchLost || !s.ded.has(modeMulti) {
 		return false
 	}
-	if s.ded != nil {
-		_ = s.ded.Send(nil, 0, nil, [][]byte{[]byte("DISCARD")})
+	if s.ded.conn != nil {
+		_ = s.ded.conn.Send(nil, 0, nil, [][]byte{[]byte("DISCARD")})
 	}
-	s.inMulti, s.multiDeferred, s.deferred, s.watching, s.txDenied, s.txSlot = false, false, nil, false, false, -1
-	s.watchLost, s.watchCount = false, 0
+	s.ded.endTx()
 	if s.proto >= 3 {
 		s.out.local(seq, resp.AppendNull(nil, 3))
 	} else {
 		s.out.local(seq, []byte("*-1\r\n"))
 	}
 	return true
-}
-
-// crossSlot answers CROSSSLOT; inside MULTI the EXEC will abort.
-func (s *session) crossSlot(seq uint64, inMulti bool) {
-	if inMulti {
-		s.dedMu.Lock()
-		s.txDenied = true
-		s.dedMu.Unlock()
-	}
-	s.out.local(seq, resp.AppendError(nil, crossSlotText))
 }
 
 // deferredTx handles a command in a MULTI that has no node yet: keyless
@@ -269,57 +261,57 @@ func (s *session) deferredTx(ctx context.Context, seq uint64, k kind, name strin
 		return true
 	case k == kindTxEnd && s.endEmptyTx(seq, name):
 		return true
-	case slot < 0 && k != kindTxEnd && len(s.deferred) < maxDeferred:
-		s.dedMu.Lock()
-		s.deferred = append(s.deferred, resp.AppendCommand(nil, cmd.Args...))
-		s.dedMu.Unlock()
+	case slot < 0 && k != kindTxEnd && len(s.ded.tx.held) < maxDeferred:
+		s.ded.mu.Lock()
+		s.ded.tx.held = append(s.ded.tx.held, resp.AppendCommand(nil, cmd.Args...))
+		s.ded.tx.entries++
+		s.ded.mu.Unlock()
 		s.out.local(seq, resp.AppendSimple(nil, "QUEUED"))
 		return true
 	}
 	s.pinAt(slot)
 	s.out.waitBefore(seq)
-	s.dedMu.Lock()
+	s.ded.mu.Lock()
 	err := s.acquire(ctx)
 	if err == nil {
-		err = s.ded.Send(nil, 0, nil, [][]byte{[]byte("MULTI")})
-		for _, raw := range s.deferred {
+		err = s.ded.conn.Send(nil, 0, nil, [][]byte{[]byte("MULTI")})
+		for _, raw := range s.ded.tx.held {
 			if err == nil {
-				err = s.ded.Send(nil, 0, raw, nil)
+				err = s.ded.conn.Send(nil, 0, raw, nil)
 			}
 		}
 	}
-	s.deferred, s.multiDeferred = nil, false
+	s.ded.tx.held, s.ded.tx.deferred = nil, false
 	if slot >= 0 {
-		s.txSlot = slot
+		s.ded.tx.slot = slot
 	}
 	if err != nil {
-		s.inMulti, s.txDenied, s.txSlot = false, false, -1 // the transaction is lost with the connection
-		s.dedMu.Unlock()
+		s.ded.endTx() // the transaction is lost with the connection
+		s.ded.mu.Unlock()
 		s.out.local(seq, pool.UnavailableReply(err))
 		return true
 	}
-	s.dedMu.Unlock()
+	s.ded.mu.Unlock()
 	return s.forwardPinned(ctx, seq, k, name, cmd)
 }
 
 // endEmptyTx answers EXEC or DISCARD of a MULTI that never reached a node:
 // nothing queued, or a command was refused (EXECABORT).
 func (s *session) endEmptyTx(seq uint64, name string) bool {
-	s.dedMu.Lock()
-	defer s.dedMu.Unlock()
+	s.ded.mu.Lock()
+	defer s.ded.mu.Unlock()
 	var reply []byte
 	switch {
 	case name == "discard":
 		reply = resp.AppendSimple(nil, "OK")
-	case s.txDenied:
+	case s.ded.tx.refused:
 		reply = resp.AppendError(nil, policy.ExecAbortText)
-	case len(s.deferred) == 0:
+	case len(s.ded.tx.held) == 0 && len(s.ded.tx.locals) == 0:
 		reply = resp.AppendArray(nil, 0)
 	default:
 		return false // held commands to run: the transaction goes to a node
 	}
-	s.inMulti, s.multiDeferred, s.watching, s.txDenied, s.deferred, s.txSlot = false, false, false, false, nil, -1
-	s.watchCount, s.watchLost = 0, false
+	s.ded.endTx()
 	s.out.local(seq, reply)
 	return true
 }

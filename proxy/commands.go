@@ -2,40 +2,29 @@ package proxy
 
 import "bytes"
 
-// kind says how the proxy routes a command.
+// kind says how the proxy routes a command; the command model (model.go)
+// gives each command its kind.
 type kind uint8
 
 const (
-	kindForward   kind = iota // stateless: any shared connection of the client's (db, protocol)
-	kindLocal                 // answered by respguard (HELLO, SELECT, AUTH, QUIT, RESET, CLIENT SETNAME/GETNAME)
-	kindMulti                 // MULTI: starts a transaction on a dedicated connection
-	kindTxEnd                 // EXEC, DISCARD
-	kindWatch                 // WATCH: pins
-	kindUnwatch               // UNWATCH
-	kindBlocking              // may block the connection: runs on a dedicated connection
-	kindSubscribe             // SUBSCRIBE, PSUBSCRIBE, SSUBSCRIBE: dedicated, streamed
-	kindMonitor               // MONITOR: dedicated, streamed, never reused
-	kindClient                // CLIENT: depends on the subcommand
-	kindACL                   // ACL: answered from the policy, refused, or forwarded
-	kindInfo                  // INFO: Redis's reply plus respguard's section
+	kindForward     kind = iota // exactly one reply, no connection state: any shared connection of the client's (db, protocol)
+	kindLocal                   // answered by respguard (HELLO, SELECT, AUTH, QUIT, RESET, CLIENT SETNAME/GETNAME)
+	kindMulti                   // MULTI: starts a transaction on a dedicated connection
+	kindTxEnd                   // EXEC, DISCARD
+	kindWatch                   // WATCH: pins
+	kindUnwatch                 // UNWATCH
+	kindBlocking                // may block the connection: runs on a dedicated connection
+	kindSubscribe               // SUBSCRIBE, PSUBSCRIBE, SSUBSCRIBE: dedicated, streamed
+	kindUnsubscribe             // UNSUBSCRIBE, PUNSUBSCRIBE, SUNSUBSCRIBE: streamed, or answered by respguard when not subscribed
+	kindMonitor                 // MONITOR: dedicated, streamed, never reused
+	kindClient                  // CLIENT REPLY, TRACKING, CACHING: connection state kept on a dedicated connection
+	kindACL                     // ACL: answered from the policy, refused, or forwarded
+	kindInfo                    // INFO: Redis's reply plus respguard's section
+	kindReplconf                // REPLCONF: a replica's command; answered by respguard
+	kindIsolated                // unknown effect: alone on a dedicated connection, destroyed afterwards
+	kindControl                 // ends a busy or paused server (SCRIPT KILL, CLIENT UNPAUSE...): a connection of its own, at once
+	kindRefuse                  // SYNC, PSYNC: refused
 )
-
-// commandKinds maps lowercase command names to their routing kind. Names not
-// listed are forwarded.
-var commandKinds = map[string]kind{
-	"hello": kindLocal, "select": kindLocal, "auth": kindLocal, "quit": kindLocal, "reset": kindLocal,
-	"multi": kindMulti, "exec": kindTxEnd, "discard": kindTxEnd,
-	"watch": kindWatch, "unwatch": kindUnwatch,
-	"blpop": kindBlocking, "brpop": kindBlocking, "brpoplpush": kindBlocking, "blmove": kindBlocking,
-	"blmpop": kindBlocking, "bzpopmin": kindBlocking, "bzpopmax": kindBlocking, "bzmpop": kindBlocking,
-	"wait": kindBlocking, "waitaof": kindBlocking,
-	"xread": kindBlocking, "xreadgroup": kindBlocking, // only with BLOCK; see isBlocking
-	"subscribe": kindSubscribe, "psubscribe": kindSubscribe, "ssubscribe": kindSubscribe,
-	"monitor": kindMonitor,
-	"client":  kindClient,
-	"acl":     kindACL,
-	"info":    kindInfo,
-}
 
 // lowerName writes the lowercase form of name into buf and returns it; a name
 // longer than buf is returned unchanged (no table entry is that long).

@@ -18,9 +18,7 @@ func (s *Server) SetGuard(g *guard.Guard) { s.guard.Store(g) }
 func (s *session) guardPlan(ctx context.Context, g *guard.Guard, cmd *resp.Command) (decision uint8, reject []byte) {
 	plan := g.Plan(cmd.Args, s.guardArgs[:0])
 	if plan.Action == guard.Probe {
-		s.dedMu.Lock()
-		canProbe := !s.inMulti && !s.streaming
-		s.dedMu.Unlock()
+		canProbe := !s.ded.has(modeMulti | modeStreaming)
 		if !canProbe {
 			return decisionAllowed, nil
 		}

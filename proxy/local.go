@@ -13,22 +13,20 @@ import (
 // the command is to be forwarded after all (e.g. SELECT inside MULTI);
 // keep=false ends the session.
 func (s *session) tryLocal(ctx context.Context, seq uint64, name string, cmd resp.Command) (done, keep bool) {
-	s.dedMu.Lock()
-	pinned, streaming, inMulti := s.ded != nil, s.streaming, s.inMulti
-	s.dedMu.Unlock()
+	streaming := s.ded.has(modeStreaming)
 	switch name {
 	case "quit":
 		s.out.local(seq, resp.AppendSimple(nil, "OK"))
 		s.out.closeWhenDone()
 		return true, false
 	case "reset":
-		s.reset(seq, pinned, streaming)
+		s.reset(seq)
 		return true, true
 	case "auth":
 		s.out.local(seq, s.authenticate(cmd.Args))
 		return true, true
 	case "exec":
-		return s.execAfterLostWatch(seq) || s.execAfterDenial(seq), true
+		return s.execAfterLostWatch(seq) || s.execAfterRefusal(seq), true
 	case "acl":
 		if len(cmd.Args) < 2 {
 			return false, true
@@ -42,7 +40,7 @@ func (s *session) tryLocal(ctx context.Context, seq uint64, name string, cmd res
 			return true, true
 		}
 	case "hello":
-		if streaming || inMulti {
+		if streaming {
 			return false, true
 		}
 		s.out.local(seq, s.hello(cmd.Args))
@@ -51,7 +49,7 @@ func (s *session) tryLocal(ctx context.Context, seq uint64, name string, cmd res
 		if streaming {
 			return false, true
 		}
-		return s.selectDB(seq, cmd.Args, inMulti), true
+		return s.selectDB(seq, cmd.Args), true
 	case "client":
 		switch clientSub(cmd.Args) {
 		case "setname":
@@ -59,6 +57,12 @@ func (s *session) tryLocal(ctx context.Context, seq uint64, name string, cmd res
 			return true, true
 		case "getname":
 			s.out.local(seq, s.getName(cmd.Args))
+			return true, true
+		case "reply":
+			if streaming {
+				return false, true
+			}
+			s.out.local(seq, s.clientReply(cmd.Args))
 			return true, true
 		}
 	}
@@ -71,11 +75,14 @@ func wrongArgs(name string) []byte {
 
 // reset implements RESET: every piece of connection state goes, and so does
 // the dedicated connection that held it.
-func (s *session) reset(seq uint64, pinned, streaming bool) {
+func (s *session) reset(seq uint64) {
+	s.ded.mu.Lock()
+	streaming, pinned := s.ded.has(modeStreaming), s.ded.conn != nil
+	s.ded.mu.Unlock()
 	if streaming {
-		s.dedMu.Lock()
-		err := s.ded.SendReset(s.out, seq)
-		s.dedMu.Unlock()
+		s.ded.mu.Lock()
+		err := s.ded.conn.SendReset(s.out, seq)
+		s.ded.mu.Unlock()
 		if err != nil {
 			s.out.local(seq, resp.AppendSimple(nil, "RESET"))
 		}
@@ -86,33 +93,69 @@ func (s *session) reset(seq uint64, pinned, streaming bool) {
 		}
 		s.out.local(seq, resp.AppendSimple(nil, "RESET"))
 	}
-	s.dedMu.Lock()
-	if s.ded != nil {
-		s.ded.MarkDirty()
-		s.ded.Release()
-		s.ded = nil
-	}
-	s.inMulti, s.watching, s.tracking, s.streaming, s.pendingDB = false, false, false, false, -1
-	s.multiDeferred, s.deferred, s.txSlot, s.txDenied = false, nil, -1, false
-	s.watchCount, s.watchLost = 0, false
-	s.dedMu.Unlock()
-	s.db, s.proto, s.name = 0, 2, ""
+	s.ded.mu.Lock()
+	s.ded.destroy()
+	s.ded.mu.Unlock()
+	s.db, s.proto, s.name, s.replyMode = 0, 2, "", replyOn
 	s.setUser(nil)
 	s.pol = nil // refreshUser gives the default user back, if it needs no password
 }
 
-// execAfterDenial answers EXEC for a transaction in which the policy denied
-// a command: Redis's EXECABORT, and DISCARD upstream so nothing queued runs.
-func (s *session) execAfterDenial(seq uint64) (done bool) {
-	s.dedMu.Lock()
-	defer s.dedMu.Unlock()
-	if !s.inMulti || !s.txDenied || s.ded == nil {
+// execAfterRefusal answers EXEC for a transaction in which a command was
+// refused: Redis's EXECABORT, and DISCARD upstream so nothing queued runs.
+func (s *session) execAfterRefusal(seq uint64) (done bool) {
+	s.ded.mu.Lock()
+	defer s.ded.mu.Unlock()
+	if !s.ded.has(modeMulti) || !s.ded.tx.refused {
 		return false
 	}
-	_ = s.ded.Send(nil, 0, nil, [][]byte{[]byte("DISCARD")})
-	s.inMulti, s.watching, s.txDenied, s.pendingDB, s.txSlot = false, false, false, -1, -1
+	if s.ded.conn != nil {
+		_ = s.ded.conn.Send(nil, 0, nil, [][]byte{[]byte("DISCARD")})
+	}
+	s.ded.endTx()
 	s.out.local(seq, resp.AppendError(nil, policy.ExecAbortText))
 	return true
+}
+
+// replconfReply answers REPLCONF, a replica's command, for an ordinary
+// client as Redis does: ACK and GETACK have no reply at all; respguard
+// refuses the rest (they set replication state on the connection).
+func replconfReply(args [][]byte) []byte {
+	if len(args) > 1 && (equalFold(args[1], "ack") || equalFold(args[1], "getack")) {
+		return nil
+	}
+	return resp.AppendError(nil, "ERR respguard: 'replconf' is a replica's command; connect replicas to Redis directly")
+}
+
+// unsubscribeReply answers UNSUBSCRIBE, PUNSUBSCRIBE or SUNSUBSCRIBE from a
+// client that is not subscribed, with Redis's replies: one per channel (or
+// one with a null channel when none is named), each counting 0
+// subscriptions; pushes in RESP3.
+func unsubscribeReply(name string, args [][]byte, proto int) []byte {
+	var b []byte
+	channels := args[1:]
+	if len(channels) == 0 {
+		channels = [][]byte{nil}
+	}
+	for _, ch := range channels {
+		b = appendPushHeader(b, 3, proto)
+		b = resp.AppendBulkString(b, name)
+		if ch == nil {
+			b = resp.AppendNull(b, proto)
+		} else {
+			b = resp.AppendBulk(b, ch)
+		}
+		b = resp.AppendInt(b, 0)
+	}
+	return b
+}
+
+// appendPushHeader appends a push header (RESP3) or an array header (RESP2).
+func appendPushHeader(b []byte, n, proto int) []byte {
+	if proto >= 3 {
+		return append(strconv.AppendInt(append(b, '>'), int64(n), 10), '\r', '\n')
+	}
+	return resp.AppendArray(b, n)
 }
 
 // hello answers HELLO [protover [AUTH user pass] [SETNAME name]] with the
@@ -159,13 +202,13 @@ func (s *session) hello(args [][]byte) []byte {
 		s.name = string(newName)
 	}
 	if proto != s.proto {
-		s.dedMu.Lock()
-		if s.ded != nil {
-			if err := s.ded.Send(nil, 0, nil, [][]byte{[]byte("HELLO"), []byte(strconv.Itoa(proto))}); err == nil {
-				s.ded.Proto = proto
+		s.ded.mu.Lock()
+		if c := s.ded.conn; c != nil {
+			if err := c.Send(nil, 0, nil, [][]byte{[]byte("HELLO"), []byte(strconv.Itoa(proto))}); err == nil {
+				c.Proto = proto
 			}
 		}
-		s.dedMu.Unlock()
+		s.ded.mu.Unlock()
 		s.proto = proto
 	}
 	return s.helloReply()
@@ -190,39 +233,42 @@ func (s *session) helloReply() []byte {
 	return resp.AppendArray(b, 0)
 }
 
-// selectDB answers SELECT locally after checking the index; inside MULTI the
-// command is queued upstream and takes effect at EXEC.
-func (s *session) selectDB(seq uint64, args [][]byte, inMulti bool) (done bool) {
+// selectDB answers SELECT locally after checking the index. Inside MULTI
+// the command is queued upstream, where Redis answers it in EXEC's array,
+// and a valid index takes effect if EXEC runs (see execApplying).
+func (s *session) selectDB(seq uint64, args [][]byte) (done bool) {
 	if len(args) != 2 {
 		s.out.local(seq, wrongArgs("select"))
 		return true
 	}
 	db, err := strconv.Atoi(string(args[1]))
-	if err != nil {
+	valid := err == nil && db >= 0 && db < s.srv.databases() && (s.srv.cluster == nil || db == 0)
+	if s.ded.has(modeMulti) {
+		if valid {
+			s.ded.mu.Lock()
+			s.ded.tx.pendingDB = db
+			s.ded.mu.Unlock()
+		}
+		return false
+	}
+	switch {
+	case err != nil:
 		s.out.local(seq, resp.AppendError(nil, "ERR value is not an integer or out of range"))
 		return true
-	}
-	if s.srv.cluster != nil && db != 0 {
+	case s.srv.cluster != nil && db != 0:
 		s.out.local(seq, resp.AppendError(nil, clusterSelect))
 		return true
-	}
-	if db < 0 || db >= s.srv.databases() {
+	case !valid:
 		s.out.local(seq, resp.AppendError(nil, "ERR DB index is out of range"))
 		return true
 	}
-	if inMulti {
-		s.dedMu.Lock()
-		s.pendingDB = db
-		s.dedMu.Unlock()
-		return false
-	}
-	s.dedMu.Lock()
-	if s.ded != nil && s.ded.DB != db {
-		if err := s.ded.Send(nil, 0, nil, [][]byte{[]byte("SELECT"), args[1]}); err == nil {
-			s.ded.DB = db
+	s.ded.mu.Lock()
+	if c := s.ded.conn; c != nil && c.DB != db {
+		if err := c.Send(nil, 0, nil, [][]byte{[]byte("SELECT"), args[1]}); err == nil {
+			c.DB = db
 		}
 	}
-	s.dedMu.Unlock()
+	s.ded.mu.Unlock()
 	s.db = db
 	s.out.local(seq, resp.AppendSimple(nil, "OK"))
 	return true

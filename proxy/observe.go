@@ -5,29 +5,8 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/respguard/respguard/policy"
 	"github.com/respguard/respguard/telemetry"
 )
-
-// commandNames interns lower-case command names, so that per-command
-// telemetry never allocates a name. Unknown names are reported as "other",
-// which also bounds metric label cardinality.
-type commandNames map[string]string
-
-func newCommandNames() commandNames {
-	names := commandNames{}
-	for _, info := range policy.BuiltinCommands().List() {
-		names[info.Name] = info.Name
-	}
-	return names
-}
-
-func (n commandNames) intern(lower []byte) string {
-	if s, ok := n[string(lower)]; ok {
-		return s
-	}
-	return "other"
-}
 
 // errorCodes are the error prefixes reported as-is; others become "ERR"-like "other".
 var errorCodes = []string{
@@ -110,7 +89,7 @@ func (s *Server) bytesOut(n int) {
 // span can parent theirs; EXEC's slot carries them to commandDone.
 func (s *session) trackTransaction(name string, meta *slotMeta, stmt []byte) {
 	switch {
-	case !s.inMulti: // written only by this (the reader) goroutine: no lock needed to read it
+	case !s.ded.has(modeMulti): // written only by this (the reader) goroutine: no lock needed to read it
 		s.txQueued = s.txQueued[:0]
 	case name == "exec":
 		meta.queued, s.txQueued = s.txQueued, nil

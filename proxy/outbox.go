@@ -69,6 +69,7 @@ type slotMeta struct {
 	db       int
 	decision uint8
 	upstream bool                // forwarded to Redis (false: answered by respguard)
+	mute     bool                // CLIENT REPLY OFF|SKIP: the reply is read but not sent
 	queued   []telemetry.Command // EXEC: the transaction's commands, for child spans
 }
 
@@ -140,6 +141,9 @@ func (o *outbox) Deliver(seq uint64, p []byte, last bool) {
 		}
 	}
 	s.size += int64(len(p))
+	if s.mute {
+		p = nil
+	}
 	if i == 0 {
 		o.ready.write(p)
 	} else {

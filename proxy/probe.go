@@ -111,12 +111,12 @@ func (s *session) probeRoute(ctx context.Context, first [][]byte) (*pool.Pipe, e
 		}
 		return p.Shared(ctx, 0, s.proto, s.id)
 	}
-	s.dedMu.Lock()
+	s.ded.mu.Lock()
 	var pipe *pool.Pipe
-	if s.ded != nil {
-		pipe = s.ded.Pipe
+	if s.ded.conn != nil {
+		pipe = s.ded.conn.Pipe
 	}
-	s.dedMu.Unlock()
+	s.ded.mu.Unlock()
 	if pipe != nil {
 		return pipe, nil
 	}

@@ -284,14 +284,9 @@ func mirrorPassword(upstream pool.Config, name string) string {
 // another connection. Inside MULTI or while subscribed the client's
 // commands must stay on its dedicated connection: the script is refused.
 func (s *session) runScriptAs(ctx context.Context, seq uint64, identity string, cmd resp.Command) {
-	s.dedMu.Lock()
-	inMulti, streaming := s.inMulti, s.streaming
-	if inMulti {
-		s.txDenied = true // refused at queue time: Redis discards the transaction at EXEC
-	}
-	s.dedMu.Unlock()
-	if inMulti || streaming {
-		s.out.local(seq, resp.AppendError(nil, fmt.Sprintf("NOPERM respguard runs the scripts of user '%s' as Redis user '%s' on a connection of their own, "+
+	if s.ded.has(modeMulti | modeStreaming) {
+		// Refused at queue time inside MULTI: Redis discards the transaction at EXEC.
+		s.refuse(seq, resp.AppendError(nil, fmt.Sprintf("NOPERM respguard runs the scripts of user '%s' as Redis user '%s' on a connection of their own, "+
 			"so not inside MULTI or while subscribed", s.user.Name(), identity)))
 		return
 	}

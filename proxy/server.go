@@ -30,8 +30,8 @@ type Server struct {
 	redirects redirects        // cluster mode: per-command redirect followers, recycled
 	log       *slog.Logger
 	tel       *telemetry.Telemetry // nil: no telemetry
-	names     commandNames
-	cmds      *policy.Commands // key positions, for statements (and policy)
+	models    modelCache           // the command model of the policy's command table
+	cmds      *policy.Commands     // key positions, for statements (and policy)
 	info      atomic.Pointer[pool.ServerInfo]
 	reqLimits atomic.Pointer[requestLimits] // cache for requestLimits
 	policy    atomic.Pointer[policy.Policy]
@@ -86,7 +86,7 @@ func NewServer(cfg Config, p *pool.Pool, info pool.ServerInfo, opts Options) (*S
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, pool: p, cluster: opts.Cluster, log: log, tel: opts.Telemetry, names: newCommandNames(), cmds: policy.BuiltinCommands(),
+	s := &Server{cfg: cfg, pool: p, cluster: opts.Cluster, log: log, tel: opts.Telemetry, cmds: policy.BuiltinCommands(),
 		listeners: make(map[net.Listener]struct{}), sessions: make(map[*session]struct{})}
 	if p == nil && opts.Cluster == nil {
 		return nil, errors.New("proxy: NewServer needs a pool or a cluster")

@@ -9,7 +9,6 @@ import (
 	"net"
 	"os"
 	"runtime/debug"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -20,7 +19,7 @@ import (
 )
 
 // session is one client connection. Its reader goroutine (serve) owns the
-// request parser and every field not under dedMu; the outbox's writer
+// request parser and every field not under ded.mu; the outbox's writer
 // goroutine owns writes to conn.
 type session struct {
 	srv  *Server
@@ -41,32 +40,24 @@ type session struct {
 	txQueued  []telemetry.Command // commands queued since MULTI, children of EXEC's span
 	stmtBuf   []byte              // its redacted statement
 
+	shared shared // the shared connection the client's last command went over (reader-goroutine state)
+
+	// Standalone or cluster, chosen once in newSession: how a command that
+	// respguard does not answer itself is routed, and where the replies of
+	// the dedicated connection go.
+	route        func(ctx context.Context, seq uint64, cls *commandClass, cmd resp.Command, slot int, cross bool) bool
+	pinnedTarget pool.Target
+
 	// Cluster mode (reader-goroutine state).
 	pinTo   *pool.Pool // node the next dedicated connection comes from; nil: the one upstream
 	pinSlot int        // slot the dedicated connection was acquired for (-1: keyless)
 	pinned  pinnedReplies
 
-	// dedMu guards the dedicated connection and the state that keeps it.
-	// The pipe's reader goroutine takes it (releaseIfIdle) to return the
-	// connection as soon as the last reply of a finished state is in. The
-	// reader goroutine never waits on the outbox or the pool while holding it.
-	// The state flags are written only by the reader goroutine (under dedMu),
-	// so it may read them without the lock; ded itself it must lock to read.
-	dedMu     sync.Mutex
-	ded       *pool.Conn
-	inMulti   bool
-	watching  bool
-	tracking  bool
-	streaming bool // Pub/Sub, MONITOR or CLIENT REPLY OFF/SKIP: replies unmatched
-	pendingDB int  // SELECT queued inside MULTI, applied at EXEC; -1 = none
-	txDenied  bool // a command in this MULTI was denied by policy: EXEC aborts
+	// ded is the dedicated connection and the state it holds (see dedicated).
+	ded dedicated
 
-	// Cluster mode: a transaction lives on the node of its first key.
-	multiDeferred bool     // MULTI answered locally; no node chosen yet
-	deferred      [][]byte // keyless commands queued before the first key (encoded)
-	txSlot        int      // slot of the transaction's keys; -1 = none yet
-	watchCount    int      // WATCH commands sent on the dedicated connection
-	watchLost     bool     // watches were dropped (afterPinnedMove): EXEC must abort
+	replyMode replyMode // CLIENT REPLY: reader-goroutine state
+	exec      execOutcome
 
 	pol      *policy.Policy // policy the session last judged by
 	user     *policy.User   // nil: not authenticated (the policy requires AUTH)
@@ -79,11 +70,15 @@ func newSession(srv *Server, conn net.Conn, id uint64) *session {
 	s := &session{
 		srv: srv, conn: conn, id: id, addr: conn.RemoteAddr().String(),
 		out:   newOutbox(cc.OutputBufferLimit, cc.OutputBufferSoftLimit, cc.OutputBufferSoftTime),
-		proto: 2, pendingDB: -1, txSlot: -1, pinSlot: -1,
+		proto: 2, pinSlot: -1, ded: newDedicated(),
 	}
 	s.lim = srv.requestLimits()
 	s.rd = resp.NewRequestReader(deadlineReader{s}, *s.lim)
-	s.pinned = pinnedReplies{out: s.out, cl: srv.cluster}
+	s.route, s.pinnedTarget = s.routeStandalone, s.out
+	if srv.cluster != nil {
+		s.pinned = pinnedReplies{out: s.out, cl: srv.cluster}
+		s.route, s.pinnedTarget = s.handleCluster, &s.pinned
+	}
 	s.out.onDone = s.slotDone
 	return s
 }
@@ -157,16 +152,9 @@ func (s *session) readFailed(err error) {
 
 // finish returns or destroys the dedicated connection.
 func (s *session) finish() {
-	s.dedMu.Lock()
-	defer s.dedMu.Unlock()
-	if s.ded == nil {
-		return
-	}
-	if s.inMulti || s.watching || s.tracking || s.streaming || s.ded.InFlight() > 0 {
-		s.ded.MarkDirty() // a blocked command or open state must not reach another client
-	}
-	s.ded.Release()
-	s.ded = nil
+	s.ded.mu.Lock()
+	defer s.ded.mu.Unlock()
+	s.ded.dropConn()
 }
 
 // handle routes one command; false ends the session.
@@ -179,10 +167,9 @@ func (s *session) handle(ctx context.Context, cmd resp.Command) bool {
 	if known && !bytes.Equal(real, cmd.Args[0]) {
 		cmd.Args[0], cmd.Raw = real, nil // renamed: forward under Redis's name
 	}
-	lower := lowerName(s.nameBuf[:], cmd.Args[0])
-	k := commandKinds[string(lower)]
-	name := s.srv.names.intern(lower)
-	meta := slotMeta{start: time.Now(), name: name, user: s.userLabel(), db: s.db, upstream: true}
+	cls := s.srv.models.get(pol.Commands()).classify(lowerName(s.nameBuf[:], cmd.Args[0]), cmd.Args)
+	k, name := cls.kind, cls.name
+	meta := slotMeta{start: time.Now(), name: name, user: s.userLabel(), db: s.db, upstream: true, mute: s.muted(cls, cmd.Args)}
 	var d policy.Decision
 	if known {
 		if d = pol.Check(s.user, cmd.Args); !d.Allowed && !d.Audit {
@@ -225,19 +212,17 @@ func (s *session) handle(ctx context.Context, cmd resp.Command) bool {
 	}
 	switch {
 	case !known:
-		s.out.local(seq, unknownCommand(cmd.Args))
+		s.refuse(seq, unknownCommand(cmd.Args))
 		return true
 	case guardReject != nil:
-		s.out.local(seq, guardReject)
+		s.refuse(seq, guardReject)
 		return true
 	case !d.Forward():
 		s.denied(name, d)
-		s.dedMu.Lock()
-		if s.inMulti {
-			s.txDenied = true // Redis discards the whole transaction at EXEC
+		if k == kindTxEnd && name == "exec" {
+			s.abortTx() // Redis discards the transaction when it rejects EXEC
 		}
-		s.dedMu.Unlock()
-		s.out.local(seq, resp.AppendError(nil, d.Err))
+		s.refuse(seq, resp.AppendError(nil, d.Err))
 		return true
 	case d.Audit:
 		s.denied(name, d)
@@ -245,46 +230,111 @@ func (s *session) handle(ctx context.Context, cmd resp.Command) bool {
 		s.runScriptAs(ctx, seq, d.Identity, cmd)
 		return true
 	}
-	s.subs.note(name, cmd.Args)
-	if k == kindLocal || k == kindClient || k == kindACL || k == kindTxEnd {
-		if done, keep := s.tryLocal(ctx, seq, string(lower), cmd); done {
-			return keep
-		}
+	if s.ded.has(modeMulti) && (cls.inMulti == multiRefuse || cls.kind == kindUnsubscribe && s.ded.has(modeSubscribed)) {
+		s.refuse(seq, resp.AppendError(nil, "ERR respguard: '"+name+"' is not supported inside MULTI: it changes the connection's state"))
+		return true
 	}
-	s.dedMu.Lock()
-	if s.ded != nil && s.ded.Err() != nil && s.tracking {
+	if s.ded.has(modeMulti) && cls.inMulti == multiLocal {
+		s.queueLocal(seq, cmd.Args)
+		return true
+	}
+	s.subs.note(name, cmd.Args)
+	if done, keep := s.answer(ctx, seq, cls, cmd); done {
+		return keep
+	}
+	s.ded.mu.Lock()
+	if s.ded.conn != nil && s.ded.conn.Err() != nil && s.ded.has(modeTracking) {
 		// Its invalidations died with the connection: the client's cache can
 		// no longer be trusted, so it must reconnect, as with Redis itself.
-		err := s.ded.Err()
-		s.dedMu.Unlock()
+		err := s.ded.conn.Err()
+		s.ded.mu.Unlock()
 		s.out.local(seq, pool.UnavailableReply(err))
 		return false
 	}
-	if s.ded != nil && s.ded.Err() != nil && !s.stateful() {
-		s.ded.Release() // died (e.g. Redis restarted) with no state to keep: start afresh
-		s.ded = nil
+	if s.ded.conn != nil && s.ded.conn.Err() != nil && !s.ded.stateful() {
+		s.ded.dropConn() // died (e.g. Redis restarted) with no state to keep: start afresh
 	}
-	pinned, streaming := s.ded != nil, s.streaming
-	s.dedMu.Unlock()
-	if s.srv.cluster != nil {
-		return s.handleCluster(ctx, seq, k, name, cmd, slot, cross)
-	}
-	if k == kindInfo && !streaming {
+	s.ded.mu.Unlock()
+	return s.route(ctx, seq, cls, cmd, slot, cross)
+}
+
+// routeStandalone routes a command to the one upstream: over a shared
+// connection when the model allows it and the client holds no dedicated
+// one, else over its dedicated connection.
+func (s *session) routeStandalone(ctx context.Context, seq uint64, cls *commandClass, cmd resp.Command, _ int, _ bool) bool {
+	k, name := cls.kind, cls.name
+	s.ded.mu.Lock()
+	pinned := s.ded.conn != nil
+	s.ded.mu.Unlock()
+	if k == kindInfo && !s.ded.has(modeStreaming) {
 		s.infoWithSection(ctx, seq, cmd)
 		return true
 	}
-	if !pinned && !s.needsPin(k, string(lower), cmd) {
+	if !pinned && !s.needsPin(k, name, cmd) {
 		s.forwardShared(ctx, seq, cmd)
 		return true
 	}
-	return s.forwardPinned(ctx, seq, k, string(lower), cmd)
+	return s.forwardPinned(ctx, seq, k, name, cmd)
+}
+
+// answer handles the commands respguard answers itself, refuses, or sends
+// over a connection of their own. done=false means: route cmd upstream;
+// keep=false ends the session.
+func (s *session) answer(ctx context.Context, seq uint64, cls *commandClass, cmd resp.Command) (done, keep bool) {
+	switch cls.kind {
+	case kindLocal, kindACL, kindTxEnd:
+		return s.tryLocal(ctx, seq, cls.name, cmd)
+	case kindReplconf:
+		s.out.local(seq, replconfReply(cmd.Args))
+		return true, true
+	case kindRefuse:
+		s.out.local(seq, resp.AppendError(nil, "ERR respguard: '"+cls.name+"' is a replica's command; connect replicas to Redis directly"))
+		return true, true
+	case kindUnsubscribe:
+		if !s.ded.has(modeSubscribed) {
+			s.out.local(seq, unsubscribeReply(cls.name, cmd.Args, s.proto))
+			return true, true
+		}
+	case kindControl:
+		if !s.ded.has(modeMulti | modeStreaming) {
+			s.control(ctx, seq, cmd)
+			return true, true
+		}
+	}
+	return false, true
+}
+
+// refuse answers a command respguard will not run. Inside MULTI the
+// transaction then aborts at EXEC, as when Redis rejects a command while
+// queueing it.
+func (s *session) refuse(seq uint64, reply []byte) {
+	if s.ded.has(modeMulti) {
+		s.ded.mu.Lock()
+		s.ded.tx.refused = true
+		s.ded.mu.Unlock()
+	}
+	s.out.local(seq, reply)
+}
+
+// abortTx ends an open transaction whose EXEC was rejected: DISCARD
+// upstream (which also unwatches), as Redis discards it.
+func (s *session) abortTx() {
+	s.ded.mu.Lock()
+	defer s.ded.mu.Unlock()
+	if !s.ded.has(modeMulti) {
+		return
+	}
+	if s.ded.conn != nil {
+		_ = s.ded.conn.Send(nil, 0, nil, [][]byte{[]byte("DISCARD")})
+	}
+	s.ded.endTx()
 }
 
 // needsPin reports whether an unpinned client must move to a dedicated
 // connection for this command.
 func (s *session) needsPin(k kind, name string, cmd resp.Command) bool {
 	switch k {
-	case kindMulti, kindWatch, kindSubscribe, kindMonitor:
+	case kindMulti, kindWatch, kindSubscribe, kindMonitor, kindIsolated:
 		return true
 	case kindBlocking:
 		return isBlocking(name, cmd.Args)
@@ -298,6 +348,11 @@ func (s *session) needsPin(k kind, name string, cmd resp.Command) bool {
 func (s *session) forwardShared(ctx context.Context, seq uint64, cmd resp.Command) {
 	pipe, err := s.srv.pool.Shared(ctx, s.db, s.proto, s.id)
 	if err == nil {
+		if prev := s.shared.follow(pipe, s.db, s.proto, s.out); prev != nil {
+			if prev.Send(s.out, seq, cmd.Raw, cmd.Args) == nil {
+				return
+			} // it closed, drained: nothing of the client's is left there
+		}
 		err = pipe.Send(s.out, seq, cmd.Raw, cmd.Args)
 	}
 	if err != nil {
@@ -305,86 +360,148 @@ func (s *session) forwardShared(ctx context.Context, seq uint64, cmd resp.Comman
 	}
 }
 
+// shared remembers the shared connection a client's last command went
+// over, so that a client whose commands are still in flight on a
+// connection the pool has since retired (held behind a busy script or a
+// paused write) keeps sending there: Redis then runs its commands in its
+// order, as on a connection of its own.
+type shared struct {
+	pipe      *pool.Pipe
+	db, proto int
+}
+
+// follow records pipe as the client's connection and returns nil, or
+// returns the previous one when the client must stay on it.
+func (sh *shared) follow(pipe *pool.Pipe, db, proto int, out *outbox) *pool.Pipe {
+	prev := sh.pipe
+	if prev == pipe {
+		return nil
+	}
+	if prev != nil && sh.db == db && sh.proto == proto && prev.InFlight() > 0 && out.pending() > 1 {
+		return prev
+	}
+	sh.pipe, sh.db, sh.proto = pipe, db, proto
+	return nil
+}
+
 // forwardPinned sends cmd over the client's dedicated connection, acquiring
 // one first if needed, and tracks the connection state cmd creates or ends.
 func (s *session) forwardPinned(ctx context.Context, seq uint64, k kind, name string, cmd resp.Command) bool {
-	startsStream := k == kindSubscribe || k == kindMonitor || (k == kindClient && clientStopsReplies(cmd.Args))
-	s.dedMu.Lock()
-	streaming, inMulti, unpinned := s.streaming, s.inMulti, s.ded == nil
-	s.dedMu.Unlock()
-	if unpinned || startsStream && !streaming && !inMulti {
+	startsStream := (k == kindSubscribe || k == kindMonitor) && !s.ded.has(modeStreaming|modeMulti)
+	s.ded.mu.Lock()
+	unpinned := s.ded.conn == nil
+	s.ded.mu.Unlock()
+	if unpinned || startsStream {
 		// Moving to another connection: the commands already sent on the
 		// shared one must have run first (their replies are in), so Redis
 		// executes this client's commands in its order; and before replies
 		// stop being matched, all earlier ones must be in.
 		s.out.waitBefore(seq)
 	}
-	s.dedMu.Lock()
-	defer s.dedMu.Unlock()
-	if s.ded == nil {
+	s.ded.mu.Lock()
+	if s.ded.conn == nil {
 		if err := s.acquire(ctx); err != nil {
+			s.ded.mu.Unlock()
 			s.out.local(seq, pool.UnavailableReply(err))
 			return true
 		}
 	}
+	if k == kindTxEnd && name == "exec" && s.ded.has(modeMulti) && len(s.ded.tx.locals) > 0 {
+		return s.execSplicing(seq, cmd) // unlocks
+	}
+	if k == kindTxEnd && name == "exec" && s.ded.has(modeMulti) && s.ded.tx.pendingDB >= 0 {
+		return s.execApplying(seq, cmd) // unlocks
+	}
 	s.track(k, name, cmd)
-	if startsStream && !s.streaming && !s.inMulti {
-		s.streaming = true
-		s.ded.StartStream(s.out)
+	defer s.ded.mu.Unlock()
+	switch {
+	case startsStream:
+		if k == kindMonitor {
+			s.ded.enter(modeMonitoring)
+		} else {
+			s.ded.enter(modeSubscribed)
+		}
+		s.ded.conn.StartStream(s.out)
 		s.out.local(seq, nil) // the reply arrives unmatched, through the stream
 		return s.send(seq, cmd, false)
-	}
-	if s.streaming {
+	case s.ded.has(modeStreaming):
 		s.out.local(seq, nil)
 		return s.send(seq, cmd, false)
 	}
 	return s.send(seq, cmd, true)
 }
 
-// send writes cmd to the dedicated connection. Caller holds dedMu.
+// send writes cmd to the dedicated connection. Caller holds ded.mu.
 func (s *session) send(seq uint64, cmd resp.Command, matched bool) bool {
-	target := pool.Target(s.out)
-	switch {
-	case !matched:
-		target = nil
-	case s.srv.cluster != nil:
-		target = &s.pinned
+	return s.sendTo(s.replyTarget(matched), seq, cmd)
+}
+
+// replyTarget is where a dedicated connection's reply goes: the outbox
+// (through the cluster filter in cluster mode), or nowhere when unmatched.
+func (s *session) replyTarget(matched bool) pool.Target {
+	if !matched {
+		return nil
 	}
-	if err := s.ded.Send(target, seq, cmd.Raw, cmd.Args); err != nil && matched {
+	return s.pinnedTarget
+}
+
+// sendTo writes cmd to the dedicated connection, its reply going to
+// target. Caller holds ded.mu.
+func (s *session) sendTo(target pool.Target, seq uint64, cmd resp.Command) bool {
+	if err := s.ded.conn.Send(target, seq, cmd.Raw, cmd.Args); err != nil && target != nil {
 		s.out.local(seq, pool.UnavailableReply(err))
 	}
 	return true
 }
 
-// track updates the connection-state flags for cmd. Caller holds dedMu.
+// track applies cmd's effect to the dedicated connection's state, before
+// it is sent. Caller holds ded.mu.
 func (s *session) track(k kind, name string, cmd resp.Command) {
-	switch k {
-	case kindMulti:
-		s.inMulti = true
-	case kindTxEnd:
-		if s.inMulti && name == "exec" && s.pendingDB >= 0 {
-			s.db, s.ded.DB = s.pendingDB, s.pendingDB
-		}
-		s.inMulti, s.watching, s.pendingDB, s.txDenied, s.txSlot = false, false, -1, false, -1
-		s.watchCount, s.watchLost = 0, false
-	case kindWatch:
-		if !s.inMulti {
-			s.watching = true
-			s.watchCount++
-		}
-	case kindUnwatch:
-		if !s.inMulti {
-			s.watching, s.txSlot, s.watchCount, s.watchLost = false, -1, 0, false
-		}
-	case kindClient:
-		if clientSub(cmd.Args) == "tracking" && len(cmd.Args) > 2 {
-			s.tracking = !equalFold(cmd.Args[2], "off")
-		}
+	inMulti := s.ded.has(modeMulti)
+	if inMulti && k != kindMulti && k != kindTxEnd && k != kindWatch {
+		s.ded.tx.entries++ // Redis queues it: one element of EXEC's array
+	}
+	switch {
+	case k == kindMulti:
+		s.ded.enter(modeMulti)
+	case k == kindTxEnd && inMulti:
+		s.ded.endTx()
+	case k == kindWatch && !inMulti:
+		s.ded.watch()
+	case k == kindUnwatch && !inMulti:
+		s.ded.endWatch()
+	case k == kindClient && clientSub(cmd.Args) == "tracking" && len(cmd.Args) > 2:
+		s.ded.setTracking(!equalFold(cmd.Args[2], "off"))
+	case k == kindIsolated:
+		s.ded.conn.MarkDirty() // its effect is unknown: never reused
 	}
 }
 
+// execApplying sends an EXEC whose transaction queued a SELECT, waits for
+// its reply and applies what the reply says the transaction did: the one
+// place where queued commands change the client's state. Caller holds
+// ded.mu; execApplying releases it.
+func (s *session) execApplying(seq uint64, cmd resp.Command) bool {
+	db := s.ded.tx.pendingDB
+	s.ded.conn.MarkDirty() // its db is known only once the reply is in; never pooled on a guess
+	s.exec.start(s.replyTarget(true))
+	s.sendTo(&s.exec, seq, cmd)
+	s.ded.endTx()
+	s.ded.mu.Unlock()
+	if !s.out.waitBefore(seq+1) || !s.exec.ran.Load() {
+		return true
+	}
+	s.db = db
+	s.ded.mu.Lock()
+	if s.ded.conn != nil {
+		s.ded.conn.DB = db
+	}
+	s.ded.mu.Unlock()
+	return true
+}
+
 // acquire pins the client to a dedicated connection in its db and protocol.
-// Caller holds dedMu.
+// Caller holds ded.mu.
 func (s *session) acquire(ctx context.Context) error {
 	p := s.srv.pool
 	if s.pinTo != nil {
@@ -409,7 +526,7 @@ func (s *session) acquire(ctx context.Context) error {
 		c.Proto = s.proto
 	}
 	c.SetOwner(s.out, s.releaseIfIdle)
-	s.ded = c
+	s.ded.conn = c
 	return nil
 }
 
@@ -417,19 +534,11 @@ func (s *session) acquire(ctx context.Context) error {
 // awaited reply: a client whose state has ended gives the connection back
 // now rather than at its next command.
 func (s *session) releaseIfIdle(p *pool.Pipe) {
-	s.dedMu.Lock()
-	defer s.dedMu.Unlock()
-	if s.ded == nil || s.ded.Pipe != p || s.stateful() || p.InFlight() > 0 {
-		return
+	s.ded.mu.Lock()
+	defer s.ded.mu.Unlock()
+	if s.ded.conn != nil && s.ded.conn.Pipe == p {
+		s.ded.releaseIfIdle()
 	}
-	s.ded.Release()
-	s.ded = nil
-}
-
-// stateful reports whether the dedicated connection holds client state.
-// Caller holds dedMu.
-func (s *session) stateful() bool {
-	return s.inMulti || s.watching || s.tracking || s.streaming
 }
 
 // equalFold reports whether b equals the lower-case ASCII word s, ignoring case.
@@ -437,18 +546,7 @@ func equalFold(b []byte, s string) bool { return bytes.EqualFold(b, []byte(s)) }
 
 // clientStartsState reports CLIENT subcommands that need a dedicated connection.
 func clientStartsState(args [][]byte) bool {
-	switch clientSub(args) {
-	case "tracking":
-		return len(args) > 2 && equalFold(args[2], "on")
-	case "reply":
-		return clientStopsReplies(args)
-	}
-	return false
-}
-
-// clientStopsReplies reports CLIENT REPLY OFF|SKIP.
-func clientStopsReplies(args [][]byte) bool {
-	return clientSub(args) == "reply" && len(args) > 2 && (equalFold(args[2], "off") || equalFold(args[2], "skip"))
+	return clientSub(args) == "tracking" && len(args) > 2 && equalFold(args[2], "on")
 }
 
 // deadlineReader applies the client idle timeout to each read, except for
@@ -463,9 +561,9 @@ func (d deadlineReader) Read(p []byte) (int, error) {
 	case s.srv.shuttingDown():
 		_ = s.conn.SetReadDeadline(time.Now())
 	case s.srv.cfg.Client.IdleTimeout > 0:
-		s.dedMu.Lock()
-		pinned := s.ded != nil
-		s.dedMu.Unlock()
+		s.ded.mu.Lock()
+		pinned := s.ded.conn != nil
+		s.ded.mu.Unlock()
 		if pinned {
 			_ = s.conn.SetReadDeadline(time.Time{})
 		} else {

@@ -1,0 +1,168 @@
+package proxy
+
+import (
+	"sync"
+	"sync/atomic"
+
+	"github.com/respguard/respguard/pool"
+)
+
+// connMode is the set of states a client's dedicated connection holds.
+// No mode and no connection: the client is idle (it uses shared
+// connections). A connection with no mode but commands in flight: the
+// client is blocked (BLPOP...) or ran a command of unknown effect; the
+// connection goes back (or is destroyed) once they are answered.
+type connMode uint8
+
+const (
+	modeMulti      connMode = 1 << iota // inside MULTI: commands are queued upstream
+	modeWatching                        // keys are watched upstream
+	modeTracking                        // CLIENT TRACKING on: invalidations arrive here
+	modeSubscribed                      // Pub/Sub: replies stream, unmatched
+	modeMonitoring                      // MONITOR: replies stream; never reused
+
+	modeStreaming = modeSubscribed | modeMonitoring
+)
+
+// dedicated is a client's pinned upstream connection and the state it holds
+// there. Every transition happens through its methods, and the connection
+// goes back to the pool only when it holds no state respguard does not
+// know; in doubt it is destroyed.
+//
+// Concurrency: mu guards conn, and every write of mode and tx. Only the
+// session's reader goroutine writes mode and tx, so it may read them
+// without mu; any other goroutine (the pipe's reader, in releaseIfIdle)
+// reads them under mu. Callers of the methods hold mu.
+type dedicated struct {
+	mu   sync.Mutex
+	conn *pool.Conn // nil: not pinned
+	mode connMode
+	tx   txState
+}
+
+// txState is the transaction in progress on the dedicated connection.
+type txState struct {
+	pendingDB  int      // db of a SELECT queued inside MULTI, applied if EXEC runs; -1: none
+	refused    bool     // a command of this MULTI was refused: EXEC aborts (EXECABORT)
+	slot       int      // cluster: slot of the transaction's keys; -1: none yet
+	deferred   bool     // cluster: MULTI answered locally; no node chosen yet
+	held       [][]byte // cluster: keyless commands queued before the first key (encoded)
+	watchCount int      // cluster: WATCH commands sent on the connection
+	watchLost  bool     // cluster: watches dropped (see afterPinnedMove): EXEC must abort
+
+	entries int          // commands queued so far, upstream or local: the next one's index in EXEC's array
+	locals  []localEntry // commands respguard answers itself, spliced into EXEC's array
+}
+
+// localEntry is a command queued inside MULTI that respguard answers
+// itself (AUTH, CLIENT SETNAME, CLIENT GETNAME, an UNSUBSCRIBE from a client
+// with no subscription) when EXEC runs.
+type localEntry struct {
+	at   int      // its index in EXEC's array
+	args [][]byte // owned copy
+}
+
+func newDedicated() dedicated { return dedicated{tx: txState{pendingDB: -1, slot: -1}} }
+
+// has reports whether any of the modes in m is on.
+func (d *dedicated) has(m connMode) bool { return d.mode&m != 0 }
+
+// stateful reports whether the connection holds client state.
+func (d *dedicated) stateful() bool { return d.mode != 0 }
+
+// enter turns the modes in m on.
+func (d *dedicated) enter(m connMode) { d.mode |= m }
+
+// endWatch forgets the watches (UNWATCH).
+func (d *dedicated) endWatch() {
+	d.mode &^= modeWatching
+	d.tx.slot, d.tx.watchCount, d.tx.watchLost = -1, 0, false
+}
+
+// endTx ends the transaction and its watches, as EXEC and DISCARD do
+// upstream.
+func (d *dedicated) endTx() {
+	d.mode &^= modeMulti | modeWatching
+	held := d.tx.held[:0]
+	d.tx = txState{pendingDB: -1, slot: -1, held: held}
+}
+
+// watch records a WATCH sent outside MULTI.
+func (d *dedicated) watch() {
+	d.mode |= modeWatching
+	d.tx.watchCount++
+}
+
+// setTracking records CLIENT TRACKING ON or OFF.
+func (d *dedicated) setTracking(on bool) {
+	if on {
+		d.mode |= modeTracking
+	} else {
+		d.mode &^= modeTracking
+	}
+}
+
+// dropConn gives the connection up: back to the pool if it holds no state
+// and awaits no reply (see pool.Conn.Release), destroyed otherwise. The
+// client's state on it ends with it.
+func (d *dedicated) dropConn() {
+	if d.conn != nil {
+		if d.stateful() {
+			d.conn.MarkDirty()
+		}
+		d.conn.Release()
+		d.conn = nil
+	}
+	d.mode = 0
+	d.endTx()
+}
+
+// destroy gives the connection up and destroys it whatever it holds (RESET).
+func (d *dedicated) destroy() {
+	if d.conn != nil {
+		d.conn.MarkDirty()
+	}
+	d.dropConn()
+}
+
+// releaseIfIdle gives back a connection that holds no state and awaits no
+// reply; it reports whether the client is now unpinned.
+func (d *dedicated) releaseIfIdle() bool {
+	if d.conn == nil {
+		return true
+	}
+	if d.stateful() || d.conn.InFlight() > 0 {
+		return false
+	}
+	d.conn.Release()
+	d.conn = nil
+	return true
+}
+
+// execOutcome passes an EXEC's reply on to the client and notes whether the
+// transaction ran: an array means it did; a null (a watched key changed) or
+// an error (EXECABORT) means nothing queued ran. It implements pool.Target;
+// a session reuses its one execOutcome, one EXEC at a time.
+type execOutcome struct {
+	next pool.Target
+	seen bool        // the reply's first bytes have come (pipe reader goroutine)
+	ran  atomic.Bool // read by the session once the reply is in
+}
+
+// start readies e for the next EXEC, whose reply goes on to next.
+func (e *execOutcome) start(next pool.Target) {
+	e.next, e.seen = next, false
+	e.ran.Store(false)
+}
+
+func (e *execOutcome) Deliver(seq uint64, p []byte, last bool) {
+	if !e.seen && len(p) > 0 {
+		e.seen = true
+		e.ran.Store(p[0] == '*' && (len(p) < 2 || p[1] != '-'))
+	}
+	e.next.Deliver(seq, p, last)
+}
+
+func (e *execOutcome) DeliverPush(p []byte, last bool) { e.next.DeliverPush(p, last) }
+
+func (e *execOutcome) Abort(err error) { e.next.Abort(err) }

@@ -1,0 +1,49 @@
+package proxy
+
+import "github.com/respguard/respguard/proxy/resp"
+
+// replyMode is the client's CLIENT REPLY setting. respguard keeps it
+// itself rather than on an upstream connection, so that it covers the
+// replies respguard makes (denials, local answers) exactly as Redis would
+// cover them, and the commands keep their shared connections.
+type replyMode uint8
+
+const (
+	replyOn   replyMode = iota
+	replyOff            // CLIENT REPLY OFF: no reply is sent
+	replySkip           // CLIENT REPLY SKIP: the next command's reply is not sent
+)
+
+// muted reports whether the reply to the command about to run is withheld,
+// and consumes a SKIP. CLIENT REPLY ON is always answered, as in Redis.
+func (s *session) muted(cls *commandClass, args [][]byte) bool {
+	if s.replyMode == replyOn {
+		return false
+	}
+	if s.replyMode == replySkip {
+		s.replyMode = replyOn
+	}
+	return !(cls.changes == changesReplyMode && len(args) == 3 && equalFold(args[2], "on"))
+}
+
+// clientReply answers CLIENT REPLY ON|OFF|SKIP as Redis does: OFF and SKIP
+// have no reply of their own; SKIP under OFF changes nothing.
+func (s *session) clientReply(args [][]byte) []byte {
+	if len(args) != 3 {
+		return wrongArgs("client|reply")
+	}
+	switch {
+	case equalFold(args[2], "on"):
+		s.replyMode = replyOn
+		return resp.AppendSimple(nil, "OK")
+	case equalFold(args[2], "off"):
+		s.replyMode = replyOff
+	case equalFold(args[2], "skip"):
+		if s.replyMode != replyOff {
+			s.replyMode = replySkip
+		}
+	default:
+		return resp.AppendError(nil, "ERR syntax error")
+	}
+	return nil
+}
