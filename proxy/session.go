@@ -264,7 +264,10 @@ func (s *session) handle(ctx context.Context, cmd resp.Command) bool {
 func (s *session) routeStandalone(ctx context.Context, seq uint64, cls *commandClass, cmd resp.Command, _ int, _ bool) bool {
 	k, name := cls.kind, cls.name
 	s.ded.mu.Lock()
-	pinned := s.ded.conn != nil
+	// A connection with no state and nothing in flight is given back now,
+	// not when its reader gets round to it: which connection a command takes
+	// (and so its command timeout) must not depend on that race.
+	pinned := !s.ded.releaseIfIdle()
 	s.ded.mu.Unlock()
 	if k == kindInfo && !s.ded.has(modeStreaming) {
 		s.infoWithSection(ctx, seq, cmd)
