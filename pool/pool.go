@@ -258,9 +258,13 @@ func (p *Pool) group(db, proto int) *sharedGroup {
 // to a dead connection does not hold a slot others are waiting for.
 type Conn struct {
 	*Pipe
+	pool *Pool
 	res  *puddle.Resource[*Pipe]
 	gone atomic.Bool // the resource was released or destroyed
 }
+
+// Pool returns the pool the connection came from.
+func (c *Conn) Pool() *Pool { return c.pool }
 
 // Acquire returns a dedicated connection, waiting up to AcquireTimeout for
 // one to free up.
@@ -276,7 +280,7 @@ func (p *Pool) Acquire(ctx context.Context) (*Conn, error) {
 			return nil, err
 		}
 		if res.Value().Reusable() {
-			c := &Conn{Pipe: res.Value(), res: res}
+			c := &Conn{Pipe: res.Value(), pool: p, res: res}
 			c.Pipe.setOnFail(func(error) { c.Destroy() })
 			if c.Pipe.Err() == nil { // else it failed meanwhile (a Retarget): the hook destroyed it
 				return c, nil

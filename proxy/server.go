@@ -206,8 +206,10 @@ func (s *Server) start(ctx context.Context, conn net.Conn) {
 }
 
 // Shutdown stops accepting, stops reading new commands, lets replies already
-// due reach their clients, and returns when every session has ended or ctx
-// is done (then the rest are closed and ctx's error is returned).
+// due reach their clients, ends what can only wait (blocked commands are
+// unblocked upstream, as by their timeout; subscribers and MONITOR are
+// closed), and returns nil when every session has ended. If ctx is done
+// first, the rest are closed and ctx's error is returned.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.inShutdown.Store(true)
 	s.mu.Lock()
@@ -221,13 +223,20 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Unlock()
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); s.scripts.close(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		s.Close()
-		<-done
-		return ctx.Err()
+	tick := time.NewTicker(drainInterval)
+	defer tick.Stop()
+	warned := false
+	for {
+		select {
+		case <-done:
+			return nil
+		case <-ctx.Done():
+			s.Close()
+			<-done
+			return ctx.Err()
+		case <-tick.C:
+			s.drainWaiting(ctx, &warned)
+		}
 	}
 }
 
