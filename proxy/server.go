@@ -49,6 +49,8 @@ type Server struct {
 	nextID    uint64
 
 	inShutdown atomic.Bool
+	stopping   chan struct{} // closed by Shutdown or Close (see pause)
+	stopOnce   sync.Once
 	wg         sync.WaitGroup // one per running session
 	stats      Stats
 }
@@ -87,7 +89,7 @@ func NewServer(cfg Config, p *pool.Pool, info pool.ServerInfo, opts Options) (*S
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{cfg: cfg, pool: p, cluster: opts.Cluster, log: log, tel: opts.Telemetry, cmds: policy.BuiltinCommands(),
-		listeners: make(map[net.Listener]struct{}), sessions: make(map[*session]struct{})}
+		listeners: make(map[net.Listener]struct{}), sessions: make(map[*session]struct{}), stopping: make(chan struct{})}
 	if p == nil && opts.Cluster == nil {
 		return nil, errors.New("proxy: NewServer needs a pool or a cluster")
 	}
@@ -127,6 +129,24 @@ func (s *Server) SetUpstreamInfo(info pool.ServerInfo) {
 func (s *Server) upstreamInfo() *pool.ServerInfo { return s.info.Load() }
 
 func (s *Server) shuttingDown() bool { return s.inShutdown.Load() }
+
+// beginStop marks the server as stopping: Serve returns, pauses end.
+func (s *Server) beginStop() {
+	s.inShutdown.Store(true)
+	s.stopOnce.Do(func() { close(s.stopping) })
+}
+
+// pause waits d, or less when the server stops (then it returns false).
+func (s *Server) pause(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-s.stopping:
+		return false
+	}
+}
 
 // Serve accepts clients on l until Shutdown or Close; it then returns
 // ErrServerClosed. It closes l.
@@ -211,7 +231,7 @@ func (s *Server) start(ctx context.Context, conn net.Conn) {
 // closed), and returns nil when every session has ended. If ctx is done
 // first, the rest are closed and ctx's error is returned.
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.inShutdown.Store(true)
+	s.beginStop()
 	s.mu.Lock()
 	s.closing = true
 	for l := range s.listeners {
@@ -242,7 +262,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 // Close closes the listeners and every client connection at once.
 func (s *Server) Close() error {
-	s.inShutdown.Store(true)
+	s.beginStop()
 	s.mu.Lock()
 	s.closing = true
 	for l := range s.listeners {
