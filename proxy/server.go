@@ -106,7 +106,20 @@ func NewServer(cfg Config, p *pool.Pool, info pool.ServerInfo, opts Options) (*S
 	s.scripts.sync(context.Background(), pol)
 	s.policy.Store(pol)
 	s.guard.Store(opts.Guard)
+	if s.tel != nil {
+		s.tel.ObserveInFlight(s.commandsInFlight)
+	}
 	return s, nil
+}
+
+// commandsInFlight counts the commands whose replies are still due, over
+// every session.
+func (s *Server) commandsInFlight() int64 {
+	n := 0
+	for _, sess := range s.liveSessions() {
+		n += sess.out.pending()
+	}
+	return int64(n)
 }
 
 // SetUpstreamInfo replaces what the server reports about the upstream.

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/pprof"
 	"os"
 	"os/signal"
 	"syscall"
@@ -100,7 +99,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, reload reloadFunc,
 			return nil
 		}
 		return srv.Guard()
-	}))
+	}, cfg.Telemetry.KeyLabels), newBuildInfo(version, commit))
 	tel, err := telemetry.New(ctx, cfg.telemetryConfig(), telemetry.Options{Logger: log, Registry: registry})
 	if err != nil {
 		return err
@@ -157,8 +156,9 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, reload reloadFunc,
 			g.Handler().ServeHTTP(w, r)
 		}
 	}))
-	mux.HandleFunc("/debug/pprof/", pprof.Index) // profiling, on the (loopback by default) admin listener
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	if cfg.Admin.Pprof {
+		addPprof(mux)
+	}
 	admin, err := startAdmin(cfg.Admin.Listen, mux, log)
 	if err != nil {
 		closeListeners(listeners)
