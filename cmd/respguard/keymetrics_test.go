@@ -22,7 +22,7 @@ func startWithAdmin(t *testing.T, rs *redistest.Server, adminKeys, extra string)
 	t.Helper()
 	listen = fmt.Sprintf("127.0.0.1:%d", redistest.FreePort(t))
 	admin = fmt.Sprintf("127.0.0.1:%d", redistest.FreePort(t))
-	serveInProcess(t, fmt.Sprintf("listen: %s\nupstream:\n  address: %s\n  dial_timeout: 1s\npool:\n  retry_backoff: 50ms\nadmin:\n  listen: %s\n%s%s",
+	serveInProcess(t, fmt.Sprintf("listen: %s\nupstream:\n  address: %s\n  dial_timeout: 1s\nadmin:\n  listen: %s\n%s%s",
 		listen, rs.Addr, admin, adminKeys, extra))
 	waitListening(t, listen)
 	return listen, admin
