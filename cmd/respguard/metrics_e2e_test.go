@@ -187,9 +187,14 @@ policy:
 		"respguard_redis_replica_lag_bytes": true, "respguard_redis_replica_ack_age_seconds": true,
 		"respguard_redis_instantaneous_ops_per_second": true,
 	}
+	// Moved by a test of their own, through the built binary.
+	movedElsewhere := map[string]string{
+		"respguard_config_reloads_total": "TestBinaryReloadNeverLowersProtection",
+	}
 	for _, name := range documentedMetrics(t) {
 		v, ok := peaks[name]
 		switch {
+		case movedElsewhere[name] != "":
 		case !ok:
 			t.Errorf("%s: never exported", name)
 		case v <= 0 && !zeroOK[name]:
