@@ -85,6 +85,7 @@ func TestEveryDocumentedMetricMoves(t *testing.T) {
 	listen, admin := startWithAdmin(t, rs, "", `client:
   max_clients: 8
   output_buffer_limit: 1048576
+  write_timeout: 1s # an overflowed client is counted once its blocked write ends
 pool:
   max_conns: 1
   acquire_timeout: 100ms
@@ -155,7 +156,9 @@ policy:
 		t.Fatalf("BLPOP: %v", err)
 	}
 	// Client limits: an output buffer overflow, then max_clients.
-	c.Set(ctx, "big", strings.Repeat("x", 2<<20), 0)
+	if err := c.Set(ctx, "big", strings.Repeat("x", 2<<20), 0).Err(); err != nil {
+		t.Fatalf("SET big: %v", err)
+	}
 	waitClients(t, admin, 1) // the raw connections above are gone: room under max_clients
 	reader := rawConn(t, listen)
 	fmt.Fprint(reader, strings.Repeat("GET big\r\n", 32)) // 64 MiB of replies it never reads
@@ -172,8 +175,13 @@ policy:
 	// An outage: dial errors and the open breaker, then reconnects.
 	peaks.scrape(t, admin)
 	rs.Stop()
-	poll(t, func() bool { return c.Ping(ctx).Err() != nil }, "Redis down seen through respguard")
-	peaks.pollMetric(t, admin, "respguard_upstream_breaker_open")
+	poll(t, func() bool { // each failing PING dials (once the dead connection is noticed)
+		if c.Ping(ctx).Err() == nil {
+			return false
+		}
+		v, ok := sample(peaks.scrape(t, admin), "respguard_upstream_breaker_open")
+		return ok && v > 0
+	}, "the breaker open while Redis is down")
 	rs.Restart()
 	poll(t, func() bool { return c.Ping(ctx).Err() == nil }, "Redis back through respguard")
 	peaks.pollMetric(t, admin, "respguard_upstream_reconnects_total")
