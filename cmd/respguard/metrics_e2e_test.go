@@ -113,6 +113,11 @@ policy:
 	c.FlushAll(ctx)             // denied by policy
 	c.Del(ctx, "gone")          // rewritten by the unlink guard
 	c.Do(ctx, "AUTH", "nobody", "wrong")
+	// INFO's pool total counts the shared connection these commands used.
+	info := c.Info(ctx, "respguard").Val()
+	if n, _ := strconv.Atoi(infoField(info, "respguard_pool_total_conns")); n < 1 || infoField(info, "respguard_pool_shared_conns") == "0" {
+		t.Errorf("INFO respguard with a shared connection open:\n%s", info)
+	}
 	// Redis's keyspace, expiry and eviction.
 	c.Set(ctx, "hit", "v", 0)
 	c.Get(ctx, "hit")
