@@ -100,9 +100,9 @@ func TestOversizeReadsAreRefused(t *testing.T) {
 func TestRepeatedOptionsAreJudgedAsRedisReadsThem(t *testing.T) {
 	tp := startProxyWith(t, redistest.Start(t), nil, Options{Guard: newGuard(t, guard.Config{MaxElements: 100})})
 	ctx := ctxT(t)
-	fill(t, tp, "zset", "big", 1000)
-	fill(t, tp, "set", "bigset", 1000)
-	fill(t, tp, "list", "biglist", 1000)
+	tp.Redis.Fill(0, "zset", "big", 1000)
+	tp.Redis.Fill(0, "set", "bigset", 1000)
+	tp.Redis.Fill(0, "list", "biglist", 1000)
 	if err := tp.direct(t).Eval(ctx, "for i=1,1000 do redis.call('XADD', KEYS[1], '*', 'f', i) end", []string{"s"}).Err(); err != nil && err != redis.Nil {
 		t.Fatal(err)
 	}
