@@ -54,10 +54,11 @@ func (s *Server) liveSessions() []*session {
 // awaitingDedicated returns the pool and CLIENT ID of the session's
 // dedicated connection while replies are awaited on it (nil otherwise).
 func (s *session) awaitingDedicated() (*pool.Pool, int64) {
-	s.dedMu.Lock()
-	defer s.dedMu.Unlock()
-	if s.ded == nil || s.ded.InFlight() == 0 || s.ded.ClientID() == 0 {
+	d := &s.ded
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.conn == nil || d.conn.InFlight() == 0 || d.conn.ClientID() == 0 {
 		return nil, 0
 	}
-	return s.ded.Pool(), s.ded.ClientID()
+	return d.conn.Pool(), d.conn.ClientID()
 }
