@@ -31,6 +31,7 @@ const (
 // respguard. TestConfigsLoad checks the files against the real binary's keys.
 var configKeys = []string{
 	"admin.listen",
+	"admin.pprof",
 	"client.idle_timeout",
 	"client.max_bulk_len",
 	"client.max_clients",
@@ -72,6 +73,7 @@ var configKeys = []string{
 	"security.auth_rate_limit",
 	"security.protected_mode",
 	"shutdown_timeout",
+	"telemetry.key_labels",
 	"telemetry.scrape_interval",
 	"telemetry.slowlog.max_len",
 	"telemetry.slowlog.threshold",

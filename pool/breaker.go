@@ -61,8 +61,19 @@ func (b *breaker) failure(err error, started time.Time) {
 	b.lastErr = err
 }
 
-func (b *breaker) success() {
+// success closes the breaker and reports whether it was open.
+func (b *breaker) success() (wasOpen bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	wasOpen = b.lastErr != nil
 	b.backoff, b.lastErr = 0, nil
+	return wasOpen
+}
+
+// isOpen reports whether dials are failing: the last one failed and none
+// has succeeded since (fast failures, or a probe under way).
+func (b *breaker) isOpen() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.lastErr != nil
 }

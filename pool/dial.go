@@ -78,7 +78,7 @@ func Dial(ctx context.Context, cfg Config, db, proto int) (*Pipe, error) {
 	pr := &progressReader{conn: conn}
 	rd := resp.NewReplyReader(pr)
 	cmds, replies := setupCommands(cfg, db, proto)
-	limits, err := setup(conn, rd, appendLimitCommands(cmds), replies)
+	limits, hello, err := setup(conn, rd, appendLimitCommands(cmds), replies)
 	if err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("set up connection to %s: %w", cfg.Address, err)
@@ -86,21 +86,24 @@ func Dial(ctx context.Context, cfg Config, db, proto int) (*Pipe, error) {
 	_ = conn.SetDeadline(time.Time{})
 	p := newPipe(conn, pr, rd, db, proto)
 	p.limits = limits
+	p.clientID = helloClientID(hello)
 	return p, nil
 }
 
-// setup writes cmds, reads n set-up replies, returning the first error
-// reply, then one CONFIG GET reply per limitParams.
-func setup(conn net.Conn, rd *resp.ReplyReader, cmds []byte, n int) (Limits, error) {
-	var limits Limits
+// setup writes cmds, reads n set-up replies, returning the first (HELLO's)
+// and the first error reply, then one CONFIG GET reply per limitParams.
+func setup(conn net.Conn, rd *resp.ReplyReader, cmds []byte, n int) (limits Limits, hello []byte, err error) {
 	if _, err := conn.Write(cmds); err != nil {
-		return limits, err
+		return limits, nil, err
 	}
 	var firstErr error
 	for i := 0; i < n+len(limitParams); i++ {
 		var c captureSink
 		if err := rd.ReadReply(&c); err != nil {
-			return limits, err
+			return limits, nil, err
+		}
+		if i == 0 {
+			hello = c.b
 		}
 		switch {
 		case i >= n:
@@ -109,7 +112,26 @@ func setup(conn net.Conn, rd *resp.ReplyReader, cmds []byte, n int) (Limits, err
 			firstErr = &RedisError{Msg: string(c.b[1 : len(c.b)-2])}
 		}
 	}
-	return limits, firstErr
+	return limits, hello, firstErr
+}
+
+// helloIDField is how HELLO's reply (an array in RESP2, a map in RESP3)
+// announces the connection's client id: the key "id", then an integer.
+var helloIDField = []byte("\r\n$2\r\nid\r\n:")
+
+// helloClientID returns the client id in HELLO's reply, 0 if absent.
+func helloClientID(reply []byte) int64 {
+	i := bytes.Index(reply, helloIDField)
+	if i < 0 {
+		return 0
+	}
+	digits := reply[i+len(helloIDField):]
+	if end := bytes.IndexByte(digits, '\r'); end >= 0 {
+		if id, err := strconv.ParseInt(string(digits[:end]), 10, 64); err == nil {
+			return id
+		}
+	}
+	return 0
 }
 
 // configValue returns the value in a one-parameter CONFIG GET reply (a RESP2

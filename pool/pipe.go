@@ -45,10 +45,11 @@ type pending struct {
 // Many goroutines may Send concurrently; one writer goroutine owns writes to
 // the socket and one reader goroutine owns reads, as in rueidis' pipe.
 type Pipe struct {
-	conn    net.Conn
-	DB      int // database selected on the connection; changed only by its single owner
-	Proto   int // protocol (2 or 3); changed only by its single owner
-	replies *resp.ReplyReader
+	conn     net.Conn
+	clientID int64 // Redis's CLIENT ID of the connection (from HELLO); 0: unknown
+	DB       int   // database selected on the connection; changed only by its single owner
+	Proto    int   // protocol (2 or 3); changed only by its single owner
+	replies  *resp.ReplyReader
 
 	mu        sync.Mutex    // guards the fields below
 	out       []byte        // encoded commands not yet written
@@ -249,6 +250,9 @@ func (p *Pipe) Stalled(d time.Duration) bool {
 
 // InFlight reports how many sent commands still await their reply.
 func (p *Pipe) InFlight() int { return int(p.inFlight.Load()) }
+
+// ClientID returns the connection's CLIENT ID in Redis, 0 if unknown.
+func (p *Pipe) ClientID() int64 { return p.clientID }
 
 // MarkDirty records that the connection holds state respguard cannot undo
 // cheaply; Reusable then reports false.

@@ -37,6 +37,7 @@ type Pool struct {
 	// Counters read by telemetry.
 	dialErrors atomic.Int64
 	dials      atomic.Int64
+	reconnects atomic.Int64 // dials that replaced a lost connection or ended an outage
 
 	closeOnce sync.Once
 	closed    chan struct{}
@@ -66,7 +67,7 @@ func New(cfg Config) (*Pool, error) {
 	}
 	p.breaker.base, p.breaker.probeFor = cfg.RetryBackoff, 2*cfg.DialTimeout // dial, then set-up
 	dp, err := puddle.NewPool(&puddle.Config[*Pipe]{
-		Constructor: func(ctx context.Context) (*Pipe, error) { return p.dial(ctx, 0, 2) },
+		Constructor: func(ctx context.Context) (*Pipe, error) { return p.dial(ctx, 0, 2, false) },
 		Destructor:  func(pipe *Pipe) { pipe.Close() },
 		MaxSize:     int32(cfg.MaxConns),
 	})
@@ -86,10 +87,11 @@ func (p *Pool) Config() Config {
 
 // dial opens one set-up connection, failing fast while the breaker is open.
 // A dial overtaken by a Retarget is retried once, to the new address.
-func (p *Pool) dial(ctx context.Context, db, proto int) (*Pipe, error) {
-	pipe, err := p.dialOnce(ctx, db, proto)
+// replacing says the dial replaces a connection that failed (a reconnect).
+func (p *Pool) dial(ctx context.Context, db, proto int, replacing bool) (*Pipe, error) {
+	pipe, err := p.dialOnce(ctx, db, proto, replacing)
 	if errors.Is(err, errStaleDial) {
-		pipe, err = p.dialOnce(ctx, db, proto)
+		pipe, err = p.dialOnce(ctx, db, proto, replacing)
 	}
 	if errors.Is(err, errStaleDial) {
 		err = ErrRetargeted
@@ -99,7 +101,7 @@ func (p *Pool) dial(ctx context.Context, db, proto int) (*Pipe, error) {
 
 // dialOnce dials the current target. Construction has its own timeout:
 // puddle does not cancel it when an Acquire is cancelled.
-func (p *Pool) dialOnce(ctx context.Context, db, proto int) (*Pipe, error) {
+func (p *Pool) dialOnce(ctx context.Context, db, proto int, replacing bool) (*Pipe, error) {
 	if err := p.breaker.check(); err != nil {
 		return nil, err
 	}
@@ -115,7 +117,7 @@ func (p *Pool) dialOnce(ctx context.Context, db, proto int) (*Pipe, error) {
 		}
 		return nil, errStaleDial
 	}
-	p.recordDial(err, started)
+	p.recordDial(err, started, replacing)
 	if err == nil {
 		p.noteLimits(pipe.limits)
 	}
@@ -136,12 +138,16 @@ func (p *Pool) noteLimits(l Limits) {
 // value changes.
 func (p *Pool) Limits() *Limits { return p.limits.Load() }
 
-// recordDial feeds a dial's outcome to the breaker and the OnUnavailable hook.
-func (p *Pool) recordDial(err error, started time.Time) {
+// recordDial feeds a dial's outcome to the breaker, the counters and the
+// OnUnavailable hook. A successful dial that replaces a failed connection or
+// ends an outage (the breaker was open) counts as a reconnect.
+func (p *Pool) recordDial(err error, started time.Time, replacing bool) {
 	var redisErr *RedisError
 	switch {
 	case err == nil:
-		p.breaker.success()
+		if recovered := p.breaker.success(); recovered || replacing {
+			p.reconnects.Add(1)
+		}
 	case errors.As(err, &redisErr):
 		// Redis answered: it is up, the request was wrong (e.g. bad db).
 		p.breaker.success()
@@ -173,7 +179,7 @@ func (p *Pool) Shared(ctx context.Context, db, proto int, hint uint64) (*Pipe, e
 		return nil, ErrClosed
 	default:
 	}
-	pipe, err := p.dial(ctx, db, proto)
+	pipe, err := p.dial(ctx, db, proto, held != nil && held.Err() != nil)
 	if err != nil {
 		if held != nil && held.Err() == nil {
 			return held, nil // no fresh connection: queue behind the held one
@@ -258,9 +264,13 @@ func (p *Pool) group(db, proto int) *sharedGroup {
 // to a dead connection does not hold a slot others are waiting for.
 type Conn struct {
 	*Pipe
+	pool *Pool
 	res  *puddle.Resource[*Pipe]
 	gone atomic.Bool // the resource was released or destroyed
 }
+
+// Pool returns the pool the connection came from.
+func (c *Conn) Pool() *Pool { return c.pool }
 
 // Acquire returns a dedicated connection, waiting up to AcquireTimeout for
 // one to free up.
@@ -276,7 +286,7 @@ func (p *Pool) Acquire(ctx context.Context) (*Conn, error) {
 			return nil, err
 		}
 		if res.Value().Reusable() {
-			c := &Conn{Pipe: res.Value(), res: res}
+			c := &Conn{Pipe: res.Value(), pool: p, res: res}
 			c.Pipe.setOnFail(func(error) { c.Destroy() })
 			if c.Pipe.Err() == nil { // else it failed meanwhile (a Retarget): the hook destroyed it
 				return c, nil
@@ -314,8 +324,10 @@ type Stats struct {
 	Total, Idle, Acquired, Constructing int
 	Shared                              int
 	AcquireCount                        int64
+	EmptyAcquires, CanceledAcquires     int64 // acquires that waited or dialed; abandoned by their context
 	AcquireWait                         time.Duration
-	Dials, DialErrors                   int64
+	Dials, DialErrors, Reconnects       int64
+	BreakersOpen                        int // pools whose dials are failing fast (0 or 1 for one pool)
 }
 
 // Stats returns a snapshot of the pool's counters.
@@ -325,7 +337,11 @@ func (p *Pool) Stats() Stats {
 		Total: int(s.TotalResources()), Idle: int(s.IdleResources()),
 		Acquired: int(s.AcquiredResources()), Constructing: int(s.ConstructingResources()),
 		AcquireCount: s.AcquireCount(), AcquireWait: s.EmptyAcquireWaitTime(),
-		Dials: p.dials.Load(), DialErrors: p.dialErrors.Load(),
+		EmptyAcquires: s.EmptyAcquireCount(), CanceledAcquires: s.CanceledAcquireCount(),
+		Dials: p.dials.Load(), DialErrors: p.dialErrors.Load(), Reconnects: p.reconnects.Load(),
+	}
+	if p.breaker.isOpen() {
+		st.BreakersOpen = 1
 	}
 	p.mu.Lock()
 	for _, g := range p.shared {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"strings"
 
 	"github.com/respguard/respguard/policy"
@@ -116,25 +117,66 @@ func (s *session) authenticate(args [][]byte) []byte {
 	} else if d := s.pol.DefaultUser(); d != nil && d.NoPass() && d.Enabled() {
 		return resp.AppendError(nil, "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?")
 	}
-	if !s.srv.authAllowed(s.addr, name) {
+	attempt := s.srv.authReserve(s.addr, s.limiterUser(name), pass)
+	if attempt.refused {
+		s.srv.authRateLimited(s.addr, name, attempt.first)
+		return resp.AppendError(nil, AuthRateLimitedText)
+	}
+	if attempt.wait > 0 && !s.srv.pause(attempt.wait) {
+		attempt.cancel()
 		return resp.AppendError(nil, AuthRateLimitedText)
 	}
 	u, err := s.pol.Authenticate(name, pass)
+	attempt.done(err == nil)
 	if err != nil {
-		s.srv.authFailed(s.addr, name)
+		s.srv.authFailed(s.addr, name, attempt.charged)
 		return resp.AppendError(nil, policy.WrongPassText)
 	}
 	s.setUser(u)
 	return resp.AppendSimple(nil, "OK")
 }
 
-func (s *Server) authFailed(addr, user string) {
-	s.authFailedAt(addr)
+// limiterUser is the user name failures are accounted to: the name itself
+// for a user of the policy, one shared name for all others (so made-up
+// names cannot crowd the limiter's memory).
+func (s *session) limiterUser(name string) string {
+	if s.pol.User(name) == nil {
+		return ""
+	}
+	return name
+}
+
+func (s *Server) authReserve(addr, user, password string) authAttempt {
+	return s.authLimit.Load().reserve(clientIP(addr), user, password)
+}
+
+// authFailed counts a wrong password. A repeat of a recent wrong password
+// (newGuess false: a misconfigured client retrying) is logged at debug
+// level only, so a retry loop does not flood the log.
+func (s *Server) authFailed(addr, user string, newGuess bool) {
+	s.countAuthFailure()
+	level := slog.LevelWarn
+	if !newGuess && s.authLimit.Load() != nil {
+		level = slog.LevelDebug
+	}
+	s.log.Log(context.Background(), level, "authentication failed", "client", addr, "user", user)
+}
+
+// authRateLimited counts a refused guess; the first refusal of a spell is
+// logged (not each one: a brute force must not flood the log).
+func (s *Server) authRateLimited(addr, user string, first bool) {
+	s.countAuthFailure()
+	if first {
+		s.log.Warn("authentication rate limited: too many different wrong passwords for this user from this address",
+			"client", addr, "user", user)
+	}
+}
+
+func (s *Server) countAuthFailure() {
 	s.stats.authFailures.Add(1)
 	if s.tel != nil {
 		s.tel.AuthFailure()
 	}
-	s.log.Warn("authentication failed", "client", addr, "user", user)
 }
 
 // denied reports a policy denial (or, in audit mode, a would-be denial).

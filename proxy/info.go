@@ -12,15 +12,23 @@ import (
 // "# Respguard" section when the sections asked for include it (no argument,
 // "default", "all", "everything" or "respguard"), so dashboards that read
 // INFO keep working and also see the proxy.
+// While the upstream is unreachable, INFO still answers the "# Respguard"
+// section, saying so (respguard_upstream_up:0 and the error); an INFO for
+// Redis's sections alone gets the unavailable error.
 func (s *session) infoWithSection(ctx context.Context, seq uint64, cmd resp.Command) {
+	want := wantsRespguardSection(cmd.Args[1:])
 	replies, err := s.roundTrip(ctx, [][][]byte{cmd.Args})
 	if err != nil {
-		s.out.local(seq, pool.UnavailableReply(err))
+		if !want {
+			s.out.local(seq, pool.UnavailableReply(err))
+			return
+		}
+		s.out.local(seq, s.infoReply(appendUpstreamDown(s.srv.appendInfoSection(nil), err), true))
 		return
 	}
 	reply := replies[0]
 	body, ok := bulkBody(reply)
-	if !ok || !wantsRespguardSection(cmd.Args[1:]) {
+	if !ok || !want {
 		s.out.Deliver(seq, reply, true)
 		return
 	}
@@ -28,12 +36,30 @@ func (s *session) infoWithSection(ctx context.Context, seq uint64, cmd resp.Comm
 	if len(text) > 0 {
 		text = append(text, "\r\n"...)
 	}
-	text = s.srv.appendInfoSection(text)
-	if s.proto >= 3 && reply[0] == '=' {
-		s.out.Deliver(seq, appendVerbatim(nil, text), true)
-		return
+	text = appendField(s.srv.appendInfoSection(text), "respguard_upstream_up", 1)
+	s.out.Deliver(seq, s.infoReply(text, reply[0] == '='), true)
+}
+
+// infoReply encodes INFO text for the session's protocol: in RESP3 a
+// verbatim string when verbatim (as Redis 7 answers), else a bulk string.
+func (s *session) infoReply(text []byte, verbatim bool) []byte {
+	if s.proto >= 3 && verbatim {
+		return appendVerbatim(nil, text)
 	}
-	s.out.Deliver(seq, resp.AppendBulk(nil, text), true)
+	return resp.AppendBulk(nil, text)
+}
+
+// appendUpstreamDown appends the fields that say the upstream is unreachable.
+func appendUpstreamDown(dst []byte, err error) []byte {
+	dst = appendField(dst, "respguard_upstream_up", 0)
+	dst = append(dst, "respguard_upstream_error:"...)
+	for _, r := range []byte(err.Error()) {
+		if r == '\r' || r == '\n' {
+			r = ' '
+		}
+		dst = append(dst, r)
+	}
+	return append(dst, '\r', '\n')
 }
 
 // bulkBody returns the payload of a "$n" or "=n" (verbatim, minus its "txt:")

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"os"
@@ -237,69 +238,91 @@ func dialFrom(t *testing.T, addr, localIP string) *rawConn {
 }
 
 func TestAuthRateLimit(t *testing.T) {
-	const secret = "correct-horse-battery"
-	pol, err := policy.New(policy.Config{Users: map[string]string{"default": "off", "app": "on >" + secret + " ~* +@all"}}, policy.BuiltinCommands())
+	const secret, adminSecret = "correct-horse-battery", "admin-staple"
+	pol, err := policy.New(policy.Config{Users: map[string]string{"default": "off",
+		"app": "on >" + secret + " ~* +@all", "admin": "on >" + adminSecret + " ~* +@all"}}, policy.BuiltinCommands())
 	if err != nil {
 		t.Fatal(err)
 	}
 	var logs lockedBuffer
-	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	tp := startProxyWith(t, redistest.Start(t), nil, Options{Policy: pol, Logger: log})
 	tp.Server.SetAuthRateLimit(3)
 	limited := "-" + AuthRateLimitedText
-
-	attacker := dialFrom(t, tp.Addr, "127.0.0.1")
-	for i := range 3 {
-		attacker.send("AUTH app wrong-guess-" + string(rune('a'+i)) + "\r\n")
-		if got := attacker.line(); !strings.HasPrefix(got, "-WRONGPASS") {
-			t.Fatalf("attempt %d: %q, want WRONGPASS", i+1, got)
-		}
+	auth := func(from, user, pass string) string {
+		c := dialFrom(t, tp.Addr, from)
+		defer c.Close()
+		c.send("AUTH " + user + " " + pass + "\r\n")
+		return c.line()
 	}
-	t.Run("over the limit even the right password is refused without being checked", func(t *testing.T) {
-		attacker.send("AUTH app " + secret + "\r\n")
-		if got := attacker.line(); got != limited {
-			t.Fatalf("got %q, want %q", got, limited)
+
+	t.Run("a worker retrying a stale password does not lock out the workers that have the right one", func(t *testing.T) {
+		stale := dialFrom(t, tp.Addr, "127.0.0.1") // every client of a sidecar comes from 127.0.0.1
+		for i := range 20 {
+			stale.send("AUTH app last-years-password\r\n")
+			if got := stale.line(); !strings.HasPrefix(got, "-WRONGPASS") {
+				t.Fatalf("retry %d: %q, want WRONGPASS", i+1, got)
+			}
 		}
-		attacker.send("HELLO 3 AUTH app " + secret + "\r\n")
-		if got := attacker.line(); got != limited {
-			t.Fatalf("HELLO AUTH: got %q, want %q", got, limited)
+		if got := auth("127.0.0.1", "app", secret); got != "+OK" {
+			t.Fatalf("valid AUTH from the same address: %q", got)
 		}
-		attacker.send("PING\r\n")
-		if got := attacker.line(); !strings.HasPrefix(got, "-NOAUTH") {
-			t.Fatalf("PING after refused AUTH: %q", got)
-		}
-	})
-	t.Run("a new connection from the same address is limited too", func(t *testing.T) {
-		again := dialFrom(t, tp.Addr, "127.0.0.1")
-		again.send("AUTH app " + secret + "\r\n")
-		if got := again.line(); got != limited {
-			t.Fatalf("got %q", got)
+		stale.send("HELLO 3 AUTH app " + secret + "\r\n")
+		if got := stale.line(); !strings.HasPrefix(got, "%") {
+			t.Fatalf("valid HELLO AUTH on the failing connection: %q", got)
 		}
 	})
-	t.Run("another address is unaffected", func(t *testing.T) {
-		other := dialFrom(t, tp.Addr, "127.0.0.2")
-		other.send("AUTH app " + secret + "\r\n")
-		if got := other.line(); got != "+OK" {
-			t.Fatalf("AUTH from 127.0.0.2: %q", got)
+	t.Run("distinct guesses are limited per user and address", func(t *testing.T) {
+		for _, guess := range []string{"guess-a", "guess-b"} { // with the stale one: 3, the burst
+			if got := auth("127.0.0.1", "app", guess); !strings.HasPrefix(got, "-WRONGPASS") {
+				t.Fatalf("%s: %q", guess, got)
+			}
+		}
+		for _, guess := range []string{"guess-c", secret} { // the next would wait 20 s: more than respguard holds one
+			if got := auth("127.0.0.1", "app", guess); got != limited {
+				t.Fatalf("%s over the limit: %q, want %q", guess, got, limited)
+			}
+		}
+		if got := auth("127.0.0.1", "admin", adminSecret); got != "+OK" {
+			t.Fatalf("another user from the same address: %q", got)
+		}
+		if got := auth("127.0.0.2", "app", secret); got != "+OK" {
+			t.Fatalf("the same user from another address: %q", got)
 		}
 	})
-	t.Run("refusals are counted and logged once per spell, never with the password", func(t *testing.T) {
-		if n := tp.Server.AuthFailures(); n != 3+3 {
-			t.Fatalf("AuthFailures = %d, want 6 (3 wrong passwords, 3 refusals)", n)
+	t.Run("failures are counted; guesses logged, retries and refusals not each; never a password", func(t *testing.T) {
+		if n := tp.Server.AuthFailures(); n != 20+2+2 {
+			t.Fatalf("AuthFailures = %d, want 24 (20 retries, 2 guesses, 2 refusals)", n)
 		}
 		out := logs.String()
 		if strings.Count(out, "authentication rate limited") != 1 || strings.Count(out, "authentication failed") != 3 {
 			t.Fatalf("log:\n%s", out)
 		}
-		if strings.Contains(out, secret) || strings.Contains(out, "wrong-guess") {
-			t.Fatalf("a password reached the log:\n%s", out)
+		for _, pass := range []string{secret, "guess-", "last-years"} {
+			if strings.Contains(out, pass) {
+				t.Fatalf("a password reached the log:\n%s", out)
+			}
 		}
 	})
 	t.Run("a limit of 0 turns limiting off", func(t *testing.T) {
 		tp.Server.SetAuthRateLimit(0)
-		attacker.send("AUTH app " + secret + "\r\n")
-		if got := attacker.line(); got != "+OK" {
+		if got := auth("127.0.0.1", "app", secret); got != "+OK" {
 			t.Fatalf("got %q", got)
+		}
+	})
+	t.Run("over the burst a new password waits for its turn instead of being refused", func(t *testing.T) {
+		tp.Server.SetAuthRateLimit(120) // one attempt back every 500 ms
+		start := time.Now()             // the 121st attempt cannot be checked before start+500ms
+		for i := range 120 {
+			if got := auth("127.0.0.3", "app", fmt.Sprint("guess-", i)); !strings.HasPrefix(got, "-WRONGPASS") {
+				t.Fatalf("guess %d: %q", i, got)
+			}
+		}
+		if got := auth("127.0.0.3", "app", secret); got != "+OK" {
+			t.Fatalf("valid AUTH after the burst: %q", got)
+		}
+		if d := time.Since(start); d < 490*time.Millisecond {
+			t.Fatalf("burst and AUTH answered within %s; want the AUTH held until the next attempt (500 ms after the first)", d)
 		}
 	})
 }

@@ -49,6 +49,8 @@ type Server struct {
 	nextID    uint64
 
 	inShutdown atomic.Bool
+	stopping   chan struct{} // closed by Shutdown or Close (see pause)
+	stopOnce   sync.Once
 	wg         sync.WaitGroup // one per running session
 	stats      Stats
 }
@@ -87,7 +89,7 @@ func NewServer(cfg Config, p *pool.Pool, info pool.ServerInfo, opts Options) (*S
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{cfg: cfg, pool: p, cluster: opts.Cluster, log: log, tel: opts.Telemetry, cmds: policy.BuiltinCommands(),
-		listeners: make(map[net.Listener]struct{}), sessions: make(map[*session]struct{})}
+		listeners: make(map[net.Listener]struct{}), sessions: make(map[*session]struct{}), stopping: make(chan struct{})}
 	if p == nil && opts.Cluster == nil {
 		return nil, errors.New("proxy: NewServer needs a pool or a cluster")
 	}
@@ -104,7 +106,20 @@ func NewServer(cfg Config, p *pool.Pool, info pool.ServerInfo, opts Options) (*S
 	s.scripts.sync(context.Background(), pol)
 	s.policy.Store(pol)
 	s.guard.Store(opts.Guard)
+	if s.tel != nil {
+		s.tel.ObserveInFlight(s.commandsInFlight)
+	}
 	return s, nil
+}
+
+// commandsInFlight counts the commands whose replies are still due, over
+// every session.
+func (s *Server) commandsInFlight() int64 {
+	n := 0
+	for _, sess := range s.liveSessions() {
+		n += sess.out.pending()
+	}
+	return int64(n)
 }
 
 // SetUpstreamInfo replaces what the server reports about the upstream.
@@ -127,6 +142,24 @@ func (s *Server) SetUpstreamInfo(info pool.ServerInfo) {
 func (s *Server) upstreamInfo() *pool.ServerInfo { return s.info.Load() }
 
 func (s *Server) shuttingDown() bool { return s.inShutdown.Load() }
+
+// beginStop marks the server as stopping: Serve returns, pauses end.
+func (s *Server) beginStop() {
+	s.inShutdown.Store(true)
+	s.stopOnce.Do(func() { close(s.stopping) })
+}
+
+// pause waits d, or less when the server stops (then it returns false).
+func (s *Server) pause(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-s.stopping:
+		return false
+	}
+}
 
 // Serve accepts clients on l until Shutdown or Close; it then returns
 // ErrServerClosed. It closes l.
@@ -206,10 +239,12 @@ func (s *Server) start(ctx context.Context, conn net.Conn) {
 }
 
 // Shutdown stops accepting, stops reading new commands, lets replies already
-// due reach their clients, and returns when every session has ended or ctx
-// is done (then the rest are closed and ctx's error is returned).
+// due reach their clients, ends what can only wait (blocked commands are
+// unblocked upstream, as by their timeout; subscribers and MONITOR are
+// closed), and returns nil when every session has ended. If ctx is done
+// first, the rest are closed and ctx's error is returned.
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.inShutdown.Store(true)
+	s.beginStop()
 	s.mu.Lock()
 	s.closing = true
 	for l := range s.listeners {
@@ -221,19 +256,26 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Unlock()
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); s.scripts.close(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		s.Close()
-		<-done
-		return ctx.Err()
+	tick := time.NewTicker(drainInterval)
+	defer tick.Stop()
+	warned := false
+	for {
+		select {
+		case <-done:
+			return nil
+		case <-ctx.Done():
+			s.Close()
+			<-done
+			return ctx.Err()
+		case <-tick.C:
+			s.drainWaiting(ctx, &warned)
+		}
 	}
 }
 
 // Close closes the listeners and every client connection at once.
 func (s *Server) Close() error {
-	s.inShutdown.Store(true)
+	s.beginStop()
 	s.mu.Lock()
 	s.closing = true
 	for l := range s.listeners {

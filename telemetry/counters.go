@@ -14,8 +14,6 @@ const (
 	countAuthFailure
 	countBytesIn
 	countBytesOut
-	countDialError
-	countReconnect
 	countCommands
 	countErrorReplies
 	countDenials
@@ -38,8 +36,6 @@ var counterSpecs = [numCounters]counterSpec{
 	countAuthFailure:    {"respguard.auth.failures", "{attempt}", "Failed AUTH/HELLO authentication attempts."},
 	countBytesIn:        {"respguard.client.received", "By", "Bytes read from clients."},
 	countBytesOut:       {"respguard.client.sent", "By", "Bytes written to clients."},
-	countDialError:      {"respguard.upstream.dial_errors", "{error}", "Failed attempts to open a connection to Redis."},
-	countReconnect:      {"respguard.upstream.reconnects", "{connection}", "Upstream connections re-established after a failure."},
 }
 
 // counts holds the atomics; they are independent (no invariant links them)
@@ -67,12 +63,6 @@ func (t *Telemetry) BytesIn(n int) { t.counts[countBytesIn].Add(int64(n)) }
 
 // BytesOut counts n bytes written to a client.
 func (t *Telemetry) BytesOut(n int) { t.counts[countBytesOut].Add(int64(n)) }
-
-// UpstreamDialError counts a failed dial (or handshake) to Redis.
-func (t *Telemetry) UpstreamDialError() { t.counts[countDialError].Add(1) }
-
-// UpstreamReconnect counts an upstream connection re-established after a failure.
-func (t *Telemetry) UpstreamReconnect() { t.counts[countReconnect].Add(1) }
 
 func (t *Telemetry) count(id counterID) int64 { return t.counts[id].Load() }
 

@@ -29,17 +29,23 @@ func (t *Telemetry) AppendInfoSection(dst []byte) []byte {
 	dst = appendInfoInt(dst, "respguard_guard_actions", t.count(countGuardActions))
 	dst = appendInfoInt(dst, "respguard_total_net_input_bytes", t.count(countBytesIn))
 	dst = appendInfoInt(dst, "respguard_total_net_output_bytes", t.count(countBytesOut))
-	dst = appendInfoInt(dst, "respguard_upstream_dial_errors", t.count(countDialError))
-	dst = appendInfoInt(dst, "respguard_upstream_reconnects", t.count(countReconnect))
+	s, ok := t.poolStats()
+	dst = appendInfoInt(dst, "respguard_upstream_dial_errors", s.DialErrors)
+	dst = appendInfoInt(dst, "respguard_upstream_reconnects", s.Reconnects)
 	dst = appendInfoInt(dst, "respguard_slowlog_len", int64(t.slowlog.len()))
-	if s, ok := t.poolStats(); ok {
+	if n, ok := t.commandsInFlight(); ok {
+		dst = appendInfoInt(dst, "respguard_commands_in_flight", n)
+	}
+	if ok {
 		dst = appendPoolInfo(dst, s)
 	}
 	return dst
 }
 
 func appendPoolInfo(dst []byte, s PoolStats) []byte {
-	dst = appendInfoInt(dst, "respguard_pool_total_conns", int64(s.Total))
+	dst = appendInfoInt(dst, "respguard_pool_total_conns", int64(s.Total+s.Shared))
+	dst = appendInfoInt(dst, "respguard_pool_shared_conns", int64(s.Shared))
+	dst = appendInfoInt(dst, "respguard_pool_dedicated_conns", int64(s.Total))
 	dst = appendInfoInt(dst, "respguard_pool_idle_conns", int64(s.Idle))
 	dst = appendInfoInt(dst, "respguard_pool_acquired_conns", int64(s.Acquired))
 	dst = appendInfoInt(dst, "respguard_pool_max_conns", int64(s.Max))

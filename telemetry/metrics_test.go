@@ -30,11 +30,11 @@ func TestMetricsAfterAKnownWorkload(t *testing.T) {
 	tel.AuthFailure()
 	tel.BytesIn(100)
 	tel.BytesOut(250)
-	tel.UpstreamDialError()
-	tel.UpstreamReconnect()
 	tel.ObservePool(func() PoolStats {
-		return PoolStats{Total: 4, Idle: 2, Acquired: 1, Constructing: 1, Max: 8, AcquireCount: 42, AcquireWait: 1500 * time.Millisecond}
+		return PoolStats{Total: 4, Idle: 2, Acquired: 1, Constructing: 1, Max: 8, AcquireCount: 42, AcquireWait: 1500 * time.Millisecond,
+			EmptyAcquireCount: 5, CanceledAcquireCount: 2, Shared: 3, BreakersOpen: 1, DialErrors: 6, Reconnects: 2}
 	})
+	tel.ObserveInFlight(func() int64 { return 9 })
 
 	families := scrape(t, tel)
 	want := []struct {
@@ -56,8 +56,14 @@ func TestMetricsAfterAKnownWorkload(t *testing.T) {
 		{"respguard_auth_failures_total", nil, 1},
 		{"respguard_client_received_bytes_total", nil, 100},
 		{"respguard_client_sent_bytes_total", nil, 250},
-		{"respguard_upstream_dial_errors_total", nil, 1},
-		{"respguard_upstream_reconnects_total", nil, 1},
+		{"respguard_upstream_dial_errors_total", nil, 6},
+		{"respguard_upstream_reconnects_total", nil, 2},
+		{"respguard_upstream_connections", []string{"kind", "shared"}, 3},
+		{"respguard_upstream_connections", []string{"kind", "dedicated"}, 4},
+		{"respguard_upstream_breaker_open", nil, 1},
+		{"respguard_commands_in_flight", nil, 9},
+		{"respguard_pool_empty_acquires_total", nil, 5},
+		{"respguard_pool_canceled_acquires_total", nil, 2},
 		{"respguard_pool_connections", []string{"state", "idle"}, 2},
 		{"respguard_pool_connections", []string{"state", "acquired"}, 1},
 		{"respguard_pool_connections", []string{"state", "constructing"}, 1},
@@ -138,9 +144,11 @@ func TestAppendInfoSection(t *testing.T) {
 		t.Fatalf("INFO section:\n%q\nwant\n%q", got, want)
 	}
 	tel.ObservePool(func() PoolStats {
-		return PoolStats{Total: 5, Idle: 4, Acquired: 1, Max: 10, AcquireCount: 7, AcquireWait: 3 * time.Millisecond}
+		return PoolStats{Total: 5, Idle: 4, Acquired: 1, Max: 10, AcquireCount: 7, AcquireWait: 3 * time.Millisecond, Shared: 2, DialErrors: 3}
 	})
-	if got := string(tel.AppendInfoSection(nil)); !containsAll(got, "# Respguard\r\n", "respguard_pool_total_conns:5\r\n", "respguard_pool_acquire_wait_usec:3000\r\n") || got[0] != '#' {
+	if got := string(tel.AppendInfoSection(nil)); !containsAll(got, "# Respguard\r\n", "respguard_pool_total_conns:7\r\n",
+		"respguard_pool_shared_conns:2\r\n", "respguard_pool_dedicated_conns:5\r\n", "respguard_upstream_dial_errors:3\r\n",
+		"respguard_pool_acquire_wait_usec:3000\r\n") || got[0] != '#' {
 		t.Fatalf("INFO section with pool:\n%s", got)
 	}
 }

@@ -55,11 +55,22 @@ func (t *Telemetry) ScrapeInfo(ctx context.Context, interval time.Duration, fetc
 	})
 }
 
+// scrapeWithTimeout scrapes once and logs changes of state, not every
+// attempt: the first failure (WARN), the recovery (INFO); failures in a row
+// after the first are logged at debug level only.
 func (t *Telemetry) scrapeWithTimeout(ctx context.Context, timeout time.Duration, fetch func(context.Context) (string, error)) {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+	_, wasUp, started := t.info.load()
+	sctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	if err := t.ScrapeInfoOnce(ctx, fetch); err != nil && ctx.Err() == nil {
-		t.logger.Warn("redis INFO scrape failed", "err", err)
+	err := t.ScrapeInfoOnce(sctx, fetch)
+	switch {
+	case ctx.Err() != nil: // stopping
+	case err != nil && (wasUp || !started):
+		t.logger.Warn("redis INFO scrape failed; upstream down or unreachable (logged again when it recovers)", "err", err)
+	case err != nil:
+		t.logger.Debug("redis INFO scrape failed again", "err", err)
+	case started && !wasUp:
+		t.logger.Info("redis INFO scrape succeeded again: upstream reachable")
 	}
 }
 

@@ -3,7 +3,10 @@ package telemetry
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -114,4 +117,40 @@ func TestAgainstRealRedis(t *testing.T) {
 	if code, body := get(t, ready, "/readyz"); code != http.StatusOK {
 		t.Fatalf("/readyz after restart = %d %s", code, body)
 	}
+}
+
+func TestScrapeLogsStateChangesNotEveryAttempt(t *testing.T) {
+	var logs syncLog
+	tel := newTestTelemetry(t, Config{}, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	ctx := context.Background()
+	down := func(context.Context) (string, error) { return "", errors.New("connection refused") }
+	upFetch := func(context.Context) (string, error) { return infoSample, nil }
+	for _, fetch := range []func(context.Context) (string, error){upFetch, down, down, down, down, upFetch, upFetch, down, down} {
+		tel.scrapeWithTimeout(ctx, time.Minute, fetch)
+	}
+	out := logs.String()
+	if n := strings.Count(out, "level=WARN"); n != 2 {
+		t.Errorf("%d WARN lines, want 2 (one per outage):\n%s", n, out)
+	}
+	if n := strings.Count(out, "succeeded again"); n != 1 {
+		t.Errorf("%d recovery lines, want 1:\n%s", n, out)
+	}
+}
+
+// syncLog is a log sink safe for concurrent writes.
+type syncLog struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *syncLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *syncLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

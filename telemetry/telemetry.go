@@ -72,11 +72,12 @@ type Telemetry struct {
 	ownMeter         *sdkmetric.MeterProvider                     // nil when injected
 
 	// Internally synchronized.
-	counts  counts
-	slowlog *slowlog
-	info    infoState
-	reloads configReloads
-	pool    atomic.Pointer[func() PoolStats]
+	counts   counts
+	slowlog  *slowlog
+	info     infoState
+	reloads  configReloads
+	pool     atomic.Pointer[func() PoolStats]
+	inFlight atomic.Pointer[func() int64] // see ObserveInFlight
 
 	workersMu sync.Mutex         // guards stopped and workers.Add
 	stopped   bool               // Shutdown has begun
@@ -193,6 +194,7 @@ func (t *Telemetry) newMetrics(m metric.Meter) error {
 	t.poolInst = newPoolInstruments(m, errs)
 	t.infoInst = newInfoInstruments(m, errs)
 	t.reloadInst = newConfigReloadInstruments(m, errs)
+	t.newInFlightGauge(m, errs)
 	if errs.err != nil {
 		return fmt.Errorf("telemetry: create instruments: %w", errs.err)
 	}

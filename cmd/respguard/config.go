@@ -46,6 +46,11 @@ type TelemetryConfig struct {
 	Traces         telemetry.TracesConfig  `mapstructure:"traces"`
 	Slowlog        telemetry.SlowlogConfig `mapstructure:"slowlog"`
 	ScrapeInterval time.Duration           `mapstructure:"scrape_interval"` // upstream INFO scrape period (15s; negative = off)
+	// KeyLabels adds a key="<name>" label to respguard_bigkey_* and
+	// respguard_hotkey_* (off: they are labelled by rank only, so key names,
+	// often ids or e-mail addresses, stay out of the monitoring system; the
+	// admin JSON endpoints show them either way).
+	KeyLabels bool `mapstructure:"key_labels"`
 }
 
 // UpstreamConfig is the upstream Redis.
@@ -88,6 +93,9 @@ type PoolConfig struct {
 // AdminConfig is the HTTP listener for health, metrics and debug endpoints.
 type AdminConfig struct {
 	Listen string `mapstructure:"listen"` // "" or "off" disables it
+	// Pprof serves Go's /debug/pprof/ profiling endpoints on the admin
+	// listener (off by default: they expose heap contents and cost CPU).
+	Pprof bool `mapstructure:"pprof"`
 }
 
 // defaults lists every key with its default; viper binds RESPGUARD_* env
@@ -129,6 +137,8 @@ func defaults() map[string]any {
 		"client.max_pending":              proxy.DefaultMaxPending,
 		"client.write_timeout":            proxy.DefaultWriteTimeout,
 		"admin.listen":                    "127.0.0.1:9180",
+		"admin.pprof":                     false,
+		"telemetry.key_labels":            false,
 		"log.level":                       "info",
 		"log.format":                      "text",
 		"telemetry.traces.exporter":       "none",

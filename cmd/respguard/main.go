@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/pprof"
 	"os"
 	"os/signal"
 	"syscall"
@@ -100,7 +99,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, reload reloadFunc,
 			return nil
 		}
 		return srv.Guard()
-	}))
+	}, cfg.Telemetry.KeyLabels), newBuildInfo(version, commit))
 	tel, err := telemetry.New(ctx, cfg.telemetryConfig(), telemetry.Options{Logger: log, Registry: registry})
 	if err != nil {
 		return err
@@ -157,8 +156,9 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, reload reloadFunc,
 			g.Handler().ServeHTTP(w, r)
 		}
 	}))
-	mux.HandleFunc("/debug/pprof/", pprof.Index) // profiling, on the (loopback by default) admin listener
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	if cfg.Admin.Pprof {
+		addPprof(mux)
+	}
 	admin, err := startAdmin(cfg.Admin.Listen, mux, log)
 	if err != nil {
 		closeListeners(listeners)
@@ -178,7 +178,11 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, reload reloadFunc,
 	log.Info("shutting down: draining clients", "timeout", cfg.ShutdownTimeout)
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.proxyConfig().WithDefaults().ShutdownTimeout)
 	defer cancel()
-	err = srv.Shutdown(sctx)
+	if err := srv.Shutdown(sctx); err != nil {
+		// Not a failure of respguard: clients whose replies took longer than
+		// shutdown_timeout were closed, as configured.
+		log.Warn("shutdown_timeout reached: closed the clients still waiting for replies", "timeout", cfg.ShutdownTimeout, "error", err)
+	}
 	if admin != nil {
 		_ = admin.Shutdown(sctx)
 	}
@@ -187,7 +191,8 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, reload reloadFunc,
 			log.Warn("serve ended", "error", err)
 		}
 	}
-	return err
+	log.Info("respguard stopped")
+	return nil
 }
 
 // commandTable reads the upstream's COMMAND table (key positions and ACL

@@ -36,7 +36,9 @@ func TestBinaryServesAndDrainsOnSIGTERM(t *testing.T) {
 	rs := redistest.Start(t)
 	listen := fmt.Sprintf("127.0.0.1:%d", redistest.FreePort(t))
 	cmd := exec.Command(bin, "--listen", listen, "--upstream", rs.Addr, "--admin-listen", "off")
-	var stderr strings.Builder
+	const shutdownTimeout = 30 * time.Second
+	cmd.Env = append(os.Environ(), "RESPGUARD_SHUTDOWN_TIMEOUT="+shutdownTimeout.String())
+	var stderr syncBuffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -51,23 +53,42 @@ func TestBinaryServesAndDrainsOnSIGTERM(t *testing.T) {
 	if err := c.Set(ctx, "through-binary", "yes", 0).Err(); err != nil {
 		t.Fatalf("SET through binary: %v\n%s", err, stderr.String())
 	}
+	// Clients that can only wait do not hold the drain up: a BLPOP 0 and a
+	// subscriber (as Redis's own SHUTDOWN, they are ended, not waited for).
+	waiter := redis.NewClient(&redis.Options{Addr: listen, DisableIdentity: true, MaxRetries: -1, ReadTimeout: -1})
+	defer waiter.Close()
+	blpop := make(chan error, 1)
+	go func() { blpop <- waiter.BLPop(ctx, 0, "never-pushed").Err() }()
+	sub := waiter.Subscribe(ctx, "news")
+	defer sub.Close()
+	if _, err := sub.Receive(ctx); err != nil {
+		t.Fatalf("SUBSCRIBE: %v", err)
+	}
+	waitForCommand(t, rs.Addr, "blpop")
 	// A slow command in flight when SIGTERM arrives still gets its reply.
 	slow := make(chan error, 1)
 	go func() { slow <- c.Do(ctx, "DEBUG", "SLEEP", "0.5").Err() }()
 	waitForCommand(t, rs.Addr, "debug")
+	start := time.Now()
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	if err := <-slow; err != nil {
 		t.Fatalf("in-flight DEBUG SLEEP during drain: %v", err)
 	}
+	if err := <-blpop; err != redis.Nil {
+		t.Fatalf("BLPOP 0 during drain = %v, want the nil reply of a timeout", err)
+	}
 	select {
 	case err := <-exited:
 		if err != nil {
 			t.Fatalf("exit: %v\n%s", err, stderr.String())
 		}
-	case <-time.After(15 * time.Second):
+	case <-time.After(shutdownTimeout):
 		t.Fatal("respguard did not exit after SIGTERM")
+	}
+	if d := time.Since(start); d > shutdownTimeout/3 {
+		t.Fatalf("drain took %s of a %s shutdown_timeout", d, shutdownTimeout)
 	}
 }
 

@@ -192,5 +192,7 @@ func (u *upstream) stats() telemetry.PoolStats {
 	return telemetry.PoolStats{
 		Total: s.Total, Idle: s.Idle, Acquired: s.Acquired, Constructing: s.Constructing,
 		Max: max, AcquireCount: s.AcquireCount, AcquireWait: s.AcquireWait,
+		EmptyAcquireCount: s.EmptyAcquires, CanceledAcquireCount: s.CanceledAcquires,
+		Shared: s.Shared, BreakersOpen: s.BreakersOpen, DialErrors: s.DialErrors, Reconnects: s.Reconnects,
 	}
 }

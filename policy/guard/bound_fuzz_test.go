@@ -46,12 +46,12 @@ func boundCommand(in []byte) [][]byte {
 // fillBound builds the collections the base commands read: 150 elements
 // each, a sorted set with scores 1..150 (z), one with equal scores for lex
 // ranges (zl), and list, set and sorted set of numbers for SORT.
-func fillBound(t testing.TB, ctx context.Context, c *redis.Client) {
+func fillBound(t testing.TB, ctx context.Context, srv *redistest.Server, c *redis.Client) {
 	t.Helper()
-	fill(t, ctx, c, "zset", "z", 150)
-	fill(t, ctx, c, "list", "l", 150)
-	fill(t, ctx, c, "set", "s", 150)
-	fill(t, ctx, c, "stream", "x", 150)
+	srv.Fill(0, "zset", "z", 150)
+	srv.Fill(0, "list", "l", 150)
+	srv.Fill(0, "set", "s", 150)
+	srv.Fill(0, "stream", "x", 150)
 	err := c.Eval(ctx, `for i = 1, 150 do
   redis.call('ZADD', KEYS[1], 0, string.format('a%03d', i))
   redis.call('ZADD', KEYS[2], 151 - i, i)
@@ -72,7 +72,7 @@ func FuzzBoundMatchesRedis(f *testing.F) {
 	ctx := context.Background()
 	c := redis.NewClient(&redis.Options{Addr: srv.Addr, Protocol: 3, DisableIdentity: true, PoolSize: 1})
 	f.Cleanup(func() { _ = c.Close() })
-	fillBound(f, ctx, c)
+	fillBound(f, ctx, srv, c)
 	f.Fuzz(func(t *testing.T, in []byte) {
 		args := boundCommand(in)
 		if args == nil || len(args) > 12 {

@@ -28,12 +28,19 @@ func (g *Guard) Observe(name string, key []byte, elements int64, bytes int64) {
 	}
 	size := replySize(name, elements)
 	if size >= 0 {
-		g.sizes.put(key, size, now)
-		g.big.byElements.add(statKey(key), size, size, bytes, now)
+		g.learnSize(key, size, bytes, now)
 	}
 	if bytes > 0 {
 		g.big.byBytes.add(statKey(key), bytes, max(size, 0), bytes, now)
 	}
+}
+
+// learnSize records a key's collection size, however it was learned (a
+// reply, or a probe before a read that may then be refused): the size cache
+// and the big-key table by elements. bytes is the reply's size, 0 if none.
+func (g *Guard) learnSize(key []byte, size, bytes, now int64) {
+	g.sizes.put(key, size, now)
+	g.big.byElements.add(statKey(key), size, size, bytes, now)
 }
 
 // replySize is the collection size a reply to name reveals, or -1.

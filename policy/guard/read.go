@@ -33,9 +33,10 @@ func (g *Guard) decideRead(op *readOp, args [][]byte, sizes []int64) Plan {
 			return Plan{} // an error reply: let Redis answer the command
 		}
 	}
-	if q.est == estSum || q.est == estRank {
+	if q.est == estSum || q.est == estRank { // whole-key sizes, also of keys then refused
+		now := g.now()
 		for i, n := range sizes {
-			g.sizes.put(args[q.first+i], n, g.now())
+			g.learnSize(args[q.first+i], n, 0, now)
 		}
 	}
 	return g.judge(op, &q, args, q.count(sizes))

@@ -13,10 +13,16 @@ import (
 	"github.com/respguard/respguard/pool/redistest"
 )
 
+// clientTimeout is the tests' client read/write timeout: far above any
+// command they send (the fixtures are built by Server.Fill in small
+// commands), so a busy CI machine slows a test down instead of failing it.
+const clientTimeout = 30 * time.Second
+
 // client connects to srv speaking RESP proto and selecting db.
 func client(t testing.TB, srv *redistest.Server, proto, db int) *redis.Client {
 	t.Helper()
-	c := redis.NewClient(&redis.Options{Addr: srv.Addr, Protocol: proto, DB: db, DisableIdentity: true})
+	c := redis.NewClient(&redis.Options{Addr: srv.Addr, Protocol: proto, DB: db, DisableIdentity: true,
+		ReadTimeout: clientTimeout, WriteTimeout: clientTimeout})
 	t.Cleanup(func() { _ = c.Close() })
 	return c
 }
@@ -28,29 +34,6 @@ func do(ctx context.Context, c *redis.Client, args [][]byte) (any, error) {
 		a[i] = string(b)
 	}
 	return c.Do(ctx, a...).Result()
-}
-
-// fill runs a Lua loop that builds key as a collection of n elements with
-// variadic calls of up to 1000 elements (a 1M-element key in well under a
-// second).
-func fill(t testing.TB, ctx context.Context, c *redis.Client, typ, key string, n int) {
-	t.Helper()
-	add := map[string]string{
-		"list":   "redis.call('RPUSH', KEYS[1], unpack(a))",
-		"set":    "redis.call('SADD', KEYS[1], unpack(a))",
-		"hash":   "local b = {} for j, v in ipairs(a) do b[#b+1] = v b[#b+1] = v end redis.call('HSET', KEYS[1], unpack(b))",
-		"zset":   "local b = {} for j, v in ipairs(a) do b[#b+1] = v b[#b+1] = 'm' .. v end redis.call('ZADD', KEYS[1], unpack(b))",
-		"stream": "for j, v in ipairs(a) do redis.call('XADD', KEYS[1], '*', 'f', v) end",
-	}[typ]
-	script := `local n = tonumber(ARGV[1])
-for i = 1, n, 1000 do
-  local a = {}
-  for j = i, math.min(i + 999, n) do a[#a+1] = j end
-  ` + add + `
-end`
-	if err := c.Eval(ctx, script, []string{key}, n).Err(); err != nil && err != redis.Nil {
-		t.Fatalf("fill %s %s: %v", typ, key, err)
-	}
 }
 
 // commandStat is one line of INFO commandstats.
@@ -91,12 +74,12 @@ func TestUnlinkScriptOnRedis(t *testing.T) {
 	c := client(t, srv, 2, 0)
 	const big = 1_000_000
 	for _, typ := range []string{"list", "hash", "set", "zset"} {
-		fill(t, ctx, c, typ, "big:"+typ, big)
-		fill(t, ctx, c, typ, "small:"+typ, 10)
-		fill(t, ctx, c, typ, "mid:"+typ, 127) // just under min_elements 128
+		srv.Fill(0, typ, "big:"+typ, big)
+		srv.Fill(0, typ, "small:"+typ, 10)
+		srv.Fill(0, typ, "mid:"+typ, 127) // just under min_elements 128
 	}
-	fill(t, ctx, c, "stream", "big:stream", 200)
-	fill(t, ctx, c, "stream", "small:stream", 3)
+	srv.Fill(0, "stream", "big:stream", 200)
+	srv.Fill(0, "stream", "small:stream", 3)
 	c.Set(ctx, "big:string", strings.Repeat("x", 2<<20), 0)
 	c.Set(ctx, "small:string", "v", 0)
 	c.Set(ctx, "mid:string", strings.Repeat("x", 100), 0) // raw encoding, under 1 MiB
@@ -135,11 +118,11 @@ func TestUnlinkScriptRepliesEqualDel(t *testing.T) {
 	srv := redistest.Start(t)
 	ctx := context.Background()
 	g := newGuard(t, Config{Unlink: UnlinkConfig{MinElements: 50, MinBytes: 64}})
-	populate := func(c *redis.Client) {
-		fill(t, ctx, c, "list", "l", 100)
-		fill(t, ctx, c, "hash", "h", 10)
-		fill(t, ctx, c, "set", "s", 60)
-		fill(t, ctx, c, "zset", "z", 5)
+	populate := func(c *redis.Client, db int) {
+		srv.Fill(db, "list", "l", 100)
+		srv.Fill(db, "hash", "h", 10)
+		srv.Fill(db, "set", "s", 60)
+		srv.Fill(db, "zset", "z", 5)
 		c.Set(ctx, "str", strings.Repeat("y", 100), 0)
 		c.Set(ctx, "n", 42, 0)
 		c.Set(ctx, "gone", 1, time.Millisecond) // expired by the DEL: counts as missing
@@ -151,8 +134,8 @@ func TestUnlinkScriptRepliesEqualDel(t *testing.T) {
 		} {
 			direct.FlushDB(ctx)
 			guarded.FlushDB(ctx)
-			populate(direct)
-			populate(guarded)
+			populate(direct, 1)
+			populate(guarded, 2)
 			time.Sleep(3 * time.Millisecond) // let "gone" expire on both
 			want, err1 := do(ctx, direct, cmd("DEL "+keys))
 			p := g.Plan(cmd("DEL "+keys), nil)
@@ -179,15 +162,15 @@ func TestProbesOnRedis(t *testing.T) {
 	ctx := context.Background()
 	c2 := client(t, srv, 2, 0)
 	c3 := client(t, srv, 3, 0)
-	fill(t, ctx, c2, "hash", "h", 150)
-	fill(t, ctx, c2, "set", "s1", 150)
+	srv.Fill(0, "hash", "h", 150)
+	srv.Fill(0, "set", "s1", 150)
 	c2.SAdd(ctx, "s2", 140, 141, 142, "x", "y")
-	fill(t, ctx, c2, "list", "l", 150)
-	fill(t, ctx, c2, "zset", "z", 150)
+	srv.Fill(0, "list", "l", 150)
+	srv.Fill(0, "zset", "z", 150)
 	for i := range 150 {
 		c2.ZAdd(ctx, "zl", redis.Z{Score: 0, Member: fmt.Sprintf("a%03d", i)})
 	}
-	fill(t, ctx, c2, "stream", "x", 150)
+	srv.Fill(0, "stream", "x", 150)
 
 	tests := []struct {
 		cmd     string

@@ -184,9 +184,13 @@ func (c *Cluster) Stats() pool.Stats {
 		sum.Constructing += s.Constructing
 		sum.Shared += s.Shared
 		sum.AcquireCount += s.AcquireCount
+		sum.EmptyAcquires += s.EmptyAcquires
+		sum.CanceledAcquires += s.CanceledAcquires
 		sum.AcquireWait += s.AcquireWait
 		sum.Dials += s.Dials
 		sum.DialErrors += s.DialErrors
+		sum.Reconnects += s.Reconnects
+		sum.BreakersOpen += s.BreakersOpen
 	}
 	return sum
 }

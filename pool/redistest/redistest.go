@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -121,13 +122,43 @@ func (s *Server) Stop() {
 // Pid returns the process id of the running server.
 func (s *Server) Pid() int { return s.cmd.Process.Pid }
 
-// FreePort returns a loopback TCP port that was free a moment ago.
+// FreePort returns a loopback TCP port that was free a moment ago and that
+// no earlier FreePort call of this process returned: the kernel may offer a
+// closed port again at once, and two ports asked for in a row (a listener
+// and an admin listener) must differ.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("find free port: %v", err)
+	for range 100 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("find free port: %v", err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if handedOut.claim(port) {
+			return port
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatal("find free port: the kernel kept offering ports already handed out")
+	return 0
+}
+
+// handedOut is the process-wide set of ports FreePort returned (ports are a
+// process-wide resource, so the set is too).
+var handedOut = portSet{ports: make(map[int]bool)}
+
+type portSet struct {
+	mu    sync.Mutex // guards ports
+	ports map[int]bool
+}
+
+// claim records port and reports whether it was not recorded before.
+func (s *portSet) claim(port int) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ports[port] {
+		return false
+	}
+	s.ports[port] = true
+	return true
 }
