@@ -74,6 +74,9 @@ var diffFamilies = []diffFamily{
 	{"exec-denied", (*diffGen).execDeniedStep},
 	{"watch", (*diffGen).watchStep},
 	{"pubsub", (*diffGen).pubsubStep},
+	{"pubsub-pattern", (*diffGen).pubsubPatternStep},
+	{"pubsub-del", (*diffGen).pubsubDelStep},
+	{"pubsub-local", (*diffGen).pubsubLocalStep},
 	{"unsubscribe", (*diffGen).unsubscribeStep},
 	{"hello", (*diffGen).helloStep},
 	{"select", (*diffGen).selectStep},
@@ -86,6 +89,7 @@ var diffFamilies = []diffFamily{
 	{"unknown", (*diffGen).unknownStep},
 	{"denied", (*diffGen).deniedStep},
 	{"guard", (*diffGen).guardStep},
+	{"guard-del", (*diffGen).guardDelStep},
 	{"guard-multi", (*diffGen).guardMultiStep},
 	{"crlf", (*diffGen).crlfStep},
 	{"oversize", (*diffGen).oversizeStep},
@@ -100,9 +104,11 @@ type diffUser struct{ name, password, rules string }
 var diffUsers = []diffUser{
 	{"full", "full-pw", "~* &* +@all"},
 	{"app", "app-pw", "~app:* &app:* +@all -@admin -@dangerous"},
-	{"noexec", "noexec-pw", "~* &* +@all -exec"},
 	{"reader", "reader-pw", "~* &* +@read +@connection"},
 }
+
+// noExecUser may do anything but EXEC; only execDeniedStep logs in as it.
+var noExecUser = diffUser{"noexec", "noexec-pw", "~* &* +@all -exec"}
 
 const (
 	// guardTTLPattern is the guard.require_ttl pattern of the proxy.
@@ -193,7 +199,7 @@ func (g *diffGen) plainCmd() diffCmd {
 	case 4:
 		return cmd("APPEND", k, g.value())
 	case 5:
-		return cmd("DEL", k, g.key())
+		return cmd("UNLINK", k, g.key()) // DEL, which the guard rewrites, is guardDelStep's
 	case 6:
 		return cmd("EXISTS", k, g.key())
 	case 7:
@@ -353,16 +359,23 @@ func (g *diffGen) multiStateStep() diffStep {
 	return st
 }
 
-// execDeniedStep: an EXEC that is refused (wrong arity; the noexec user) and
-// what the commands after it get.
+// execDeniedStep: an EXEC that is refused (wrong arity; a user without EXEC)
+// and what the commands after it get.
 func (g *diffGen) execDeniedStep() diffStep {
 	st := step(cmd("MULTI"), g.plainCmd())
+	noExec := g.ch.intn(2) == 0
+	if noExec {
+		st.cmds = append([]diffCmd{cmd("AUTH", noExecUser.name, noExecUser.password)}, st.cmds...)
+	}
 	if g.ch.intn(2) == 0 {
 		st.cmds = append(st.cmds, cmd("EXEC", "extra"))
 	} else {
 		st.cmds = append(st.cmds, cmd("EXEC"))
 	}
 	st.cmds = append(st.cmds, g.plainCmd(), cmd("EXEC"))
+	if noExec {
+		st.cmds = append(st.cmds, cmd("DISCARD"), cmd("AUTH", "full", "full-pw"))
+	}
 	return st
 }
 
@@ -384,44 +397,80 @@ func (g *diffGen) watchStep() diffStep {
 // whatever protocol the client speaks. It subscribes first, so unsubscribing
 // from nothing is left to unsubscribeStep.
 func (g *diffGen) pubsubStep() diffStep {
-	st := step(cmd(g.pick("SUBSCRIBE", "PSUBSCRIBE"), g.channel()))
+	st := step(cmd("SUBSCRIBE", g.channel()))
 	for range g.ch.intn(4) {
 		c := g.channel()
-		switch g.ch.intn(9) {
+		switch g.ch.intn(7) {
 		case 0, 1:
 			st.cmds = append(st.cmds, cmd("SUBSCRIBE", c, g.channel()))
 		case 2:
-			st.cmds = append(st.cmds, cmd("PSUBSCRIBE", "app:"+g.tok+":*"))
-		case 3:
 			st.cmds = append(st.cmds, cmd("SSUBSCRIBE", c))
-		case 4:
+		case 3:
 			st.cmds = append(st.cmds, cmd("PUBLISH", c, g.value()))
-		case 5:
+		case 4:
 			st.cmds = append(st.cmds, cmd("UNSUBSCRIBE", c))
-		case 6:
-			st.cmds = append(st.cmds, cmd("PUNSUBSCRIBE"))
-		case 7:
-			st.cmds = append(st.cmds, cmd("PING"))
+		case 5:
+			st.cmds = append(st.cmds, cmd("PING", g.pick("", "x")))
 		default:
-			st.cmds = append(st.cmds, g.plainCmd()) // refused while subscribed over RESP2
+			st.cmds = append(st.cmds, cmd("GET", c)) // refused while subscribed over RESP2
 		}
+	}
+	// Leave Pub/Sub with RESET: unsubscribing is unsubscribeStep's, and what
+	// respguard answers itself while subscribed is pubsubLocalStep's.
+	return step(append(st.cmds, cmd("RESET"))...)
+}
+
+// pubsubLocalStep sends commands respguard answers itself while subscribed:
+// over RESP2 Redis refuses them in that context.
+func (g *diffGen) pubsubLocalStep() diffStep {
+	st := step(cmd("SUBSCRIBE", g.channel()))
+	for range 1 + g.ch.intn(2) {
+		st.cmds = append(st.cmds, g.localCmd())
+	}
+	return step(append(st.cmds, cmd("RESET"))...)
+}
+
+// pubsubPatternStep subscribes to the one pattern of the client's channels
+// (one only: Redis delivers a message matching several patterns in the order
+// of its pattern table, which other clients' patterns reshape). The app user
+// may not: Redis only grants a pattern its ACL names literally.
+func (g *diffGen) pubsubPatternStep() diffStep {
+	st := step(cmd("PSUBSCRIBE", "app:"+g.tok+":*"))
+	if g.ch.intn(2) == 0 {
+		st.cmds = append(st.cmds, cmd("SUBSCRIBE", g.channel()))
+	}
+	st.cmds = append(st.cmds, cmd("PUBLISH", g.channel(), g.value()), cmd("PUNSUBSCRIBE", "app:"+g.tok+":*"))
+	if g.ch.intn(2) == 0 {
+		st.cmds = append(st.cmds, cmd("SUBSCRIBE", "other:"+g.tok)) // denied to the app user
 	}
 	return st
 }
 
+// pubsubDelStep runs DEL (which the guard sends as a script) where Redis
+// refuses it by name: subscribed over RESP2.
+func (g *diffGen) pubsubDelStep() diffStep {
+	return step(cmd("SUBSCRIBE", g.channel()), cmd("DEL", g.key()), cmd("RESET"))
+}
+
 // unsubscribeStep unsubscribes from channels the client may not be
-// subscribed to: Redis answers once per channel (RESP2) or with pushes.
+// subscribed to: Redis answers once per channel (RESP2) or with pushes. It
+// may subscribe to one channel first (one: unsubscribing from all answers in
+// the order of a hash table seeded at random by each server).
 func (g *diffGen) unsubscribeStep() diffStep {
-	name := g.pick("UNSUBSCRIBE", "PUNSUBSCRIBE", "SUNSUBSCRIBE")
-	args := []string{name}
+	var st diffStep
+	if g.ch.intn(2) == 0 {
+		st.cmds = append(st.cmds, cmd("SUBSCRIBE", g.channel()))
+	}
+	args := []string{g.pick("UNSUBSCRIBE", "PUNSUBSCRIBE", "SUNSUBSCRIBE")}
 	for range g.ch.intn(4) {
 		args = append(args, g.channel())
 	}
-	return step(cmd(args...), g.plainCmd())
+	st.cmds = append(st.cmds, cmd(args...), cmd("UNSUBSCRIBE"), g.plainCmd(), g.deniedCmd())
+	return st
 }
 
 func (g *diffGen) helloStep() diffStep {
-	switch g.ch.intn(7) {
+	switch g.ch.intn(6) {
 	case 0:
 		return step(cmd("HELLO"))
 	case 1:
@@ -429,8 +478,6 @@ func (g *diffGen) helloStep() diffStep {
 	case 2:
 		return step(cmd("HELLO", g.pick("2", "3"), "SETNAME", "n-"+g.tok), cmd("CLIENT", "GETNAME"))
 	case 3:
-		return step(cmd("HELLO", "3", "BAD\r\nOPTION"))
-	case 4:
 		u := diffUsers[g.ch.intn(len(diffUsers))]
 		return step(cmd("HELLO", g.pick("2", "3"), "AUTH", u.name, g.pick(u.password, "wrong")))
 	default:
@@ -569,7 +616,7 @@ func (g *diffGen) unknownCmd() diffCmd {
 	case 3:
 		return cmd("SET", g.key()) // wrong arity
 	default:
-		return cmd("ECHO", g.value()) // renamed away
+		return cmd("ECHO", "v:"+g.tok) // renamed away
 	}
 }
 
@@ -596,13 +643,7 @@ func (g *diffGen) deniedCmd() diffCmd {
 	}
 }
 
-func (g *diffGen) deniedStep() diffStep {
-	st := step(g.deniedCmd(), g.plainCmd())
-	if g.ch.intn(3) == 0 {
-		st.cmds = append(st.cmds, cmd("SUBSCRIBE", "other:"+g.tok))
-	}
-	return st
-}
+func (g *diffGen) deniedStep() diffStep { return step(g.deniedCmd(), g.plainCmd()) }
 
 // guardCmd is refused by the proxy's guard.require_ttl. The direct run gets
 // the placeholder instead; the comparison maps one to the other.
@@ -624,6 +665,21 @@ func (g *diffGen) guardStep() diffStep {
 		st.cmds = append(st.cmds, g.guardedCmd(true))
 	}
 	return st
+}
+
+// guardDelStep deletes keys small and big (the guard sends DEL as a script
+// that unlinks big values) from a known state.
+func (g *diffGen) guardDelStep() diffStep {
+	list := "app:" + g.tok + ":list"
+	st := step(cmd("RESET"), cmd("RPUSH", list, g.value()))
+	if g.ch.intn(2) == 0 {
+		big := []string{"RPUSH", list}
+		for range 130 { // over the guard's unlink threshold
+			big = append(big, g.value())
+		}
+		st.cmds = append(st.cmds, cmd(big...))
+	}
+	return step(append(st.cmds, cmd("DEL", g.key(), list, g.key()))...)
 }
 
 // guardMultiStep is guardStep inside MULTI or under CLIENT REPLY OFF|SKIP:
