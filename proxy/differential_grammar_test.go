@@ -19,13 +19,22 @@ import (
 
 // byteChoices hands out choices read from b. Once b is used up every choice
 // is 0 and exhausted reports true.
+//
+// With record set, it makes the bytes up instead (from record, except that
+// every family choice is forceFamily) and appends them to b: that is how the
+// seed corpus is written (TestWriteDifferentialSeeds).
 type byteChoices struct {
-	b   []byte
-	pos int
+	b           []byte
+	pos         int
+	record      func() byte
+	forceFamily int
 }
 
 // intn returns a choice in [0, n).
 func (c *byteChoices) intn(n int) int {
+	if c.record != nil {
+		c.b = append(c.b, c.record())
+	}
 	if n <= 1 {
 		return 0
 	}
@@ -38,7 +47,17 @@ func (c *byteChoices) intn(n int) int {
 	return v % n
 }
 
-func (c *byteChoices) exhausted() bool { return c.pos >= len(c.b) }
+// family returns the index of the next step's family in diffFamilies.
+func (c *byteChoices) family() int {
+	if c.record != nil {
+		c.b = append(c.b, byte(c.forceFamily))
+		c.pos++
+		return c.forceFamily
+	}
+	return c.intn(len(diffFamilies))
+}
+
+func (c *byteChoices) exhausted() bool { return c.record == nil && c.pos >= len(c.b) }
 
 // diffCmd is one command of a step. direct, when set, is what the direct run
 // sends instead (see guardRefusalPlaceholder).
@@ -126,21 +145,25 @@ const (
 
 // diffGen generates one client's steps.
 type diffGen struct {
-	ch       *byteChoices
-	tok      string       // the client's token
-	families []diffFamily // the families steps are drawn from
-	n        int          // counter for unique values
+	ch      *byteChoices
+	tok     string          // the client's token
+	enabled map[string]bool // the families that run; nil: all
+	n       int             // counter for unique values
 }
 
-// next returns the next step, or false once the choices are used up.
+// next returns the next step of an enabled family, or false once the
+// choices are used up. A step of another family is drawn and dropped, so
+// the same bytes mean the same steps whichever families are enabled.
 func (g *diffGen) next() (diffStep, bool) {
-	if g.ch.exhausted() {
-		return diffStep{}, false
+	for !g.ch.exhausted() {
+		f := diffFamilies[g.ch.family()]
+		st := f.gen(g)
+		st.family = f.name
+		if g.enabled == nil || g.enabled[f.name] {
+			return st, true
+		}
 	}
-	f := g.families[g.ch.intn(len(g.families))]
-	st := f.gen(g)
-	st.family = f.name
-	return st, true
+	return diffStep{}, false
 }
 
 // connect is the first step of every connection: authenticate as one of the

@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -68,8 +69,8 @@ const diffReadTimeout = 15 * time.Second
 // redis-server configured as respguard presents itself.
 type diffRig struct {
 	proxyAddr, directAddr string
-	families              []diffFamily
-	tokens                atomic.Int64 // last token number handed out
+	families              map[string]bool // enabled families
+	tokens                atomic.Int64    // last token number handed out
 }
 
 // startDiffRig starts both servers and the proxy.
@@ -116,22 +117,17 @@ func mirrorUsers(t testing.TB, addr string) {
 
 // enabledFamilies is diffFamilies without the pending ones, unless
 // RESPGUARD_DIFF_PENDING is set; RESPGUARD_DIFF_FAMILIES=a,b keeps only those.
-func enabledFamilies() []diffFamily {
+func enabledFamilies() map[string]bool {
 	only := map[string]bool{}
 	for _, name := range strings.Split(os.Getenv("RESPGUARD_DIFF_FAMILIES"), ",") {
 		if name != "" {
 			only[name] = true
 		}
 	}
-	var fams []diffFamily
+	fams := map[string]bool{}
 	for _, f := range diffFamilies {
-		if _, pending := pendingFamilies[f.name]; pending && os.Getenv("RESPGUARD_DIFF_PENDING") == "" {
-			continue
-		}
-		if len(only) > 0 && !only[f.name] {
-			continue
-		}
-		fams = append(fams, f)
+		_, pending := pendingFamilies[f.name]
+		fams[f.name] = (!pending || os.Getenv("RESPGUARD_DIFF_PENDING") != "") && (len(only) == 0 || only[f.name])
 	}
 	return fams
 }
@@ -154,7 +150,7 @@ func (rig *diffRig) runClients(inputs [][]byte, stats *diffStats) []error {
 	for i, in := range inputs {
 		wg.Go(func() {
 			tok := fmt.Sprintf("tk%08d", rig.tokens.Add(1))
-			c := &diffClient{rig: rig, stats: stats, gen: &diffGen{ch: &byteChoices{b: in}, tok: tok, families: rig.families}}
+			c := &diffClient{rig: rig, stats: stats, gen: &diffGen{ch: &byteChoices{b: in}, tok: tok, enabled: rig.families}}
 			errs[i] = c.run()
 			if errs[i] != nil {
 				errs[i] = fmt.Errorf("client %s (choices %x):\n%w\nsequence so far:\n%s", tok, in, errs[i], c.transcript.String())
@@ -476,15 +472,107 @@ func reportDiff(t testing.TB, errs []error) bool {
 func FuzzDifferential(f *testing.F) {
 	rig := startDiffRig(f)
 	f.Fuzz(func(t *testing.T, in []byte) {
-		if len(in) == 0 {
-			return
+		if inputs := splitFuzzInput(in); inputs != nil {
+			reportDiff(t, rig.runClients(inputs, &diffStats{}))
 		}
-		n := 1 + int(in[0])%4
-		in = in[1:]
-		inputs := make([][]byte, n)
-		for i := range inputs {
-			inputs[i] = in[i*len(in)/n : (i+1)*len(in)/n]
-		}
-		reportDiff(t, rig.runClients(inputs, &diffStats{}))
 	})
+}
+
+// splitFuzzInput cuts a fuzz input into the choices of each client: the first
+// byte picks how many (1 to 4), the rest is split evenly.
+func splitFuzzInput(in []byte) [][]byte {
+	if len(in) == 0 {
+		return nil
+	}
+	n := 1 + int(in[0])%4
+	in = in[1:]
+	inputs := make([][]byte, n)
+	for i := range inputs {
+		inputs[i] = in[i*len(in)/n : (i+1)*len(in)/n]
+	}
+	return inputs
+}
+
+// seedDir holds FuzzDifferential's seed corpus.
+var seedDir = filepath.Join("testdata", "fuzz", "FuzzDifferential")
+
+// TestDifferentialSeedsCoverEveryFamily checks that the seed corpus draws
+// every family of the grammar. RESPGUARD_DIFF_WRITE_SEEDS=1 rewrites the
+// corpus: per family, one input of 1 to 4 clients whose every step is of that
+// family.
+func TestDifferentialSeedsCoverEveryFamily(t *testing.T) {
+	if os.Getenv("RESPGUARD_DIFF_WRITE_SEEDS") != "" {
+		writeDiffSeeds(t)
+	}
+	files, err := os.ReadDir(seedDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	drawn := map[string]bool{}
+	for _, f := range files {
+		in := readSeed(t, filepath.Join(seedDir, f.Name()))
+		for _, chunk := range splitFuzzInput(in) {
+			g := &diffGen{ch: &byteChoices{b: chunk}, tok: "tk00000000"}
+			g.connect()
+			for st, ok := g.next(); ok; st, ok = g.next() {
+				drawn[st.family] = true
+			}
+		}
+	}
+	for _, f := range diffFamilies {
+		if !drawn[f.name] {
+			t.Errorf("no seed draws family %q; rewrite the corpus with RESPGUARD_DIFF_WRITE_SEEDS=1", f.name)
+		}
+	}
+}
+
+// writeDiffSeeds writes the seed corpus, from a fixed seed.
+func writeDiffSeeds(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	if err := os.MkdirAll(seedDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for i, f := range diffFamilies {
+		clients := 1 + i%4
+		chunks := make([][]byte, clients)
+		longest := 0
+		for c := range chunks {
+			ch := &byteChoices{record: func() byte { return byte(rng.Uint32()) }, forceFamily: i}
+			g := &diffGen{ch: ch, tok: "tk00000000"}
+			g.connect()
+			for range 6 {
+				g.next()
+			}
+			chunks[c] = ch.b
+			longest = max(longest, len(ch.b))
+		}
+		// Equal chunks, as splitFuzzInput cuts them: pad each to the longest
+		// (a zero byte draws the first family, or the first option).
+		in := []byte{byte(clients - 1)}
+		for _, c := range chunks {
+			in = append(append(in, c...), make([]byte, longest-len(c))...)
+		}
+		content := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", in)
+		if err := os.WriteFile(filepath.Join(seedDir, "family-"+f.name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// readSeed decodes a corpus file of one []byte value.
+func readSeed(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) != 2 || lines[0] != "go test fuzz v1" || !strings.HasPrefix(lines[1], "[]byte(") {
+		t.Fatalf("%s: not a corpus file of one []byte", path)
+	}
+	s, err := strconv.Unquote(strings.TrimSuffix(strings.TrimPrefix(lines[1], "[]byte("), ")"))
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return []byte(s)
 }
