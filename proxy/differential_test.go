@@ -73,8 +73,9 @@ type diffRig struct {
 	tokens                atomic.Int64    // last token number handed out
 }
 
-// startDiffRig starts both servers and the proxy.
-func startDiffRig(t testing.TB) *diffRig {
+// startDiffRig starts both servers and the proxy, with sharedConns shared
+// upstream connections per (db, protocol).
+func startDiffRig(t testing.TB, sharedConns int) *diffRig {
 	t.Helper()
 	limit := strconv.Itoa(bulkLimit)
 	upstream := redistest.Start(t, "--proto-max-bulk-len", limit)
@@ -90,7 +91,7 @@ func startDiffRig(t testing.TB) *diffRig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tp := startProxyWith(t, upstream, func(_ *Config, pc *pool.Config) { pc.SharedConns = 2 }, Options{Policy: pol, Guard: grd})
+	tp := startProxyWith(t, upstream, func(_ *Config, pc *pool.Config) { pc.SharedConns = sharedConns }, Options{Policy: pol, Guard: grd})
 	return &diffRig{proxyAddr: tp.Addr, directAddr: direct.Addr, families: enabledFamilies()}
 }
 
@@ -434,7 +435,7 @@ const (
 // respguard and directly against Redis, and fails on the first divergence,
 // printing the seed and each failing client's sequence.
 func TestDifferential(t *testing.T) {
-	rig := startDiffRig(t)
+	rig := startDiffRig(t, 2)
 	seed := diffSeed(t)
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	var stats diffStats
@@ -470,7 +471,7 @@ func reportDiff(t testing.TB, errs []error) bool {
 // FuzzDifferential drives the grammar with the fuzzer's bytes: the first byte
 // picks how many clients run at once (1 to 4), the rest is split between them.
 func FuzzDifferential(f *testing.F) {
-	rig := startDiffRig(f)
+	rig := startDiffRig(f, 2)
 	f.Fuzz(func(t *testing.T, in []byte) {
 		if inputs := splitFuzzInput(in); inputs != nil {
 			reportDiff(t, rig.runClients(inputs, &diffStats{}))
