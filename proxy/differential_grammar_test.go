@@ -262,13 +262,15 @@ func (g *diffGen) plainStep() diffStep { return step(g.plainCmd()) }
 
 // mixedCmd is any command that keeps the connection's state as it is.
 func (g *diffGen) mixedCmd() diffCmd {
-	switch g.ch.intn(8) {
+	switch g.ch.intn(9) {
 	case 0:
 		return g.unknownCmd()
 	case 1:
 		return g.deniedCmd()
 	case 2:
 		return g.scriptCmd()
+	case 3:
+		return g.renamedCmd()
 	default:
 		return g.plainCmd()
 	}
@@ -551,9 +553,12 @@ func (g *diffGen) clientReplyLocalStep() diffStep {
 func (g *diffGen) multiLocalStep() diffStep {
 	st := step(cmd("MULTI"))
 	for range 1 + g.ch.intn(3) {
-		if g.ch.intn(3) == 0 {
+		switch g.ch.intn(4) {
+		case 0:
 			st.cmds = append(st.cmds, g.plainCmd())
-		} else {
+		case 1:
+			st.cmds = append(st.cmds, g.renamedCmd()) // answered by respguard too
+		default:
 			st.cmds = append(st.cmds, g.localCmd())
 		}
 	}
@@ -629,21 +634,27 @@ func (g *diffGen) scriptStep() diffStep { return step(g.scriptCmd(), g.scriptCmd
 // unknownCmd is a command or subcommand Redis does not know, or a command
 // with the wrong number of arguments.
 func (g *diffGen) unknownCmd() diffCmd {
-	switch g.ch.intn(5) {
+	switch g.ch.intn(4) {
 	case 0:
 		return cmd("NOSUCH", g.key())
 	case 1:
 		return cmd("CLIENT", "NOSUCH")
 	case 2:
 		return cmd("OBJECT", "NOSUCH", g.key())
-	case 3:
-		return cmd("SET", g.key()) // wrong arity
 	default:
-		return cmd("ECHO", "v:"+g.tok) // renamed away
+		return cmd("SET", g.key()) // wrong arity
 	}
 }
 
-func (g *diffGen) unknownStep() diffStep { return step(g.unknownCmd(), g.plainCmd()) }
+// renamedCmd is a command renamed away (to ""): unknown to the clients.
+func (g *diffGen) renamedCmd() diffCmd { return cmd("ECHO", "v:"+g.tok) }
+
+func (g *diffGen) unknownStep() diffStep {
+	if g.ch.intn(4) == 0 {
+		return step(g.renamedCmd(), g.plainCmd())
+	}
+	return step(g.unknownCmd(), g.plainCmd())
+}
 
 // deniedCmd is refused to some or all users: the production preset, keys
 // and channels outside the app user's patterns, writes for the reader.

@@ -428,7 +428,7 @@ func diffSeed(t *testing.T) uint64 {
 
 const (
 	diffClients    = 16  // clients at once in each round of TestDifferential
-	diffChoiceSize = 160 // choice bytes per client: some 30 steps
+	diffChoiceSize = 256 // choice bytes per client: some 20 steps of enabled families
 )
 
 // TestDifferential runs rounds of concurrent random sequences through
