@@ -101,11 +101,7 @@ func (rig *diffRig) runCase(dc diffCase) error {
 	tok := fmt.Sprintf("tk%08d", rig.tokens.Add(1))
 	c := &diffClient{rig: rig, stats: &diffStats{}, gen: &diffGen{ch: &byteChoices{}, tok: tok}}
 	defer c.close()
-	var err error
-	if c.proxy, err = dialDiff("respguard", rig.proxyAddr); err != nil {
-		return err
-	}
-	if c.direct, err = dialDiff("redis", rig.directAddr); err != nil {
+	if err := c.dial(); err != nil {
 		return err
 	}
 	steps := make([]diffStep, 0, len(dc.steps)+1)

@@ -260,8 +260,9 @@ func (g *diffGen) plainCmd() diffCmd {
 
 func (g *diffGen) plainStep() diffStep { return step(g.plainCmd()) }
 
-// mixedCmd is any command that keeps the connection's state as it is.
-func (g *diffGen) mixedCmd() diffCmd {
+// mixedCmd is any command that keeps the connection's state as it is; with
+// renamed, possibly the renamed-away command.
+func (g *diffGen) mixedCmd(renamed bool) diffCmd {
 	switch g.ch.intn(9) {
 	case 0:
 		return g.unknownCmd()
@@ -270,17 +271,18 @@ func (g *diffGen) mixedCmd() diffCmd {
 	case 2:
 		return g.scriptCmd()
 	case 3:
-		return g.renamedCmd()
-	default:
-		return g.plainCmd()
+		if renamed {
+			return g.renamedCmd()
+		}
 	}
+	return g.plainCmd()
 }
 
 func (g *diffGen) pipelineStep() diffStep {
 	n := 2 + g.ch.intn(6)
 	var st diffStep
 	for range n {
-		st.cmds = append(st.cmds, g.mixedCmd())
+		st.cmds = append(st.cmds, g.mixedCmd(true))
 	}
 	return st
 }
@@ -288,20 +290,13 @@ func (g *diffGen) pipelineStep() diffStep {
 // queuedCmd is a command sent inside MULTI: ordinary ones, and ones Redis
 // refuses before queueing (unknown, wrong arity, denied).
 func (g *diffGen) queuedCmd() diffCmd {
-	switch g.ch.intn(9) {
+	switch g.ch.intn(6) {
 	case 0:
-		return g.unknownCmd()
-	case 1:
-		return g.deniedCmd()
-	case 2:
 		return cmd("GET") // wrong arity
-	case 3:
+	case 1:
 		return cmd("BLPOP", g.key(), "0.01") // never blocks inside MULTI
-	case 4:
-		return g.scriptCmd()
-	default:
-		return g.plainCmd()
 	}
+	return g.mixedCmd(false)
 }
 
 // localCmd is a command respguard answers itself (outside a transaction).
@@ -800,6 +795,6 @@ func (g *diffGen) authStep() diffStep {
 	case 1:
 		return step(cmd("AUTH", "nopass-given")) // default user has no password
 	default:
-		return step(cmd("AUTH", u.name, u.password), g.mixedCmd())
+		return step(cmd("AUTH", u.name, u.password), g.mixedCmd(true))
 	}
 }

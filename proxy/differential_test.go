@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -192,15 +193,21 @@ func (c *diffClient) run() error {
 
 // connect dials both sides and runs the generator's connect step.
 func (c *diffClient) connect() error {
+	if err := c.dial(); err != nil {
+		return err
+	}
+	return c.do(c.gen.connect())
+}
+
+// dial (re)opens both sides' connections.
+func (c *diffClient) dial() error {
 	c.close()
 	var err error
 	if c.proxy, err = dialDiff("respguard", c.rig.proxyAddr); err != nil {
 		return err
 	}
-	if c.direct, err = dialDiff("redis", c.rig.directAddr); err != nil {
-		return err
-	}
-	return c.do(c.gen.connect())
+	c.direct, err = dialDiff("redis", c.rig.directAddr)
+	return err
 }
 
 func (c *diffClient) close() {
@@ -390,8 +397,8 @@ func (dc *diffConn) exchange(req []byte, marker string) ([]string, error) {
 
 // isClosed reports whether err means the peer closed the connection.
 func isClosed(err error) bool {
-	return errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, io.ErrUnexpectedEOF) ||
-		strings.Contains(err.Error(), "connection reset") || strings.Contains(err.Error(), "broken pipe")
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
 func scriptSHA(body string) string {
