@@ -3,6 +3,7 @@ package proxy
 import (
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -20,8 +21,8 @@ type diffCase struct {
 // diffCases reproduce, each in a few commands, what the pending families
 // diverge on (TOKEN stands for the client's token).
 var diffCases = []diffCase{
-	{"HELLO 3 queued in MULTI switches to RESP3 at EXEC", "multi-state",
-		[][]diffCmd{{cmd("MULTI"), cmd("HELLO", "3"), cmd("EXEC"), cmd("HGETALL", "app:TOKEN:k")}}, ""},
+	{"HELLO 3 inside MULTI is refused and the protocol stays", "multi-state",
+		[][]diffCmd{{cmd("MULTI"), refusedInMulti("HELLO", "3"), cmd("EXEC"), cmd("HGETALL", "app:TOKEN:k")}}, ""},
 	{"CLIENT SETNAME and SELECT x are queued in MULTI", "multi-local",
 		[][]diffCmd{{cmd("MULTI"), cmd("CLIENT", "SETNAME", "n"), cmd("SELECT", "x"), cmd("EXEC")}}, ""},
 	{"a renamed-away command aborts the transaction", "multi-local",
@@ -34,10 +35,12 @@ var diffCases = []diffCase{
 		[][]diffCmd{{cmd("UNSUBSCRIBE", "a", "b", "c")}}, ""},
 	{"UNSUBSCRIBE from nothing over RESP3 answers with a push", "unsubscribe",
 		[][]diffCmd{{cmd("HELLO", "3")}, {cmd("UNSUBSCRIBE", "a")}}, ""},
-	{"after UNSUBSCRIBE a local error keeps its place", "unsubscribe",
+	{"after UNSUBSCRIBE a local error keeps its place", "unsubscribe-all",
 		[][]diffCmd{{cmd("SUBSCRIBE", "app:TOKEN:c"), cmd("UNSUBSCRIBE")}, {cmd("MULTI"), cmd("GET"), cmd("EXEC")}}, ""},
 	{"a pattern denial waits for the subscription before it", "pubsub-pattern",
 		[][]diffCmd{{cmd("AUTH", "app", "app-pw")}, {cmd("SUBSCRIBE", "app:TOKEN:c"), cmd("PSUBSCRIBE", "app:TOKEN:*")}}, ""},
+	{"a denial in Pub/Sub mode waits for the replies before it", "pubsub-denied",
+		[][]diffCmd{{cmd("HELLO", "3", "AUTH", "app", "app-pw")}, {cmd("SUBSCRIBE", "app:TOKEN:c"), cmd("PUBLISH", "app:TOKEN:c", "m"), cmd("SUBSCRIBE", "other:TOKEN")}}, ""},
 	{"DEL while subscribed over RESP2 is refused as DEL", "pubsub-del",
 		[][]diffCmd{{cmd("SUBSCRIBE", "app:TOKEN:c"), cmd("DEL", "app:TOKEN:k")}}, ""},
 	{"AUTH while subscribed over RESP2 is refused in that context", "pubsub-local",
@@ -136,4 +139,48 @@ func withToken(dc diffCmd, tok string) diffCmd {
 		return out
 	}
 	return diffCmd{args: replace(dc.args), direct: replace(dc.direct)}
+}
+
+// TestDifferentialNormalizationIsNarrow: what sameReply and undoOvertakes
+// accept beyond equality, and what they do not.
+func TestDifferentialNormalizationIsNarrow(t *testing.T) {
+	hello := func(id string) string {
+		return "%2\r\n$6\r\nserver\r\n$5\r\nredis\r\n$2\r\nid\r\n:" + id + "\r\n"
+	}
+	guardUnknown := "-ERR unknown command '" + guardRefusalPlaceholder + "', with args beginning with: \r\n"
+	multiUnknown := "-ERR unknown command '" + multiRefusalPlaceholder + "', with args beginning with: \r\n"
+	for _, tc := range []struct {
+		name       string
+		redis, got string
+		same       bool
+	}{
+		{"HELLO's id may differ", hello("7"), hello("123"), true},
+		{"nothing else in HELLO may", hello("7"), strings.Replace(hello("7"), "redis", "rediz", 1), false},
+		{"a guard refusal stands for its placeholder", guardUnknown, "-ERR respguard: SET on 'k' would leave the key without a TTL\r\n", true},
+		{"but no other error does", guardUnknown, "-ERR syntax error\r\n", false},
+		{"a refusal inside MULTI stands for its placeholder", multiUnknown, "-ERR respguard: 'hello' is not supported inside MULTI: x\r\n", true},
+		{"the guard's oversize refusal gives the size Redis returned", "*17\r\n", "-ERR respguard: LRANGE on 'k' would return 17 elements (limit 16); x\r\n", true},
+		{"not another size", "*18\r\n", "-ERR respguard: LRANGE on 'k' would return 17 elements (limit 16); x\r\n", false},
+		{"an unknown command may be NOPERM", "-ERR unknown command 'foo', with args beginning with: \r\n", "-NOPERM this user has no permissions to run the 'foo' command\r\n", true},
+		{"for the same command only", "-ERR unknown command 'foo', with args beginning with: \r\n", "-NOPERM this user has no permissions to run the 'bar' command\r\n", false},
+		{"an unknown subcommand may be NOPERM", "-ERR unknown subcommand 'NOSUCH'. Try CLIENT HELP.\r\n", "-NOPERM this user has no permissions to run the 'client|nosuch' command\r\n", true},
+		{"a known command may not", "$1\r\nx\r\n", "-NOPERM this user has no permissions to run the 'get' command\r\n", false},
+	} {
+		if got := sameReply(tc.redis, tc.got); got != tc.same {
+			t.Errorf("%s: sameReply(%q, %q) = %v", tc.name, tc.redis, tc.got, got)
+		}
+	}
+	confirm := "*3\r\n$9\r\nsubscribe\r\n$1\r\nc\r\n:1\r\n"
+	want := []string{"+OK\r\n", confirm, confirm, "-ERR x\r\n", "_\r\n", "+OK\r\n"}
+	if got := undoOvertakes(want, []string{"+OK\r\n", "-ERR x\r\n", "_\r\n", confirm, confirm, "+OK\r\n"}); !slices.Equal(got, want) {
+		t.Errorf("replies that overtook subscription confirmations are not put back: %q", got)
+	}
+	for _, got := range [][]string{
+		{"+OK\r\n", "-ERR y\r\n", "_\r\n", confirm, confirm, "+OK\r\n"}, // not the replies Redis sent
+		{"-ERR x\r\n", "+OK\r\n", confirm, confirm, "_\r\n", "+OK\r\n"}, // overtaking something else
+	} {
+		if r := undoOvertakes(want, got); slices.Equal(r, want) {
+			t.Errorf("undoOvertakes(%q) made it equal", got)
+		}
+	}
 }

@@ -94,9 +94,11 @@ var diffFamilies = []diffFamily{
 	{"watch", (*diffGen).watchStep},
 	{"pubsub", (*diffGen).pubsubStep},
 	{"pubsub-pattern", (*diffGen).pubsubPatternStep},
+	{"pubsub-denied", (*diffGen).pubsubDeniedStep},
 	{"pubsub-del", (*diffGen).pubsubDelStep},
 	{"pubsub-local", (*diffGen).pubsubLocalStep},
 	{"unsubscribe", (*diffGen).unsubscribeStep},
+	{"unsubscribe-all", (*diffGen).unsubscribeAllStep},
 	{"hello", (*diffGen).helloStep},
 	{"select", (*diffGen).selectStep},
 	{"client-reply", (*diffGen).clientReplyStep},
@@ -139,6 +141,9 @@ const (
 	// before queueing it, with no effect, so the direct run sees what a
 	// guard refusal must be (one error, the transaction aborted).
 	guardRefusalPlaceholder = "RESPGUARD-GUARD-REFUSAL"
+	// multiRefusalPlaceholder is sent to the direct server in place of a
+	// command respguard refuses inside MULTI, as guardRefusalPlaceholder.
+	multiRefusalPlaceholder = "RESPGUARD-REFUSED-IN-MULTI"
 	// bulkLimit is proto-max-bulk-len of both servers (Redis's minimum).
 	bulkLimit = 1 << 20
 )
@@ -340,34 +345,44 @@ func (g *diffGen) multiStep() diffStep {
 	return st
 }
 
-// multiStateStep queues commands that change the connection's state, which
-// take effect at EXEC, then shows the state with what follows.
+// multiStateStep puts commands that change the connection's state inside
+// MULTI. respguard refuses HELLO, CLIENT REPLY and SUBSCRIBE there (README,
+// Differences), so the direct run gets refusedInMulti's placeholder; SELECT
+// takes effect at EXEC, RESET at once (ending the transaction), AUTH at EXEC
+// (last: respguard checks the commands queued after it as the old user,
+// Redis as the new one). What follows EXEC shows the state it left.
 func (g *diffGen) multiStateStep() diffStep {
-	st := step(cmd("MULTI"))
-	// Replies off and subscribed over RESP2 would silence even the step's
-	// closing PING, so a transaction does one or the other.
-	subscribed, replyOff := false, false
-	for range 1 + g.ch.intn(3) {
+	// From a known state (RESET: the default user, who may run MULTI), in
+	// either protocol, so the placeholders certainly stand inside MULTI.
+	st := step(cmd("RESET"))
+	if g.ch.intn(2) == 0 {
+		st.cmds = append(st.cmds, cmd("HELLO", "3"))
+	}
+	st.cmds = append(st.cmds, cmd("MULTI"))
+	inMulti := true
+	for i, n := 0, 1+g.ch.intn(3); i < n; i++ {
 		switch g.ch.intn(7) {
 		case 0:
-			if !replyOff {
-				st.cmds = append(st.cmds, cmd("SUBSCRIBE", g.channel()))
-				subscribed = true
+			if inMulti {
+				st.cmds = append(st.cmds, refusedInMulti("SUBSCRIBE", g.channel()))
 			}
 		case 1:
-			st.cmds = append(st.cmds, cmd("HELLO", g.pick("2", "3")))
+			if inMulti {
+				st.cmds = append(st.cmds, refusedInMulti("HELLO", g.pick("2", "3")))
+			}
 		case 2:
 			st.cmds = append(st.cmds, cmd("SELECT", g.pick("0", "2", "99")))
 		case 3:
-			if !subscribed {
-				st.cmds = append(st.cmds, cmd("CLIENT", "REPLY", g.pick("OFF", "SKIP", "ON")))
-				replyOff = true
+			if inMulti {
+				st.cmds = append(st.cmds, refusedInMulti("CLIENT", "REPLY", g.pick("OFF", "SKIP", "ON")))
 			}
 		case 4:
 			st.cmds = append(st.cmds, cmd("RESET"))
+			inMulti = false
 		case 5:
 			u := diffUsers[g.ch.intn(len(diffUsers))]
 			st.cmds = append(st.cmds, cmd("AUTH", u.name, u.password))
+			i = n
 		default:
 			st.cmds = append(st.cmds, g.queuedCmd())
 		}
@@ -377,6 +392,13 @@ func (g *diffGen) multiStateStep() diffStep {
 		st.cmds = append(st.cmds, g.plainCmd())
 	}
 	return st
+}
+
+// refusedInMulti is a command respguard refuses inside MULTI; the direct
+// run gets the placeholder instead, which Redis too refuses before queueing
+// (the transaction then aborts at EXEC either way).
+func refusedInMulti(args ...string) diffCmd {
+	return diffCmd{args: args, direct: []string{multiRefusalPlaceholder}}
 }
 
 // execDeniedStep: an EXEC that is refused (wrong arity; a user without EXEC)
@@ -460,10 +482,14 @@ func (g *diffGen) pubsubPatternStep() diffStep {
 		st.cmds = append(st.cmds, cmd("SUBSCRIBE", g.channel()))
 	}
 	st.cmds = append(st.cmds, cmd("PUBLISH", g.channel(), g.value()), cmd("PUNSUBSCRIBE", "app:"+g.tok+":*"))
-	if g.ch.intn(2) == 0 {
-		st.cmds = append(st.cmds, cmd("SUBSCRIBE", "other:"+g.tok)) // denied to the app user
-	}
-	return st
+	return step(append(st.cmds, cmd("RESET"))...)
+}
+
+// pubsubDeniedStep is denied a channel (the app user) while replies to its
+// earlier commands in Pub/Sub mode are still in flight.
+func (g *diffGen) pubsubDeniedStep() diffStep {
+	c := g.channel()
+	return step(cmd("SUBSCRIBE", c), cmd("PUBLISH", c, g.value()), cmd("SUBSCRIBE", "other:"+g.tok), cmd("RESET"))
 }
 
 // pubsubDelStep runs DEL (which the guard sends as a script) where Redis
@@ -472,21 +498,22 @@ func (g *diffGen) pubsubDelStep() diffStep {
 	return step(cmd("SUBSCRIBE", g.channel()), cmd("DEL", g.key()), cmd("RESET"))
 }
 
-// unsubscribeStep unsubscribes from channels the client may not be
-// subscribed to: Redis answers once per channel (RESP2) or with pushes. It
-// may subscribe to one channel first (one: unsubscribing from all answers in
-// the order of a hash table seeded at random by each server).
+// unsubscribeStep unsubscribes from channels the client is not subscribed
+// to: Redis answers once per channel (RESP2) or with pushes.
 func (g *diffGen) unsubscribeStep() diffStep {
-	var st diffStep
-	if g.ch.intn(2) == 0 {
-		st.cmds = append(st.cmds, cmd("SUBSCRIBE", g.channel()))
-	}
 	args := []string{g.pick("UNSUBSCRIBE", "PUNSUBSCRIBE", "SUNSUBSCRIBE")}
 	for range g.ch.intn(4) {
 		args = append(args, g.channel())
 	}
-	st.cmds = append(st.cmds, cmd(args...), cmd("UNSUBSCRIBE"), g.plainCmd(), g.deniedCmd())
-	return st
+	return step(cmd(args...), g.plainCmd(), g.deniedCmd())
+}
+
+// unsubscribeAllStep subscribes to one channel (one: unsubscribing from all
+// answers in the order of a hash table each server seeds at random), then
+// unsubscribes from everything and runs commands, some answered by
+// respguard itself, outside Pub/Sub again.
+func (g *diffGen) unsubscribeAllStep() diffStep {
+	return step(cmd("SUBSCRIBE", g.channel()), cmd("UNSUBSCRIBE"), g.plainCmd(), g.deniedCmd(), g.unknownCmd())
 }
 
 func (g *diffGen) helloStep() diffStep {
@@ -544,17 +571,23 @@ func (g *diffGen) clientReplyLocalStep() diffStep {
 }
 
 // multiLocalStep queues commands respguard answers itself outside a
-// transaction; Redis queues them and answers in EXEC's array.
+// transaction; Redis queues them and answers in EXEC's array. An AUTH comes
+// last: respguard checks the commands queued after it as the old user, Redis
+// as the new one (README, Differences).
 func (g *diffGen) multiLocalStep() diffStep {
 	st := step(cmd("MULTI"))
-	for range 1 + g.ch.intn(3) {
+	for i, n := 0, 1+g.ch.intn(3); i < n; i++ {
 		switch g.ch.intn(4) {
 		case 0:
 			st.cmds = append(st.cmds, g.plainCmd())
 		case 1:
 			st.cmds = append(st.cmds, g.renamedCmd()) // answered by respguard too
 		default:
-			st.cmds = append(st.cmds, g.localCmd())
+			c := g.localCmd()
+			st.cmds = append(st.cmds, c)
+			if c.args[0] == "AUTH" {
+				i = n
+			}
 		}
 	}
 	st.cmds = append(st.cmds, g.execEnd()...)
@@ -568,8 +601,10 @@ func (g *diffGen) resetStep() diffStep {
 	return step(cmd("RESET"), g.plainCmd())
 }
 
+// replconfStep sends the REPLCONF subcommands Redis does not answer
+// (respguard refuses the others: README, Differences).
 func (g *diffGen) replconfStep() diffStep {
-	return step(cmd("REPLCONF", g.pick("ACK", "GETACK", "listening-port"), g.pick("0", "*", "7777")), g.plainCmd())
+	return step(cmd("REPLCONF", g.pick("ACK", "GETACK"), g.pick("0", "*")), g.plainCmd())
 }
 
 // blockingStep pops with a timeout short enough to expire, or from a list
