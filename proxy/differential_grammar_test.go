@@ -198,6 +198,8 @@ func (g *diffGen) otherKey() string { return "other:" + g.tok + ":" + strconv.It
 
 func (g *diffGen) channel() string { return "app:" + g.tok + ":c" + strconv.Itoa(g.ch.intn(3)) }
 
+// value is a value carrying the client's token, most unique to the call,
+// some holding CR/LF.
 func (g *diffGen) value() string {
 	g.n++
 	v := "v:" + g.tok + ":" + strconv.Itoa(g.n)
@@ -205,7 +207,7 @@ func (g *diffGen) value() string {
 	case 0:
 		return v + "\r\n" + v // CR/LF inside a value
 	case 1:
-		return ""
+		return g.tok
 	}
 	return v
 }
