@@ -159,6 +159,7 @@ func TestDifferentialNormalizationIsNarrow(t *testing.T) {
 		{"a guard refusal stands for its placeholder", guardUnknown, "-ERR respguard: SET on 'k' would leave the key without a TTL\r\n", true},
 		{"but no other error does", guardUnknown, "-ERR syntax error\r\n", false},
 		{"a refusal inside MULTI stands for its placeholder", multiUnknown, "-ERR respguard: 'hello' is not supported inside MULTI: x\r\n", true},
+		{"so does its refusal of a script inside MULTI", multiUnknown, "-NOPERM respguard runs the scripts of user 'app' as Redis user 'respguard-mirror:app' on a connection of their own, so not inside MULTI or while subscribed\r\n", true},
 		{"the guard's oversize refusal gives the size Redis returned", "*17\r\n", "-ERR respguard: LRANGE on 'k' would return 17 elements (limit 16); x\r\n", true},
 		{"not another size", "*18\r\n", "-ERR respguard: LRANGE on 'k' would return 17 elements (limit 16); x\r\n", false},
 		{"an unknown command may be NOPERM", "-ERR unknown command 'foo', with args beginning with: \r\n", "-NOPERM this user has no permissions to run the 'foo' command\r\n", true},

@@ -267,29 +267,38 @@ func (g *diffGen) plainCmd() diffCmd {
 
 func (g *diffGen) plainStep() diffStep { return step(g.plainCmd()) }
 
-// mixedCmd is any command that keeps the connection's state as it is; with
-// renamed, possibly the renamed-away command.
-func (g *diffGen) mixedCmd(renamed bool) diffCmd {
+// mixedCmd is any command that keeps the connection's state as it is.
+// Outside MULTI it may be the renamed-away command (answered by respguard,
+// which inside MULTI is multiLocalStep's) or a script (which respguard
+// refuses inside MULTI: multiStateStep's).
+func (g *diffGen) mixedCmd(inMulti bool) diffCmd {
 	switch g.ch.intn(9) {
 	case 0:
 		return g.unknownCmd()
 	case 1:
 		return g.deniedCmd()
 	case 2:
-		return g.scriptCmd()
+		if c := g.scriptCmd(); !inMulti || !runsScript(c.args[0]) {
+			return c
+		}
 	case 3:
-		if renamed {
+		if !inMulti {
 			return g.renamedCmd()
 		}
 	}
 	return g.plainCmd()
 }
 
+// runsScript reports whether name runs a script (EVAL, EVALSHA, FCALL).
+func runsScript(name string) bool {
+	return name == "EVAL" || name == "EVALSHA" || name == "FCALL"
+}
+
 func (g *diffGen) pipelineStep() diffStep {
 	n := 2 + g.ch.intn(6)
 	var st diffStep
 	for range n {
-		st.cmds = append(st.cmds, g.mixedCmd(true))
+		st.cmds = append(st.cmds, g.mixedCmd(false))
 	}
 	return st
 }
@@ -303,7 +312,7 @@ func (g *diffGen) queuedCmd() diffCmd {
 	case 1:
 		return cmd("BLPOP", g.key(), "0.01") // never blocks inside MULTI
 	}
-	return g.mixedCmd(false)
+	return g.mixedCmd(true)
 }
 
 // localCmd is a command respguard answers itself (outside a transaction).
@@ -348,8 +357,8 @@ func (g *diffGen) multiStep() diffStep {
 }
 
 // multiStateStep puts commands that change the connection's state inside
-// MULTI. respguard refuses HELLO, CLIENT REPLY and SUBSCRIBE there (README,
-// Differences), so the direct run gets refusedInMulti's placeholder; SELECT
+// MULTI. respguard refuses HELLO, CLIENT REPLY, SUBSCRIBE and scripts there
+// (README, Differences), so the direct run gets refusedInMulti's placeholder; SELECT
 // takes effect at EXEC, RESET at once (ending the transaction), AUTH at EXEC
 // (last: respguard checks the commands queued after it as the old user,
 // Redis as the new one). What follows EXEC shows the state it left.
@@ -363,7 +372,7 @@ func (g *diffGen) multiStateStep() diffStep {
 	st.cmds = append(st.cmds, cmd("MULTI"))
 	inMulti := true
 	for i, n := 0, 1+g.ch.intn(3); i < n; i++ {
-		switch g.ch.intn(7) {
+		switch g.ch.intn(8) {
 		case 0:
 			if inMulti {
 				st.cmds = append(st.cmds, refusedInMulti("SUBSCRIBE", g.channel()))
@@ -385,6 +394,12 @@ func (g *diffGen) multiStateStep() diffStep {
 			u := diffUsers[g.ch.intn(len(diffUsers))]
 			st.cmds = append(st.cmds, cmd("AUTH", u.name, u.password))
 			i = n
+		case 6:
+			c := g.scriptCmd()
+			if inMulti && runsScript(c.args[0]) {
+				c = refusedInMulti(c.args...) // scripts run on a connection of their own
+			}
+			st.cmds = append(st.cmds, c)
 		default:
 			st.cmds = append(st.cmds, g.queuedCmd())
 		}
@@ -650,12 +665,12 @@ func (g *diffGen) scriptCmd() diffCmd {
 	case 4:
 		return cmd("SCRIPT", "LOAD", body)
 	case 5:
-		return cmd("EVALSHA", scriptSHA(body), "1", g.key())
+		return cmd("EVALSHA", sha1Hex(body), "1", g.key())
 	case 6:
 		if g.ch.intn(2) == 0 {
 			return cmd("SCRIPT", "KILL") // nothing is running: NOTBUSY
 		}
-		return cmd("SCRIPT", "EXISTS", scriptSHA(body))
+		return cmd("SCRIPT", "EXISTS", sha1Hex(body))
 	default:
 		return cmd(g.pick("FCALL", "FUNCTION"), g.pick("KILL", "nosuch"), "0")
 	}
@@ -832,6 +847,6 @@ func (g *diffGen) authStep() diffStep {
 	case 1:
 		return step(cmd("AUTH", "nopass-given")) // default user has no password
 	default:
-		return step(cmd("AUTH", u.name, u.password), g.mixedCmd(true))
+		return step(cmd("AUTH", u.name, u.password), g.mixedCmd(false))
 	}
 }

@@ -90,7 +90,10 @@ func startDiffRig(t testing.TB, sharedConns int) *diffRig {
 	for _, u := range append(diffUsers, noExecUser) {
 		users[u.name] = "on >" + u.password + " " + u.rules
 	}
-	pol := newPolicy(t, policy.Config{Users: users, DefaultRules: policy.PresetProduction, Rename: map[string]string{"ECHO": ""}})
+	// Scripts run as mirror users with the same rules, so Redis judges their
+	// calls as it does for the direct run's users.
+	pol := newPolicy(t, policy.Config{Users: users, DefaultRules: policy.PresetProduction, Rename: map[string]string{"ECHO": ""},
+		ScriptIdentity: policy.ScriptsMirror})
 	grd, err := guard.New(guard.Config{RequireTTL: []string{guardTTLPattern}, MaxElements: guardMaxElements, SizeCacheTTL: -1}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -361,7 +364,8 @@ var (
 	noPermCommandErr     = regexp.MustCompile(`^-NOPERM this user has no permissions to run the '([^']*)' command`)
 	unknownSubcommandErr = regexp.MustCompile(`^-ERR unknown subcommand '([^']*)'\. Try ([A-Z]+) HELP\.`)
 	guardOversize        = regexp.MustCompile(`^-ERR respguard: \S+ on '[^']*' would return ([0-9]+) `)
-	refusedInMultiErr    = regexp.MustCompile(`^-ERR respguard: '[^']*' is not supported inside MULTI`)
+	refusedInMultiErr    = regexp.MustCompile(`^-ERR respguard: '[^']*' is not supported inside MULTI|` +
+		`^-NOPERM respguard runs the scripts of user '[^']*' as Redis user '[^']*' on a connection of their own, so not inside MULTI`)
 )
 
 // sameReply reports whether the proxy's reply p stands for the direct reply d.
@@ -378,7 +382,8 @@ func sameReply(d, p string) bool {
 	if strings.HasPrefix(d, "-ERR unknown command '"+guardRefusalPlaceholder+"'") {
 		return strings.HasPrefix(p, "-ERR respguard: ")
 	}
-	// So does respguard's refusal of a state-changing command inside MULTI.
+	// So does respguard's refusal of a state-changing command or a script
+	// inside MULTI.
 	if strings.HasPrefix(d, "-ERR unknown command '"+multiRefusalPlaceholder+"'") {
 		return refusedInMultiErr.MatchString(p)
 	}
@@ -458,7 +463,7 @@ func isClosed(err error) bool {
 		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
-func scriptSHA(body string) string {
+func sha1Hex(body string) string {
 	sum := sha1.Sum([]byte(body))
 	return hex.EncodeToString(sum[:])
 }
