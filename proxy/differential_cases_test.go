@@ -37,7 +37,7 @@ var diffCases = []diffCase{
 		[][]diffCmd{{cmd("HELLO", "3")}, {cmd("UNSUBSCRIBE", "a")}}, ""},
 	{"after UNSUBSCRIBE a local error keeps its place", "unsubscribe-all",
 		[][]diffCmd{{cmd("SUBSCRIBE", "app:TOKEN:c"), cmd("UNSUBSCRIBE")}, {cmd("MULTI"), cmd("GET"), cmd("EXEC")}}, ""},
-	{"a pattern denial waits for the subscription before it", "pubsub-pattern",
+	{"a pattern denial waits for the subscription before it", "pubsub",
 		[][]diffCmd{{cmd("AUTH", "app", "app-pw")}, {cmd("SUBSCRIBE", "app:TOKEN:c"), cmd("PSUBSCRIBE", "app:TOKEN:*")}}, ""},
 	{"a denial in Pub/Sub mode waits for the replies before it", "pubsub-denied",
 		[][]diffCmd{{cmd("HELLO", "3", "AUTH", "app", "app-pw")}, {cmd("SUBSCRIBE", "app:TOKEN:c"), cmd("PUBLISH", "app:TOKEN:c", "m"), cmd("SUBSCRIBE", "other:TOKEN")}}, ""},
