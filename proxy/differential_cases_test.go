@@ -76,18 +76,19 @@ var diffCases = []diffCase{
 // the cases after it.
 func TestDifferentialCases(t *testing.T) {
 	enabled := enabledFamilies()
+	ownServers := os.Getenv("RESPGUARD_DIFF_PENDING") != ""
 	var shared *diffRig
+	if !ownServers {
+		shared = startDiffRig(t, 1)
+	}
 	for _, dc := range diffCases {
 		t.Run(dc.name, func(t *testing.T) {
 			if !enabled[dc.family] {
 				t.Skipf("family %s is pending: %s", dc.family, pendingFamilies[dc.family])
 			}
 			rig := shared
-			if os.Getenv("RESPGUARD_DIFF_PENDING") != "" {
+			if ownServers {
 				rig = startDiffRig(t, 1)
-			} else if rig == nil {
-				shared = startDiffRig(t, 1)
-				rig = shared
 			}
 			if err := rig.runCase(dc); err != nil {
 				t.Error(err)
