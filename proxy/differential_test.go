@@ -458,11 +458,11 @@ func sha1Hex(body string) string {
 }
 
 // diffRounds is how many rounds TestDifferential runs
-// (RESPGUARD_DIFF_ROUNDS, default 8).
+// (RESPGUARD_DIFF_ROUNDS, default 5).
 func diffRounds(t *testing.T) int {
 	s := os.Getenv("RESPGUARD_DIFF_ROUNDS")
 	if s == "" {
-		return 8
+		return 5
 	}
 	n, err := strconv.Atoi(s)
 	if err != nil || n < 1 {
