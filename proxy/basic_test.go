@@ -150,7 +150,11 @@ func TestManyClientsShareFewUpstreamConnections(t *testing.T) {
 	errs := make(chan error, clients)
 	conns := make([]*redis.Client, clients)
 	for i := range clients {
-		conns[i] = tp.client(t, 2, func(o *redis.Options) { o.PoolSize = 1 })
+		// 1000 clients on two shared connections under -race on a busy
+		// machine: the clients' own deadlines must not race that queue.
+		conns[i] = tp.client(t, 2, func(o *redis.Options) {
+			o.PoolSize, o.ReadTimeout, o.WriteTimeout = 1, time.Minute, time.Minute
+		})
 	}
 	for i, c := range conns {
 		wg.Add(1)
@@ -178,13 +182,15 @@ func TestManyClientsShareFewUpstreamConnections(t *testing.T) {
 	if n := tp.Server.Connected(); n != clients {
 		t.Fatalf("proxy has %d clients, want %d", n, clients)
 	}
-	info := tp.direct(t).Info(ctx, "clients").Val()
+	direct := tp.direct(t)
 	var upstream int
-	fmt.Sscanf(info[strings.Index(info, "connected_clients:"):], "connected_clients:%d", &upstream)
-	// shared pipes + dedicated pool bound + the direct client itself
-	if upstream > 2+8+1 {
-		t.Fatalf("upstream has %d clients for %d proxy clients", upstream, clients)
-	}
+	// shared pipes + dedicated pool bound + the direct client itself, once
+	// shared connections retired as stalled (a busy machine) have drained.
+	pollUntil(t, 30*time.Second, "upstream connections back within the bound", func() bool {
+		info := direct.Info(ctx, "clients").Val()
+		fmt.Sscanf(info[strings.Index(info, "connected_clients:"):], "connected_clients:%d", &upstream)
+		return upstream <= 2+8+1
+	})
 }
 
 func TestInfoAddsRespguardSection(t *testing.T) {
