@@ -50,8 +50,7 @@ import (
 var pendingFamilies = map[string]string{
 	"unsubscribe-all": "after unsubscribing from everything, replies respguard makes itself overtake forwarded ones in flight",
 	"pubsub-denied":   "in Pub/Sub mode a denial overtakes not only subscription confirmations (documented) but replies to forwarded commands (PUBLISH's count, messages)",
-	"pubsub-del":      "DEL while subscribed over RESP2 is refused as 'eval' (the guard's rewrite) instead of 'del'",
-	"pubsub-local":    "AUTH and CLIENT SETNAME/GETNAME while subscribed over RESP2 are answered by respguard (AUTH succeeds); Redis refuses them in that context",
+	"pubsub-local":    "over RESP3, AUTH and CLIENT SETNAME/GETNAME answered by respguard while subscribed overtake replies to forwarded commands still in flight (as pubsub-denied)",
 }
 
 // diffReadTimeout bounds each step's wait for its replies. The slowest step

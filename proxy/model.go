@@ -66,7 +66,10 @@ type commandClass struct {
 	replies replies
 	changes stateChange
 	inMulti inMulti
-	subs    map[string]*commandClass // a container's subcommands that differ from it, by lower-case name
+	// inPubSub: Redis runs it for a RESP2 client in Pub/Sub mode (it refuses
+	// every other command there; see session.pubsubRefusal).
+	inPubSub bool
+	subs     map[string]*commandClass // a container's subcommands that differ from it, by lower-case name
 }
 
 // shareable reports whether the command may go on a shared connection.
@@ -138,6 +141,14 @@ var exceptions = map[string]exception{
 	"info": {kindInfo, repliesOne, 0, multiQueue},
 }
 
+// pubsubContext lists the commands Redis 7.0 runs for a RESP2 client in
+// Pub/Sub mode (processCommand's check).
+var pubsubContext = map[string]bool{
+	"subscribe": true, "psubscribe": true, "ssubscribe": true,
+	"unsubscribe": true, "punsubscribe": true, "sunsubscribe": true,
+	"ping": true, "quit": true, "reset": true,
+}
+
 // unknownClass is the class of a command the model does not know: it runs
 // alone on a dedicated connection that is destroyed afterwards.
 var unknownClass = &commandClass{name: "other", kind: kindIsolated, replies: repliesUnknown, changes: changesAll, inMulti: multiQueue}
@@ -167,7 +178,7 @@ func newCommandModel(table *policy.Commands) *commandModel {
 // table does not list is not trusted on a shared connection.
 func classOf(name string, flags []string) *commandClass {
 	top, _, _ := strings.Cut(name, "|")
-	c := &commandClass{name: top, kind: kindForward}
+	c := &commandClass{name: top, kind: kindForward, inPubSub: pubsubContext[name]}
 	if e, ok := exceptions[name]; ok {
 		c.kind, c.replies, c.changes, c.inMulti = e.kind, e.replies, e.changes, e.inMulti
 		return c

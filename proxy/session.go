@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/respguard/respguard/policy"
+	"github.com/respguard/respguard/policy/guard"
 	"github.com/respguard/respguard/pool"
 	"github.com/respguard/respguard/proxy/resp"
 	"github.com/respguard/respguard/telemetry"
@@ -183,9 +184,13 @@ func (s *session) handle(ctx context.Context, cmd resp.Command) bool {
 			_, split = splittable[name]
 		}
 	}
-	var guardReject []byte
 	g := s.srv.guard.Load()
-	if g != nil && known && d.Forward() && !split { // a split command is guarded part by part
+	var ctxRefusal []byte
+	if known && d.Forward() {
+		ctxRefusal = s.pubsubRefusal(pol.Commands(), cls, cmd.Args, d, g)
+	}
+	var guardReject []byte
+	if g != nil && known && d.Forward() && ctxRefusal == nil && !split { // a split command is guarded part by part
 		meta.decision, guardReject = s.guardPlan(ctx, g, &cmd)
 	}
 	wantStmt := s.srv.tel != nil && s.srv.tel.StatementWanted()
@@ -224,6 +229,12 @@ func (s *session) handle(ctx context.Context, cmd resp.Command) bool {
 		}
 		s.refuse(seq, resp.AppendError(nil, d.Err))
 		return true
+	case ctxRefusal != nil:
+		if d.Audit {
+			s.denied(name, d)
+		}
+		s.refuse(seq, ctxRefusal)
+		return true
 	case d.Audit:
 		s.denied(name, d)
 	case d.Identity != "":
@@ -256,6 +267,39 @@ func (s *session) handle(ctx context.Context, cmd resp.Command) bool {
 	}
 	s.ded.mu.Unlock()
 	return s.route(ctx, seq, cls, cmd, slot, cross)
+}
+
+// pubsubRefusal returns Redis's refusal of a command that a RESP2 client in
+// Pub/Sub mode may not run, or nil. Redis refuses it after the unknown
+// command, arity and ACL checks and before anything runs, naming it by its
+// full lower-case name ("client|setname"), so respguard decides it there
+// too: before it answers the command itself, rewrites it, runs it as a
+// script user or forwards it. A command respguard would forward unchanged
+// anyway is left to Redis, whose refusal then keeps its place among the
+// subscription's replies (a local reply may overtake those still in
+// flight). RESP3 clients may run any command while subscribed.
+func (s *session) pubsubRefusal(table *policy.Commands, cls *commandClass, args [][]byte, d policy.Decision, g *guard.Guard) []byte {
+	if cls.inPubSub || s.proto != 2 || !s.subs.active() {
+		return nil
+	}
+	info := table.Info(args)
+	if info == nil {
+		return nil // an unknown (sub)command: Redis says so first
+	}
+	if cls.kind == kindForward && d.Identity == "" && s.ded.has(modeSubscribed) && !changedByGuard(g, args) {
+		return nil
+	}
+	return resp.AppendError(nil, "ERR Can't execute '"+info.Name+"': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context")
+}
+
+// changedByGuard reports whether g would not forward args as they are
+// (a rewrite or a rejection) when nothing can be probed.
+func changedByGuard(g *guard.Guard, args [][]byte) bool {
+	if g == nil {
+		return false
+	}
+	a := g.Plan(args, nil).Action
+	return a == guard.Rewrite || a == guard.Reject
 }
 
 // routeStandalone routes a command to the one upstream: over a shared

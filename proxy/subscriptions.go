@@ -73,6 +73,19 @@ func (s *subscriptions) remove(k subKind, names [][]byte) {
 	}
 }
 
+// active reports whether the client holds any subscription: Redis keeps a
+// client in Pub/Sub mode as long as it does.
+func (s *subscriptions) active() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, set := range s.sets {
+		if len(set) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // revokedBy returns a subscription u may no longer hold (Redis 7.0's
 // ACLKillPubsubClientsIfNeeded: a channel or shard channel must match one
 // of u's channel patterns, a pattern must be one of them literally).
