@@ -13,7 +13,7 @@ import (
 const controlTimeout = 30 * time.Second
 
 // control sends a command that ends a busy or paused server (SCRIPT KILL,
-// FUNCTION KILL, CLIENT UNPAUSE|UNBLOCK|KILL, SHUTDOWN) over a connection of
+// FUNCTION KILL, CLIENT UNPAUSE, SHUTDOWN, a translated CLIENT UNBLOCK) over a connection of
 // its own, at once: on the client's shared connection it would wait behind
 // the very script or paused write it is meant to end. Its reply still takes
 // the client's next place in line. In cluster mode it goes to every primary
@@ -52,7 +52,7 @@ func (s *session) sendOwn(ctx context.Context, p *pool.Pool, target pool.Target,
 }
 
 // mergeControl merges the nodes' replies to a control command: integers
-// (CLIENT KILL's and CLIENT UNBLOCK's counts) add up; otherwise the first
+// (counts) add up; otherwise the first
 // success wins (the node that ran the script killed it), else the first error.
 func mergeControl(parts [][]byte) []byte {
 	var sum int64

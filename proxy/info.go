@@ -8,16 +8,22 @@ import (
 	"github.com/respguard/respguard/proxy/resp"
 )
 
-// infoWithSection answers INFO: Redis's own text, plus respguard's
-// "# Respguard" section when the sections asked for include it (no argument,
-// "default", "all", "everything" or "respguard"), so dashboards that read
-// INFO keep working and also see the proxy.
+// infoWithSection answers INFO: Redis's own text, with its "# Clients"
+// figures describing respguard's clients, plus respguard's "# Respguard"
+// section when the sections asked for include it (no argument, "default",
+// "all", "everything" or "respguard"), so dashboards that read INFO keep
+// working and also see the proxy; that section keeps Redis's own client
+// figures (respguard_upstream_connected_clients...).
 // While the upstream is unreachable, INFO still answers the "# Respguard"
 // section, saying so (respguard_upstream_up:0 and the error); an INFO for
 // Redis's sections alone gets the unavailable error.
 func (s *session) infoWithSection(ctx context.Context, seq uint64, cmd resp.Command) {
 	want := wantsRespguardSection(cmd.Args[1:])
-	replies, err := s.roundTrip(ctx, [][][]byte{cmd.Args})
+	cmds := [][][]byte{cmd.Args}
+	if want && !s.ded.has(modeMulti) { // inside MULTI a second INFO would join the transaction
+		cmds = append(cmds, [][]byte{[]byte("INFO"), []byte("clients")})
+	}
+	replies, err := s.roundTrip(ctx, cmds)
 	if err != nil {
 		if !want {
 			s.out.local(seq, pool.UnavailableReply(err))
@@ -28,15 +34,26 @@ func (s *session) infoWithSection(ctx context.Context, seq uint64, cmd resp.Comm
 	}
 	reply := replies[0]
 	body, ok := bulkBody(reply)
-	if !ok || !want {
+	if !ok {
 		s.out.Deliver(seq, reply, true)
 		return
 	}
-	text := append([]byte(nil), body...)
+	text, rewritten := s.srv.clientCounts().rewriteClientsSection(body)
+	if !want {
+		if rewritten {
+			reply = s.infoReply(text, reply[0] == '=')
+		}
+		s.out.Deliver(seq, reply, true)
+		return
+	}
 	if len(text) > 0 {
 		text = append(text, "\r\n"...)
 	}
 	text = appendField(s.srv.appendInfoSection(text), "respguard_upstream_up", 1)
+	if len(replies) > 1 {
+		upstream, _ := bulkBody(replies[1])
+		text = appendUpstreamClients(text, upstream)
+	}
 	s.out.Deliver(seq, s.infoReply(text, reply[0] == '='), true)
 }
 

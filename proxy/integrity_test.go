@@ -183,7 +183,8 @@ func TestCommandModel(t *testing.T) {
 	}{
 		{"GET k", true, kindForward},
 		{"EVAL x 0", true, kindForward},
-		{"client list", true, kindForward},
+		{"client list", false, kindLocal},
+		{"CLIENT KILL ID 1", false, kindLocal},
 		{"PUBLISH ch m", true, kindForward},
 		{"replconf ack 0", false, kindReplconf},
 		{"UNSUBSCRIBE a", false, kindUnsubscribe},

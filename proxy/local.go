@@ -58,6 +58,17 @@ func (s *session) tryLocal(ctx context.Context, seq uint64, name string, cmd res
 		case "getname":
 			s.out.local(seq, s.getName(cmd.Args))
 			return true, true
+		case "id", "info", "list":
+			if streaming {
+				return false, true
+			}
+			s.out.local(seq, s.clientLocal(cmd.Args))
+			return true, true
+		case "kill":
+			return true, s.clientKill(ctx, seq, cmd.Args)
+		case "unblock":
+			s.clientUnblock(ctx, seq, cmd.Args)
+			return true, true
 		case "reply":
 			if streaming {
 				return false, true

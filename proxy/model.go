@@ -70,6 +70,8 @@ type commandClass struct {
 	// every other command there; see session.pubsubRefusal).
 	inPubSub bool
 	subs     map[string]*commandClass // a container's subcommands that differ from it, by lower-case name
+
+	container bool // it has subcommands: CLIENT LIST names it "name|subcommand"
 }
 
 // shareable reports whether the command may go on a shared connection.
@@ -133,8 +135,11 @@ var exceptions = map[string]exception{
 	"client|tracking": {kindClient, repliesOne, changesTracking, multiRefuse},
 	"client|caching":  {kindClient, repliesOne, changesTracking, multiRefuse},
 	"client|no-evict": {kindIsolated, repliesOne, changesOther, multiRefuse},
-	"client|kill":     {kindControl, repliesOne, 0, multiQueue},
-	"client|unblock":  {kindControl, repliesOne, 0, multiQueue},
+	"client|id":       {kindLocal, repliesOne, 0, multiLocal},
+	"client|info":     {kindLocal, repliesOne, 0, multiLocal},
+	"client|list":     {kindLocal, repliesOne, 0, multiLocal},
+	"client|kill":     {kindLocal, repliesOne, 0, multiRefuse},
+	"client|unblock":  {kindLocal, repliesOne, 0, multiRefuse},
 	"client|unpause":  {kindControl, repliesOne, 0, multiQueue},
 
 	"acl":  {kindACL, repliesOne, 0, multiQueue},
@@ -167,7 +172,9 @@ func newCommandModel(table *policy.Commands) *commandModel {
 			}
 			_, short, _ := strings.Cut(sub.Name, "|")
 			c.subs[short] = classOf(sub.Name, sub.Flags)
+			c.subs[short].container = true
 		}
+		c.container = len(info.Subcommands) > 0
 		m.byName[info.Name] = c
 	}
 	return m

@@ -60,6 +60,17 @@ type session struct {
 	replyMode replyMode // CLIENT REPLY: reader-goroutine state
 	exec      execOutcome
 
+	// What CLIENT LIST shows: set once, or reader-goroutine state published
+	// to view after each command (see publish).
+	started  time.Time
+	laddr    string
+	fd       int
+	lastCmd  string
+	lastAt   time.Time
+	view     clientView
+	blocking bool        // guarded by ded.mu: the last command on the dedicated connection blocks (BLPOP...)
+	gone     atomic.Bool // the session is ending: CLIENT LIST no longer shows it
+
 	pol      *policy.Policy // policy the session last judged by
 	user     *policy.User   // nil: not authenticated (the policy requires AUTH)
 	userName atomic.Value   // string: user's name, read by Server.SetPolicy
@@ -72,7 +83,11 @@ func newSession(srv *Server, conn net.Conn, id uint64) *session {
 		srv: srv, conn: conn, id: id, addr: conn.RemoteAddr().String(),
 		out:   newOutbox(cc.OutputBufferLimit, cc.OutputBufferSoftLimit, cc.OutputBufferSoftTime),
 		proto: 2, pinSlot: -1, ded: newDedicated(),
+		started: time.Now(), laddr: conn.LocalAddr().String(), fd: connFD(conn),
 	}
+	s.lastAt = s.started
+	s.userName.Store("")
+	s.publish()
 	s.lim = srv.requestLimits()
 	s.rd = resp.NewRequestReader(deadlineReader{s}, *s.lim)
 	s.route, s.pinnedTarget = s.routeStandalone, s.out
@@ -93,6 +108,7 @@ func (s *session) serve(ctx context.Context) {
 		_ = s.conn.Close() // unblocks the reader
 	}()
 	defer func() {
+		s.gone.Store(true)
 		if r := recover(); r != nil {
 			s.srv.log.Error("bug: session panicked", "client", s.addr, "panic", r, "stack", string(debug.Stack()))
 			s.out.close()
@@ -120,7 +136,9 @@ func (s *session) serve(ctx context.Context) {
 			s.readFailed(err)
 			return
 		}
-		if !s.handle(ctx, cmd) {
+		keep := s.handle(ctx, cmd)
+		s.publish()
+		if !keep {
 			s.out.closeWhenDone()
 			return
 		}
@@ -170,6 +188,7 @@ func (s *session) handle(ctx context.Context, cmd resp.Command) bool {
 	}
 	cls := s.srv.models.get(pol.Commands()).classify(lowerName(s.nameBuf[:], cmd.Args[0]), cmd.Args)
 	k, name := cls.kind, cls.name
+	s.noteCommand(cls, cmd.Args)
 	meta := slotMeta{start: time.Now(), name: name, user: s.userLabel(), db: s.db, upstream: true, mute: s.muted(cls, cmd.Args)}
 	var d policy.Decision
 	if known {
@@ -460,6 +479,7 @@ func (s *session) forwardPinned(ctx context.Context, seq uint64, k kind, name st
 		return s.execApplying(seq, cmd) // unlocks
 	}
 	s.track(k, name, cmd)
+	s.blocking = k == kindBlocking && isBlocking(name, cmd.Args) && !s.ded.has(modeMulti)
 	defer s.ded.mu.Unlock()
 	switch {
 	case startsStream:

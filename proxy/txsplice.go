@@ -83,6 +83,8 @@ func (s *session) localInTx(args [][]byte) []byte {
 		return unsubscribeReply(name, args, s.proto)
 	case clientSub(args) == "setname":
 		return s.setName(args)
+	case clientSub(args) == "id", clientSub(args) == "info", clientSub(args) == "list":
+		return s.clientLocal(args)
 	}
 	return s.getName(args)
 }
