@@ -62,16 +62,16 @@ type upstreamConn struct {
 // marked so that it is destroyed, never reused.
 func (s *session) kill() upstreamConn {
 	s.gone.Store(true)
+	var up upstreamConn
+	s.ded.mu.Lock() // before the session can see its connection close and let the dedicated one go
+	if c := s.ded.conn; c != nil && c.InFlight() > 0 && c.ClientID() != 0 {
+		c.MarkDirty()
+		up = upstreamConn{pool: c.Pool(), id: c.ClientID()}
+	}
+	s.ded.mu.Unlock()
 	s.out.close()
 	_ = s.conn.Close()
-	s.ded.mu.Lock()
-	defer s.ded.mu.Unlock()
-	c := s.ded.conn
-	if c == nil || c.InFlight() == 0 || c.ClientID() == 0 {
-		return upstreamConn{}
-	}
-	c.MarkDirty()
-	return upstreamConn{pool: s.ded.conn.Pool(), id: c.ClientID()}
+	return up
 }
 
 // killUpstream ends, in Redis, the commands killed clients were running,
