@@ -1,6 +1,9 @@
 package pool
 
 import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -39,6 +42,8 @@ var ErrCommandTimeout = errors.New("pool: upstream command timed out")
 type pending struct {
 	target Target
 	seq    uint64
+	mark   bool // a stream marker (see Mark)
+	end    bool // ...whose reply ends streaming
 }
 
 // Pipe is one upstream connection with pipelined, FIFO-matched replies.
@@ -58,6 +63,10 @@ type Pipe struct {
 	pushTo    Target        // receiver of RESP3 pushes outside stream mode
 	onIdle    func(*Pipe)   // called by the reader goroutine, no locks held, when no reply is awaited
 	resetAt   int           // in stream mode, replies "+RESET" end streaming
+	marks     int           // in stream mode, markers awaiting their reply (see Mark)
+	ending    bool          // a marker that ends streaming was sent: commands are matched again
+	marker    [2][]byte     // a marker's reply: out of and in RESP2 Pub/Sub context
+	markCmd   []byte        // the marker command
 	preStream int           // replies still matched after StartStream: commands queued before it
 	err       error         // first failure; once set, Send refuses
 	timeout   time.Duration // command timeout (0 = none); see SetCommandTimeout
@@ -119,7 +128,7 @@ func (p *Pipe) enqueue(asking bool, w pending, raw []byte, args [][]byte) error 
 	} else {
 		p.out = resp.AppendCommand(p.out, args...)
 	}
-	if p.streamTo == nil {
+	if p.streamTo == nil || p.ending {
 		wasIdle := p.queue.len() == 0
 		if asking {
 			p.queue.push(pending{})
@@ -151,6 +160,41 @@ func (p *Pipe) StartStream(t Target) {
 	p.preStream = p.queue.len() // e.g. the SELECT/HELLO that set the connection up
 	p.mu.Unlock()
 	p.dirty.Store(true)
+}
+
+// Mark sends a marker while streaming: a PING whose reply, recognized
+// among the streamed ones, is delivered to target as seq with no bytes once
+// Redis has answered everything sent before it. A slot completed this way
+// cannot be overtaken by a later reply made without Redis. With end, the
+// marker's reply also ends streaming, and commands sent from now on are
+// matched again. The connection must not be inside MULTI (the PING would
+// be queued).
+func (p *Pipe) Mark(target Target, seq uint64, end bool) error {
+	p.mu.Lock()
+	if p.err != nil {
+		err := p.err
+		p.mu.Unlock()
+		return err
+	}
+	if p.marker[0] == nil {
+		var tok [16]byte
+		_, _ = rand.Read(tok[:]) // never fails (crypto/rand)
+		arg := "respguard-marker-" + hex.EncodeToString(tok[:])
+		p.marker[0] = resp.AppendBulk(nil, []byte(arg))
+		p.marker[1] = resp.AppendBulk(append([]byte("*2\r\n"), "$4\r\npong\r\n"...), []byte(arg))
+		p.markCmd = resp.AppendCommandStrings(nil, "PING", arg)
+	}
+	p.out = append(p.out, p.markCmd...)
+	p.queue.push(pending{target: target, seq: seq, mark: true, end: end})
+	p.inFlight.Add(1)
+	p.marks++
+	p.ending = p.ending || end
+	p.mu.Unlock()
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+	return nil
 }
 
 // SendReset sends RESET while streaming; its "+RESET" reply ends streaming
@@ -312,7 +356,9 @@ func (p *Pipe) fail(err error) {
 		_ = p.conn.Close()
 		msg := unavailableReply(err)
 		for _, w := range waiting {
-			if w.target != nil {
+			if w.target != nil && w.mark { // its command's reply streamed: the stream is aborted below
+				w.target.Deliver(w.seq, nil, true)
+			} else if w.target != nil {
 				w.target.Deliver(w.seq, msg, true)
 			}
 		}
@@ -393,8 +439,11 @@ func (p *Pipe) readLoop() {
 			p.failMidReply(p.readError(err))
 			return
 		}
-		if p.sink.isReset {
+		switch {
+		case p.sink.isReset:
 			p.endStream()
+		case p.sink.isMark:
+			p.markSeen()
 		}
 		if p.sink.target != nil && p.inFlight.Load() == 0 {
 			p.mu.Lock()
@@ -445,6 +494,11 @@ func (p *Pipe) route(kind byte) error {
 			p.sink.streamTo = p.streamTo
 			return nil
 		}
+		if p.marks > 0 && (kind == '$' || kind == '*') {
+			p.sink.watchMark = p.marker
+			p.sink.streamTo = p.streamTo
+			return nil
+		}
 		p.sink.pushTo = p.streamTo
 	case kind == '>':
 		p.sink.pushTo = p.pushTo
@@ -476,6 +530,22 @@ func (p *Pipe) endStream() {
 	}
 }
 
+// markSeen handles a marker's reply read in stream mode: complete its
+// sender's slot, and end streaming if the marker says so.
+func (p *Pipe) markSeen() {
+	p.mu.Lock()
+	w, _ := p.queue.pop()
+	p.inFlight.Add(-1)
+	p.marks--
+	if w.end {
+		p.streamTo, p.ending = nil, false
+	}
+	p.mu.Unlock()
+	if w.target != nil {
+		w.target.Deliver(w.seq, nil, true)
+	}
+}
+
 // replySink adapts a routed reply to its Target. It lives in the Pipe so
 // routing a reply allocates nothing.
 type replySink struct {
@@ -484,7 +554,9 @@ type replySink struct {
 	pushTo     Target
 	streamTo   Target // with watchReset: a simple string read while streaming
 	watchReset bool
+	watchMark  [2][]byte // a reply read while markers are awaited: held while it may be one
 	isReset    bool
+	isMark     bool
 	started    bool
 	held       []byte // watchReset: the simple string, held until we know it is +RESET
 }
@@ -499,6 +571,21 @@ func (s *replySink) WriteReply(b []byte, last bool) {
 		}
 		if string(s.held) == "+RESET\r\n" {
 			s.isReset = true
+			return
+		}
+		s.streamTo.DeliverPush(s.held, true)
+	case s.watchMark[0] != nil:
+		s.held = append(s.held, b...)
+		if len(s.held) > len(s.watchMark[1]) { // not a marker: stream it on
+			s.pushTo, s.watchMark = s.streamTo, [2][]byte{}
+			s.pushTo.DeliverPush(s.held, last)
+			return
+		}
+		if !last {
+			return
+		}
+		if bytes.Equal(s.held, s.watchMark[0]) || bytes.Equal(s.held, s.watchMark[1]) {
+			s.isMark = true
 			return
 		}
 		s.streamTo.DeliverPush(s.held, true)

@@ -48,9 +48,7 @@ import (
 // out of the runs unless RESPGUARD_DIFF_PENDING=1. Each entry says what
 // diverges; TestDifferentialCases has a short reproducer of each.
 var pendingFamilies = map[string]string{
-	"unsubscribe-all": "after unsubscribing from everything, replies respguard makes itself overtake forwarded ones in flight",
-	"pubsub-denied":   "in Pub/Sub mode a denial overtakes not only subscription confirmations (documented) but replies to forwarded commands (PUBLISH's count, messages)",
-	"pubsub-local":    "over RESP3, AUTH and CLIENT SETNAME/GETNAME answered by respguard while subscribed overtake replies to forwarded commands still in flight (as pubsub-denied)",
+	"pubsub-local": "over RESP3, AUTH and CLIENT SETNAME/GETNAME answered by respguard while subscribed overtake replies to forwarded commands still in flight (as pubsub-denied)",
 }
 
 // diffReadTimeout bounds each step's wait for its replies. The slowest step

@@ -489,13 +489,36 @@ func (s *session) forwardPinned(ctx context.Context, seq uint64, k kind, name st
 			s.ded.enter(modeSubscribed)
 		}
 		s.ded.conn.StartStream(s.out)
-		s.out.local(seq, nil) // the reply arrives unmatched, through the stream
-		return s.send(seq, cmd, false)
+		return s.sendStreaming(seq, k, cmd)
 	case s.ded.has(modeStreaming):
-		s.out.local(seq, nil)
-		return s.send(seq, cmd, false)
+		return s.sendStreaming(seq, k, cmd)
 	}
 	return s.send(seq, cmd, true)
+}
+
+// sendStreaming writes cmd to the streaming dedicated connection. Its
+// replies arrive unmatched, through the stream; a marker sent after it
+// completes its slot once they are in, so that a later reply respguard makes
+// itself cannot overtake them. The marker that follows the UNSUBSCRIBE which
+// leaves no subscription also ends streaming. Caller holds ded.mu.
+func (s *session) sendStreaming(seq uint64, k kind, cmd resp.Command) bool {
+	if err := s.ded.conn.Send(nil, seq, cmd.Raw, cmd.Args); err != nil {
+		s.out.local(seq, pool.UnavailableReply(err))
+		return true
+	}
+	if s.ded.has(modeMulti) { // a marker would be queued in the transaction
+		s.out.local(seq, nil)
+		return true
+	}
+	end := k == kindUnsubscribe && !s.ded.has(modeMonitoring) && !s.subs.active()
+	if err := s.ded.conn.Mark(s.pinnedTarget, seq, end); err != nil {
+		s.out.local(seq, nil) // the stream is aborted
+		return true
+	}
+	if end {
+		s.ded.mode &^= modeSubscribed
+	}
+	return true
 }
 
 // send writes cmd to the dedicated connection. Caller holds ded.mu.
