@@ -44,6 +44,7 @@ type pending struct {
 	seq    uint64
 	mark   bool // a stream marker (see Mark)
 	end    bool // ...whose reply ends streaming
+	echoed bool // ...which MONITOR echoes after its reply
 }
 
 // Pipe is one upstream connection with pipelined, FIFO-matched replies.
@@ -65,6 +66,7 @@ type Pipe struct {
 	resetAt   int           // in stream mode, replies "+RESET" end streaming
 	marks     int           // in stream mode, markers awaiting their reply (see Mark)
 	ending    bool          // a marker that ends streaming was sent: commands are matched again
+	skipEcho  bool          // the next streamed reply is MONITOR's echo of a marker: discard it
 	marker    [2][]byte     // a marker's reply: out of and in RESP2 Pub/Sub context
 	markCmd   []byte        // the marker command
 	preStream int           // replies still matched after StartStream: commands queued before it
@@ -167,9 +169,11 @@ func (p *Pipe) StartStream(t Target) {
 // Redis has answered everything sent before it. A slot completed this way
 // cannot be overtaken by a later reply made without Redis. With end, the
 // marker's reply also ends streaming, and commands sent from now on are
-// matched again. The connection must not be inside MULTI (the PING would
-// be queued).
-func (p *Pipe) Mark(target Target, seq uint64, end bool) error {
+// matched again. With echoed (the connection runs MONITOR, which shows its
+// own commands too, after their reply, as Redis 7 does), the line showing
+// the marker is discarded. The connection must not be inside MULTI (the
+// PING would be queued).
+func (p *Pipe) Mark(target Target, seq uint64, end, echoed bool) error {
 	p.mu.Lock()
 	if p.err != nil {
 		err := p.err
@@ -185,7 +189,7 @@ func (p *Pipe) Mark(target Target, seq uint64, end bool) error {
 		p.markCmd = resp.AppendCommandStrings(nil, "PING", arg)
 	}
 	p.out = append(p.out, p.markCmd...)
-	p.queue.push(pending{target: target, seq: seq, mark: true, end: end})
+	p.queue.push(pending{target: target, seq: seq, mark: true, end: end, echoed: echoed})
 	p.inFlight.Add(1)
 	p.marks++
 	p.ending = p.ending || end
@@ -489,6 +493,10 @@ func (p *Pipe) route(kind byte) error {
 	p.sink = replySink{}
 	switch {
 	case p.streamTo != nil && p.preStream == 0:
+		if p.skipEcho {
+			p.skipEcho = false
+			return nil // the sink discards it
+		}
 		if p.resetAt > 0 && kind == '+' {
 			p.sink.watchReset = true
 			p.sink.streamTo = p.streamTo
@@ -540,6 +548,7 @@ func (p *Pipe) markSeen() {
 	if w.end {
 		p.streamTo, p.ending = nil, false
 	}
+	p.skipEcho = w.echoed
 	p.mu.Unlock()
 	if w.target != nil {
 		w.target.Deliver(w.seq, nil, true)

@@ -190,6 +190,47 @@ func TestMonitorStreamsCommands(t *testing.T) {
 	}
 }
 
+// A reply respguard makes itself (CLIENT GETNAME's) waits for the replies
+// streamed before it, and the marker it waits behind does not show.
+func TestMonitorRepliesKeepTheirOrder(t *testing.T) {
+	tp := startProxy(t, nil)
+	ctx := ctxT(t)
+	rc := tp.raw(t)
+	rc.send("MONITOR\r\nCLIENT GETNAME\r\nPING mine\r\n")
+	for _, want := range []string{"+OK", "$-1", "$4", "mine"} {
+		if got := rc.line(); got != want {
+			t.Fatalf("got %q, want %q", got, want)
+		}
+	}
+	tp.client(t, 2).Set(ctx, "monitored", "1", 0)
+	for {
+		line := rc.line()
+		if strings.Contains(line, "respguard-marker") {
+			t.Fatalf("the monitor shows respguard's own marker: %q", line)
+		}
+		if strings.Contains(line, `"monitored"`) {
+			break
+		}
+	}
+}
+
+// The blocked BLPOP's timeout comes before CLIENT GETNAME's reply, which
+// respguard makes itself, as from Redis.
+func TestPubSubLocalRepliesWaitForStreamedOnes(t *testing.T) {
+	tp := startProxy(t, nil)
+	rc := tp.raw(t)
+	rc.send("HELLO 3\r\n")
+	for rc.line() != "*0" { // HELLO's map; modules is last
+	}
+	rc.send("SUBSCRIBE ordered\r\nBLPOP ordered:none 0.05\r\nCLIENT GETNAME\r\n")
+	want := []string{">3", "$9", "subscribe", "$7", "ordered", ":1", "_", "_"}
+	for _, w := range want {
+		if got := rc.line(); got != w {
+			t.Fatalf("got %q, want %q", got, w)
+		}
+	}
+}
+
 func TestClientTrackingInvalidationsArriveAsPushes(t *testing.T) {
 	tp := startProxy(t, nil)
 	ctx := ctxT(t)
