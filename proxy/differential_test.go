@@ -12,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -284,61 +283,12 @@ func (c *diffClient) compare(want, got []string) error {
 			}
 		}
 	}
-	got = undoOvertakes(want, got)
 	for i := range max(len(want), len(got)) {
 		if i >= len(want) || i >= len(got) || !sameReply(want[i], got[i]) {
 			return fmt.Errorf("replies differ at %d:\n  redis:     %q\n  respguard: %q", i, want, got)
 		}
 	}
 	return nil
-}
-
-// undoOvertakes returns got with the replies that overtook a run of
-// subscription confirmations moved back behind it, where that makes got
-// agree with want: in Pub/Sub mode a reply respguard makes itself may
-// overtake confirmations still in flight from Redis (README, Differences).
-func undoOvertakes(want, got []string) []string {
-	got = slices.Clone(got)
-	for i := 0; i < len(want) && i < len(got); i++ {
-		if want[i] == got[i] || !isConfirmation(want[i]) {
-			continue
-		}
-		j := i // want[i:j] is the run of confirmations
-		for j < len(want) && isConfirmation(want[j]) {
-			j++
-		}
-		for m := 1; j+m <= len(want) && j+m <= len(got); m++ { // m replies overtook the run
-			if slices.Equal(got[i+m:j+m], want[i:j]) && sameReplies(want[j:j+m], got[i:i+m]) {
-				overtakers := slices.Clone(got[i : i+m])
-				copy(got[i:j], want[i:j])
-				copy(got[j:j+m], overtakers)
-				i = j + m - 1
-				break
-			}
-		}
-	}
-	return got
-}
-
-// sameReplies is sameReply over two lists of equal length.
-func sameReplies(want, got []string) bool {
-	for i := range want {
-		if !sameReply(want[i], got[i]) {
-			return false
-		}
-	}
-	return true
-}
-
-// isConfirmation reports whether r confirms a SUBSCRIBE, PSUBSCRIBE or
-// SSUBSCRIBE (RESP2 array or RESP3 push).
-func isConfirmation(r string) bool {
-	if !strings.HasPrefix(r, "*3\r\n") && !strings.HasPrefix(r, ">3\r\n") {
-		return false
-	}
-	kind := r[4:]
-	return strings.HasPrefix(kind, "$9\r\nsubscribe\r\n") || strings.HasPrefix(kind, "$10\r\npsubscribe\r\n") ||
-		strings.HasPrefix(kind, "$10\r\nssubscribe\r\n")
 }
 
 // helloID matches the id field of a HELLO reply, which is respguard's own
