@@ -511,7 +511,7 @@ func (s *session) sendStreaming(seq uint64, k kind, cmd resp.Command) bool {
 		return true
 	}
 	end := k == kindUnsubscribe && !s.ded.has(modeMonitoring) && !s.subs.active()
-	if err := s.ded.conn.Mark(s.pinnedTarget, seq, end, s.ded.has(modeMonitoring)); err != nil {
+	if err := s.ded.conn.Mark(s.out, seq, end, s.ded.has(modeMonitoring)); err != nil {
 		s.out.local(seq, nil) // the stream is aborted
 		return true
 	}
