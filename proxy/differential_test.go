@@ -46,9 +46,7 @@ import (
 // pendingFamilies are grammar families that still diverge: they are left
 // out of the runs unless RESPGUARD_DIFF_PENDING=1. Each entry says what
 // diverges; TestDifferentialCases has a short reproducer of each.
-var pendingFamilies = map[string]string{
-	"pubsub-local": "over RESP3, AUTH and CLIENT SETNAME/GETNAME answered by respguard while subscribed overtake replies to forwarded commands still in flight (as pubsub-denied)",
-}
+var pendingFamilies = map[string]string{}
 
 // diffReadTimeout bounds each step's wait for its replies. The slowest step
 // blocks for 50 ms; the rest is headroom for a loaded 2-core machine.
