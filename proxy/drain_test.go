@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"strings"
 	"testing"
 	"time"
 
@@ -17,9 +16,7 @@ func TestShutdownDrainsWaitingClientsPromptly(t *testing.T) {
 	ctx := ctxT(t)
 	blocked := fp.raw(t)
 	blocked.send("BLPOP drain:forever 0\r\n")
-	pollUntil(t, 10*time.Second, "BLPOP blocked", func() bool {
-		return strings.Contains(fp.direct(t).Info(ctx, "clients").Val(), "blocked_clients:1")
-	})
+	waitRedisBlocked(t, fp.testProxy)
 	sub := fp.raw(t)
 	sub.send("SUBSCRIBE news\r\n")
 	if v := sub.reply(); len(v.([]any)) != 3 {

@@ -738,9 +738,7 @@ func TestRedisKilledUnderLoad(t *testing.T) {
 		}
 		blocked := fp.raw(t)
 		blocked.send("BLPOP never 0\r\n")
-		pollUntil(t, 10*time.Second, "BLPOP blocked", func() bool {
-			return strings.Contains(fp.direct(t).Info(ctx, "clients").Val(), "blocked_clients:1")
-		})
+		waitRedisBlocked(t, fp.testProxy)
 		sub := fp.raw(t)
 		sub.send("SUBSCRIBE news\r\n")
 		if v := sub.reply(); fmt.Sprint(v) != "[subscribe news 1]" {
@@ -1080,12 +1078,9 @@ func TestGracefulShutdown(t *testing.T) {
 	t.Run("in-flight replies are delivered, new connections refused, then connections close", func(t *testing.T) {
 		rs := redistest.Start(t, "--enable-debug-command", "yes")
 		fp := startFaultProxy(t, rs, rs.Addr, nil)
-		ctx := ctxT(t)
 		blpop := fp.raw(t)
 		blpop.send("BLPOP drain 0.5\r\n")
-		pollUntil(t, 10*time.Second, "BLPOP blocked", func() bool {
-			return strings.Contains(fp.direct(t).Info(ctx, "clients").Val(), "blocked_clients:1")
-		})
+		waitRedisBlocked(t, fp.testProxy)
 		slow := fp.raw(t)
 		slow.send("ECHO x\r\nDEBUG SLEEP 0.3\r\n")
 		if v := slow.reply(); v != "x" {
@@ -1128,9 +1123,7 @@ func TestGracefulShutdown(t *testing.T) {
 		ctx := ctxT(t)
 		rc := fp.raw(t)
 		rc.send("BLPOP forever 0\r\n")
-		pollUntil(t, 10*time.Second, "BLPOP blocked", func() bool {
-			return strings.Contains(fp.direct(t).Info(ctx, "clients").Val(), "blocked_clients:1")
-		})
+		waitRedisBlocked(t, fp.testProxy)
 		idle := fp.raw(t)
 		idle.send("PING\r\n")
 		if v := idle.reply(); v != "PONG" {

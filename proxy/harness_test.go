@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -159,4 +160,15 @@ func ctxT(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+// waitRedisBlocked waits until Redis itself counts one blocked client (a
+// blocking command sent through tp has reached it), polling one direct
+// connection for up to 10 s.
+func waitRedisBlocked(t testing.TB, tp *testProxy) {
+	t.Helper()
+	direct, ctx := tp.direct(t), ctxT(t)
+	pollUntil(t, 10*time.Second, "a client blocked in Redis", func() bool {
+		return strings.Contains(direct.Info(ctx, "clients").Val(), "blocked_clients:1")
+	})
 }

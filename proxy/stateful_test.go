@@ -85,7 +85,7 @@ func TestClientLeavingMidStateLeaksNothing(t *testing.T) {
 	t.Run("a client that leaves during BLPOP 0 does not steal a later element", func(t *testing.T) {
 		rc := tp.raw(t)
 		rc.send("BLPOP jobs 0\r\n")
-		waitFor(t, func() bool { return strings.Contains(tp.direct(t).Info(ctx, "clients").Val(), "blocked_clients:1") })
+		waitRedisBlocked(t, tp)
 		rc.Close()
 		// Once the proxy has seen the client go, Redis no longer has it blocked.
 		waitFor(t, func() bool { return strings.Contains(tp.direct(t).Info(ctx, "clients").Val(), "blocked_clients:0") })
@@ -105,7 +105,7 @@ func TestBlockingCommandsDoNotBlockOtherClients(t *testing.T) {
 	other := tp.client(t, 2)
 	res := make(chan []string, 1)
 	go func() { res <- blocked.BLPop(ctx, 10*time.Second, "queue").Val() }()
-	waitFor(t, func() bool { return strings.Contains(tp.direct(t).Info(ctx, "clients").Val(), "blocked_clients:1") })
+	waitRedisBlocked(t, tp)
 	for i := range 100 { // the shared connections keep flowing meanwhile
 		if err := other.Set(ctx, "k", i, 0).Err(); err != nil {
 			t.Fatal(err)
