@@ -168,9 +168,12 @@ fi
 
 if has_target respguard; then
 	PORT[respguard]=$(free_ports 1)
+	# As in production: guardrails and metrics on (the defaults), and 1% of
+	# commands traced (spans exported by the stdout exporter, to /dev/null).
 	RESPGUARD_ADMIN_LISTEN=127.0.0.1:$(free_ports 1) RESPGUARD_CLIENT_MAX_CLIENTS=$((IDLE + 1000)) \
+		RESPGUARD_TELEMETRY_TRACES_EXPORTER=stdout RESPGUARD_TELEMETRY_TRACES_SAMPLE_RATIO=0.01 \
 		taskset -c "$CLIENT_CPU" "$RESPGUARD" --listen "127.0.0.1:${PORT[respguard]}" \
-		--upstream "127.0.0.1:$REDIS_PORT" >"$TMP/respguard.log" 2>&1 &
+		--upstream "127.0.0.1:$REDIS_PORT" >/dev/null 2>"$TMP/respguard.log" &
 	PID[respguard]=$!
 	PIDS+=("${PID[respguard]}")
 	wait_ping "${PORT[respguard]}" respguard "${PID[respguard]}" "$TMP/respguard.log"
@@ -222,29 +225,44 @@ for ((round = 1; round <= ROUNDS; round++)); do
 	done
 done
 
+# wait_line FILE PREFIX PID: wait (up to 60 s) until FILE has a line starting
+# with PREFIX; false if PID exits or time runs out first.
+wait_line() {
+	local i
+	for i in $(seq 600); do
+		grep -q "^$2" "$1" && return 0
+		kill -0 "$3" 2>/dev/null || return 1
+		sleep 0.1
+	done
+	return 1
+}
+
 measure_idle() { # target
-	local target=$1 pid=${PID[$1]} before after idle_pid i
+	local target=$1 pid=${PID[$1]} before idle after idle_pid
 	alive "$target" || return 0
 	before=$(rss_kib "$pid")
 	python3 "$BENCH/idle_clients.py" --port "${PORT[$target]}" --count "$IDLE" >"$TMP/idle.out" 2>&1 &
 	idle_pid=$!
 	PIDS+=("$idle_pid")
-	for i in $(seq 600); do
-		grep -q '^ready' "$TMP/idle.out" && break
-		kill -0 "$idle_pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	if ! grep -q '^ready' "$TMP/idle.out"; then
+	if ! wait_line "$TMP/idle.out" idle "$idle_pid"; then
 		note "idle clients against $target failed: $(cat "$TMP/idle.out")"
 		kill "$idle_pid" 2>/dev/null || true
 		return
 	fi
 	sleep 1 # let lazily allocated per-client state settle
+	idle=$(rss_kib "$pid")
+	kill -USR1 "$idle_pid" # each client now sends one PING
+	if ! wait_line "$TMP/idle.out" ready "$idle_pid"; then
+		note "idle clients' PINGs against $target failed: $(cat "$TMP/idle.out")"
+		kill "$idle_pid" 2>/dev/null || true
+		return
+	fi
+	sleep 1
 	after=$(rss_kib "$pid")
 	kill "$idle_pid"
 	wait "$idle_pid" 2>/dev/null || true
-	printf '%s\t%s\t%s\t%s\n' "$target" "$before" "$after" "$IDLE" >>"$IDLE_TSV"
-	log "idle $target: RSS ${before} KiB -> ${after} KiB with $IDLE clients"
+	printf '%s\t%s\t%s\t%s\t%s\n' "$target" "$before" "$after" "$IDLE" "$idle" >>"$IDLE_TSV"
+	log "idle $target: RSS ${before} KiB -> ${idle} KiB with $IDLE idle clients -> ${after} KiB after one PING each"
 	sleep 2 # let the server reap the closed connections
 }
 
