@@ -96,6 +96,8 @@ func (s *session) state(now time.Time) clientState {
 	s.ded.mu.Lock()
 	inMulti := s.ded.has(modeMulti)
 	c.tracking = s.ded.has(modeTracking)
+	redir, bcast := s.ded.redir, s.ded.bcast
+	broken := c.tracking && redir != nil && redir.broken()
 	c.blocked = s.blocking && s.ded.conn != nil && s.ded.conn.InFlight() > 0
 	if inMulti {
 		c.multi = s.ded.tx.entries
@@ -103,19 +105,23 @@ func (s *session) state(now time.Time) clientState {
 	s.ded.mu.Unlock()
 	if c.tracking {
 		c.redir = 0
+		if redir != nil {
+			c.redir = int64(redir.id)
+		}
 	}
 	c.omem = int64(s.out.heldNow())
-	c.flags = clientFlags(c.pubsub(), inMulti, c.blocked, c.tracking)
+	c.flags = clientFlags(c.pubsub(), inMulti, c.blocked, c.tracking, broken, c.tracking && bcast)
 	return c
 }
 
-// clientFlags spells the flags CLIENT LIST shows, in Redis's order.
-func clientFlags(pubsub, multi, blocked, tracking bool) string {
+// clientFlags spells the flags CLIENT LIST shows, in Redis's order
+// (broken: R, the redirect target is gone; bcast: B, tracking in BCAST mode).
+func clientFlags(pubsub, multi, blocked, tracking, broken, bcast bool) string {
 	var f []byte
 	for _, on := range []struct {
 		yes bool
 		c   byte
-	}{{pubsub, 'P'}, {multi, 'x'}, {blocked, 'b'}, {tracking, 't'}} {
+	}{{pubsub, 'P'}, {multi, 'x'}, {blocked, 'b'}, {tracking, 't'}, {broken, 'R'}, {bcast, 'B'}} {
 		if on.yes {
 			f = append(f, on.c)
 		}

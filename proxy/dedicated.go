@@ -38,6 +38,19 @@ type dedicated struct {
 	conn *pool.Conn // nil: not pinned
 	mode connMode
 	tx   txState
+
+	// While tracking: where invalidations are redirected (nil: to this
+	// connection) and whether in BCAST mode. Written by the reader goroutine.
+	redir *redirection
+	bcast bool
+
+	// Other clients redirect their invalidations here: the connection is
+	// kept while the client lives, and destroyed when let go. Set, with
+	// adopted, by the redirecting client's reader goroutine, which also
+	// acquires the connection when there was none: adopted until this
+	// client's reader goroutine has set it up for its next command (see
+	// session.adopt).
+	redirTarget, adopted bool
 }
 
 // txState is the transaction in progress on the dedicated connection.
@@ -99,6 +112,7 @@ func (d *dedicated) setTracking(on bool) {
 		d.mode |= modeTracking
 	} else {
 		d.mode &^= modeTracking
+		d.redir, d.bcast = nil, false
 	}
 }
 
@@ -107,13 +121,14 @@ func (d *dedicated) setTracking(on bool) {
 // client's state on it ends with it.
 func (d *dedicated) dropConn() {
 	if d.conn != nil {
-		if d.stateful() {
+		if d.stateful() || d.redirTarget {
 			d.conn.MarkDirty()
 		}
 		d.conn.Release()
 		d.conn = nil
 	}
 	d.mode = 0
+	d.redir, d.bcast, d.redirTarget, d.adopted = nil, false, false, false
 	d.endTx()
 }
 
@@ -131,7 +146,7 @@ func (d *dedicated) releaseIfIdle() bool {
 	if d.conn == nil {
 		return true
 	}
-	if d.stateful() || d.conn.InFlight() > 0 {
+	if d.stateful() || d.redirTarget || d.conn.InFlight() > 0 {
 		return false
 	}
 	d.conn.Release()

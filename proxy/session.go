@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"os"
@@ -59,6 +58,8 @@ type session struct {
 
 	replyMode replyMode // CLIENT REPLY: reader-goroutine state
 	exec      execOutcome
+	trackReq  trackingRequest // the CLIENT TRACKING being routed (reader-goroutine state)
+	redirPush redirectPushes  // pushes of a client that redirects its invalidations
 
 	// What CLIENT LIST shows: set once, or reader-goroutine state published
 	// to view after each command (see publish).
@@ -269,7 +270,7 @@ func (s *session) handle(ctx context.Context, cmd resp.Command) bool {
 		return true
 	}
 	s.subs.note(name, cmd.Args)
-	if done, keep := s.answer(ctx, seq, cls, cmd); done {
+	if done, keep := s.answer(ctx, seq, cls, &cmd); done {
 		return keep
 	}
 	s.ded.mu.Lock()
@@ -346,10 +347,12 @@ func (s *session) routeStandalone(ctx context.Context, seq uint64, cls *commandC
 // answer handles the commands respguard answers itself, refuses, or sends
 // over a connection of their own. done=false means: route cmd upstream;
 // keep=false ends the session.
-func (s *session) answer(ctx context.Context, seq uint64, cls *commandClass, cmd resp.Command) (done, keep bool) {
+func (s *session) answer(ctx context.Context, seq uint64, cls *commandClass, cmd *resp.Command) (done, keep bool) {
 	switch cls.kind {
 	case kindLocal, kindACL, kindTxEnd:
-		return s.tryLocal(ctx, seq, cls.name, cmd)
+		return s.tryLocal(ctx, seq, cls.name, *cmd)
+	case kindClient:
+		return s.trackingCommand(ctx, seq, cmd), true
 	case kindReplconf:
 		s.out.local(seq, replconfReply(cmd.Args))
 		return true, true
@@ -363,7 +366,7 @@ func (s *session) answer(ctx context.Context, seq uint64, cls *commandClass, cmd
 		}
 	case kindControl:
 		if !s.ded.has(modeMulti | modeStreaming) {
-			s.control(ctx, seq, cmd)
+			s.control(ctx, seq, *cmd)
 			return true, true
 		}
 	}
@@ -455,7 +458,7 @@ func (sh *shared) follow(pipe *pool.Pipe, db, proto int, out *outbox) *pool.Pipe
 func (s *session) forwardPinned(ctx context.Context, seq uint64, k kind, name string, cmd resp.Command) bool {
 	startsStream := (k == kindSubscribe || k == kindMonitor) && !s.ded.has(modeStreaming|modeMulti)
 	s.ded.mu.Lock()
-	unpinned := s.ded.conn == nil
+	unpinned := s.ded.conn == nil || s.ded.adopted
 	s.ded.mu.Unlock()
 	if unpinned || startsStream {
 		// Moving to another connection: the commands already sent on the
@@ -471,6 +474,8 @@ func (s *session) forwardPinned(ctx context.Context, seq uint64, k kind, name st
 			s.out.local(seq, pool.UnavailableReply(err))
 			return true
 		}
+	} else if s.ded.adopted {
+		s.adopt()
 	}
 	if k == kindTxEnd && name == "exec" && s.ded.has(modeMulti) && len(s.ded.tx.locals) > 0 {
 		return s.execSplicing(seq, cmd) // unlocks
@@ -561,7 +566,7 @@ func (s *session) track(k kind, name string, cmd resp.Command) {
 	case k == kindUnwatch && !inMulti:
 		s.ded.endWatch()
 	case k == kindClient && clientSub(cmd.Args) == "tracking" && len(cmd.Args) > 2:
-		s.ded.setTracking(!equalFold(cmd.Args[2], "off"))
+		s.applyTracking(!equalFold(cmd.Args[2], "off"))
 	case k == kindIsolated:
 		s.ded.conn.MarkDirty() // its effect is unknown: never reused
 	}
@@ -601,19 +606,9 @@ func (s *session) acquire(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if c.DB != s.db {
-		if err := c.Send(nil, 0, nil, [][]byte{[]byte("SELECT"), fmt.Appendf(nil, "%d", s.db)}); err != nil {
-			c.Release()
-			return err
-		}
-		c.DB = s.db
-	}
-	if c.Proto != s.proto {
-		if err := c.Send(nil, 0, nil, [][]byte{[]byte("HELLO"), fmt.Appendf(nil, "%d", s.proto)}); err != nil {
-			c.Release()
-			return err
-		}
-		c.Proto = s.proto
+	if err := setUpConn(c, s.db, s.proto); err != nil {
+		c.Release()
+		return err
 	}
 	c.SetOwner(s.out, s.releaseIfIdle)
 	s.ded.conn = c
