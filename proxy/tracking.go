@@ -212,7 +212,9 @@ func (s *session) applyTracking(on bool) {
 	}
 	s.ded.redir, s.ded.bcast = s.trackReq.redirect, s.trackReq.bcast
 	if s.ded.redir != nil {
-		s.redirPush.next = s.out
+		if s.redirPush.next == nil { // set once: a pipe's reader may be reading it
+			s.redirPush.next = s.out
+		}
 		s.redirPush.redir.Store(s.ded.redir)
 		s.ded.conn.SetOwner(&s.redirPush, s.releaseIfIdle)
 	}

@@ -117,6 +117,23 @@ func TestTrackingRedirect(t *testing.T) {
 		}
 	})
 
+	t.Run("a RESP3 client may redirect to itself", func(t *testing.T) {
+		got := onBoth(t, tp, func(t *testing.T, addr string) string {
+			self, writer := rawTo(t, addr), rawTo(t, addr)
+			self.send("HELLO 3\r\n")
+			self.wire()
+			id := askClientID(t, self)
+			self.send("CLIENT TRACKING ON REDIRECT " + id + "\r\nGET mirrored\r\n")
+			self.replies(2)
+			writer.send("SET mirrored v\r\n")
+			writer.wire()
+			return self.wire()
+		})
+		if !strings.Contains(got, "invalidate") {
+			t.Fatalf("push %q", got)
+		}
+	})
+
 	t.Run("a RESP2 target gets nothing until it subscribes, then the invalidations", func(t *testing.T) {
 		got := onBoth(t, tp, func(t *testing.T, addr string) string {
 			inval, data, writer := rawTo(t, addr), rawTo(t, addr), rawTo(t, addr)
