@@ -215,4 +215,24 @@ func TestTrackingRedirect(t *testing.T) {
 			return strings.Join(data.replies(3), "")
 		})
 	})
+
+	t.Run("a target pinned by another client's REDIRECT runs its next command after those still in flight", func(t *testing.T) {
+		target, data, direct := rawTo(t, tp.Addr), rawTo(t, tp.Addr), rawTo(t, tp.Redis.Addr)
+		id := askClientID(t, target)
+		direct.send("CLIENT PAUSE 20000 WRITE\r\n")
+		direct.wire()
+		defer func() { direct.send("CLIENT UNPAUSE\r\n"); direct.wire() }()
+		target.send("SET ordered 1\r\n") // over a shared connection, held by the pause
+		waitRedisBlocked(t, tp)
+		data.send("CLIENT TRACKING ON REDIRECT " + id + "\r\n")
+		if r := data.wire(); r != "+OK\r\n" {
+			t.Fatalf("CLIENT TRACKING: %q", r)
+		}
+		target.send("GET ordered\r\n") // a read, not held: it must wait for the SET
+		direct.send("CLIENT UNPAUSE\r\n")
+		direct.wire()
+		if r := target.replies(2); r[1] != "$1\r\n1\r\n" {
+			t.Fatalf("GET after SET = %q", r[1])
+		}
+	})
 }
