@@ -129,20 +129,23 @@ var exceptions = map[string]exception{
 	"script|kill":   {kindControl, repliesOne, 0, multiQueue},
 	"function|kill": {kindControl, repliesOne, 0, multiQueue},
 
-	"client|setname":      {kindLocal, repliesOne, changesName, multiLocal},
-	"client|getname":      {kindLocal, repliesOne, 0, multiLocal},
-	"client|reply":        {kindLocal, repliesOne, changesReplyMode, multiRefuse},
-	"client|tracking":     {kindClient, repliesOne, changesTracking, multiRefuse},
-	"client|caching":      {kindClient, repliesOne, changesTracking, multiRefuse},
-	"client|getredir":     {kindClient, repliesOne, 0, multiQueue}, // the redirect's id is translated
+	"client|setname":  {kindLocal, repliesOne, changesName, multiLocal},
+	"client|getname":  {kindLocal, repliesOne, 0, multiLocal},
+	"client|reply":    {kindLocal, repliesOne, changesReplyMode, multiRefuse},
+	"client|tracking": {kindClient, repliesOne, changesTracking, multiRefuse},
+	"client|caching":  {kindClient, repliesOne, changesTracking, multiRefuse},
+
+	// The redirect target's id in their reply is translated (tracking.go).
+	"client|getredir":     {kindClient, repliesOne, 0, multiQueue},
 	"client|trackinginfo": {kindClient, repliesOne, 0, multiQueue},
-	"client|no-evict":     {kindIsolated, repliesOne, changesOther, multiRefuse},
-	"client|id":           {kindLocal, repliesOne, 0, multiLocal},
-	"client|info":         {kindLocal, repliesOne, 0, multiLocal},
-	"client|list":         {kindLocal, repliesOne, 0, multiLocal},
-	"client|kill":         {kindLocal, repliesOne, 0, multiRefuse},
-	"client|unblock":      {kindLocal, repliesOne, 0, multiRefuse},
-	"client|unpause":      {kindControl, repliesOne, 0, multiQueue},
+
+	"client|no-evict": {kindIsolated, repliesOne, changesOther, multiRefuse},
+	"client|id":       {kindLocal, repliesOne, 0, multiLocal},
+	"client|info":     {kindLocal, repliesOne, 0, multiLocal},
+	"client|list":     {kindLocal, repliesOne, 0, multiLocal},
+	"client|kill":     {kindLocal, repliesOne, 0, multiRefuse},
+	"client|unblock":  {kindLocal, repliesOne, 0, multiRefuse},
+	"client|unpause":  {kindControl, repliesOne, 0, multiQueue},
 
 	"acl":  {kindACL, repliesOne, 0, multiQueue},
 	"info": {kindInfo, repliesOne, 0, multiQueue},
