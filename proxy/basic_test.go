@@ -98,7 +98,9 @@ func TestSelectIsolatesClients(t *testing.T) {
 func TestPipelineOf100kCommandsKeepsOrder(t *testing.T) {
 	tp := startProxy(t, nil)
 	ctx := ctxT(t)
-	c := tp.client(t, 2)
+	// go-redis reads a pipeline's replies under one deadline: 100k replies
+	// under -race on a busy machine take longer than its 3 s default.
+	c := tp.client(t, 2, func(o *redis.Options) { o.ReadTimeout, o.WriteTimeout = time.Minute, time.Minute })
 	pipe := c.Pipeline()
 	const n = 100_000
 	cmds := make([]*redis.StringCmd, n)
