@@ -10,7 +10,7 @@ const (
 	ReasonCommand = "command" // the user may not run the command
 	ReasonKey     = "key"     // a key argument matches none of the user's key patterns
 	ReasonChannel = "channel" // a channel argument matches none of the user's channel patterns
-	ReasonArity   = "arity"   // wrong number of arguments: Redis would refuse it anyway
+	ReasonArity   = "arity"   // wrong number of arguments (or an unknown RESPGUARD subcommand): Redis would refuse it anyway
 	ReasonAuth    = "auth"    // no user (the client must authenticate)
 	// ReasonSortPattern: a SORT BY or GET pattern needs read access to
 	// every key, which the user lacks; Decision.Key is the pattern.
@@ -74,6 +74,9 @@ func (p *Policy) Check(u *User, args [][]byte) Decision {
 		return Decision{Err: NoAuthText, Reason: ReasonAuth}
 	}
 	if cmd == nil {
+		if d, ok := respguardUnknownSub(p.cmds, args); ok {
+			return d
+		}
 		if u.allCommands {
 			return Decision{Allowed: true}
 		}

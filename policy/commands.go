@@ -55,9 +55,11 @@ var redisCategories = []string{
 // names are unknown.
 const maxNameLen = 64
 
-// NewCommands indexes infos. It fails on duplicate names or on more than 64
-// distinct ACL categories.
+// NewCommands indexes infos, plus respguard's own command (RESPGUARD) if
+// infos lacks it. It fails on duplicate names or on more than 64 distinct
+// ACL categories.
 func NewCommands(infos []CommandInfo) (*Commands, error) {
+	infos = withRespguard(infos)
 	c := &Commands{byName: make(map[string]*command, len(infos)), catIndex: map[string]int{}}
 	for _, name := range redisCategories {
 		c.addCategory(name)

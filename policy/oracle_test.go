@@ -164,6 +164,9 @@ func generatedCorpus(cmds *Commands) [][]string {
 		corpus = append(corpus, args)
 	}
 	for i, info := range cmds.List() {
+		if info.Name == RespguardCommand {
+			continue // respguard's own: Redis does not know it
+		}
 		add(info, i)
 	}
 	return corpus

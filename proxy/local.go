@@ -50,6 +50,9 @@ func (s *session) tryLocal(ctx context.Context, seq uint64, name string, cmd res
 			return false, true
 		}
 		return s.selectDB(seq, cmd.Args), true
+	case "respguard":
+		s.out.local(seq, s.respguard(ctx, cmd.Args))
+		return true, true
 	case "client":
 		switch clientSub(cmd.Args) {
 		case "setname":

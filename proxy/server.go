@@ -42,6 +42,8 @@ type Server struct {
 
 	upstreamAddr atomic.Pointer[hostPort] // for span attributes; see SetUpstreamAddress
 
+	admin atomic.Pointer[Admin] // what RESPGUARD CONFIG and RELOAD use; nil: nothing (see SetAdmin)
+
 	mu        sync.Mutex // guards the fields below
 	listeners map[net.Listener]struct{}
 	sessions  map[*session]struct{}

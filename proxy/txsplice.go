@@ -1,8 +1,11 @@
 package proxy
 
 import (
+	"context"
 	"errors"
 	"sync"
+
+	"github.com/respguard/respguard/policy"
 
 	"github.com/respguard/respguard/pool"
 	"github.com/respguard/respguard/proxy/resp"
@@ -12,6 +15,12 @@ import (
 // answers QUEUED now, as Redis does, and its answer takes its place in
 // EXEC's array when the transaction runs (see execSplicing).
 func (s *session) queueLocal(seq uint64, args [][]byte) {
+	if equalFold(args[0], policy.RespguardCommand) {
+		if reply := respguardArgsError(args); reply != nil {
+			s.refuse(seq, reply) // Redis rejects an unknown subcommand while queueing
+			return
+		}
+	}
 	owned := make([][]byte, len(args))
 	for i, a := range args {
 		owned[i] = append([]byte(nil), a...)
@@ -78,6 +87,8 @@ func (s *session) localInTx(args [][]byte) []byte {
 	switch name := string(lowerName(buf[:], args[0])); {
 	case name == "auth":
 		return s.authenticate(args)
+	case name == policy.RespguardCommand:
+		return s.respguard(context.Background(), args) // RELOAD: the reloader's own lifetime bounds it
 	case name == "unsubscribe" || name == "punsubscribe" || name == "sunsubscribe":
 		// As Redis does, one element of EXEC's array holds every reply.
 		return unsubscribeReply(name, args, s.proto)

@@ -140,7 +140,8 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, reload reloadFunc,
 	}
 	// --- end security ---
 	tel.ConfigLoaded(time.Now())
-	rl := &reloader{srv: srv, cmds: cmds, load: reload, protect: protect, tel: tel, log: log, path: configFile, settle: reloadSettle, running: cfg}
+	rl := newReloader(&reloader{srv: srv, cmds: cmds, load: reload, protect: protect, tel: tel, log: log, path: configFile, settle: reloadSettle, running: cfg})
+	srv.SetAdmin(proxy.Admin{Config: rl.settingsInForce, Reload: rl.requestReload, UpstreamMode: cfg.Upstream.Mode})
 	go rl.run(ctx)
 	mux := tel.AdminHandler(func(ctx context.Context) error {
 		_, err := up.control().Probe(ctx)

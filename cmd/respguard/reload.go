@@ -12,6 +12,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -42,6 +43,25 @@ type reloader struct {
 	path    string        // the config file ("" if none: only SIGHUP reloads)
 	settle  time.Duration // quiet time after a file event before reading
 	running Config        // the configuration in force: start-time keys, reloaded sections
+
+	// For RESPGUARD CONFIG and RELOAD (see adminsettings.go), made by newReloader.
+	inForce  atomic.Pointer[Config] // a copy of running, for other goroutines
+	requests chan chan<- error      // reloads asked for, answered with their outcome
+	stopped  chan struct{}          // closed when run returns
+}
+
+// newReloader completes r, whose configuration in force is r.running, and
+// returns it.
+func newReloader(r *reloader) *reloader {
+	r.requests, r.stopped = make(chan chan<- error), make(chan struct{})
+	r.publish()
+	return r
+}
+
+// publish makes running what RESPGUARD CONFIG shows.
+func (r *reloader) publish() {
+	c := r.running
+	r.inForce.Store(&c)
 }
 
 // run reloads on SIGHUP and, once the file has settled, on file changes,
@@ -51,17 +71,21 @@ func (r *reloader) run(ctx context.Context) {
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 	changed := watchFile(ctx, r.path, r.log)
+	defer close(r.stopped)
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case done := <-r.requests:
+			done <- r.reload()
+			continue
 		case <-hup:
 		case <-changed:
 			if !settle(ctx, changed, r.settle) {
 				return
 			}
 		}
-		r.reload()
+		_ = r.reload() // logged and counted
 	}
 }
 
@@ -83,12 +107,13 @@ func settle(ctx context.Context, changed <-chan struct{}, d time.Duration) bool 
 
 // reload reads the configuration and applies it, or keeps the running one
 // (an ERROR log and a failure count) if it cannot be read or is invalid.
-func (r *reloader) reload() {
+func (r *reloader) reload() error {
 	err := r.apply()
 	r.tel.ConfigReloaded(err == nil, time.Now())
 	if err != nil {
 		r.log.Error("config reload failed; the running configuration stays in force", "file", r.path, "error", err)
 	}
+	return err
 }
 
 // apply builds everything the new configuration needs before it swaps
@@ -128,6 +153,7 @@ func (r *reloader) swap(next Config, pol *policy.Policy, grd *guard.Guard) {
 	}
 	r.srv.SetPolicy(pol)
 	r.running.Policy, r.running.Guard = next.Policy, next.Guard
+	r.publish()
 }
 
 // report logs what was applied and, separately, what changed but was not.

@@ -55,7 +55,9 @@ func run(out, server string) error {
 	if err != nil {
 		return err
 	}
-	src, err := render(cmds.List(), redisVersion(version))
+	// Redis's commands only: every table adds respguard's own (NewCommands).
+	redisCmds := slices.DeleteFunc(cmds.List(), func(c policy.CommandInfo) bool { return c.Name == policy.RespguardCommand })
+	src, err := render(redisCmds, redisVersion(version))
 	if err != nil {
 		return err
 	}

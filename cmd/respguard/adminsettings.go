@@ -1,0 +1,84 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/respguard/respguard/proxy"
+)
+
+// errReloaderStopped answers a RESPGUARD RELOAD that comes while respguard
+// is shutting down.
+var errReloaderStopped = errors.New("respguard is shutting down")
+
+// settings lists cfg's keys (dotted, as in the file; a named map's entries
+// as "policy.users.<name>") with their values, sorted by key, secrets masked
+// as --print-config masks them: what RESPGUARD CONFIG shows.
+func settings(cfg Config) []proxy.Setting {
+	flat := map[string]any{}
+	flattenConfig(reflect.ValueOf(cfg), "", flat)
+	var out []proxy.Setting
+	for key, v := range flat {
+		m, ok := v.(map[string]string)
+		if !ok {
+			out = append(out, proxy.Setting{Key: key, Value: settingValue(key, v)})
+			continue
+		}
+		for name, val := range m {
+			if key == "policy.users" {
+				val = maskPasswords(val)
+			}
+			out = append(out, proxy.Setting{Key: key + "." + name, Value: val})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	return out
+}
+
+// settingValue formats one value, masking the secret keys.
+func settingValue(key string, v any) string {
+	if slices.Contains(secretKeys, key) && v != "" {
+		return "********"
+	}
+	switch v := v.(type) {
+	case time.Duration:
+		return v.String()
+	case []string:
+		return strings.Join(v, ",")
+	}
+	return fmt.Sprint(v)
+}
+
+// settingsInForce is what RESPGUARD CONFIG shows: the configuration the
+// reloader last put in force. Safe from any goroutine.
+func (r *reloader) settingsInForce() []proxy.Setting {
+	if c := r.inForce.Load(); c != nil {
+		return settings(*c)
+	}
+	return nil
+}
+
+// requestReload runs a reload on the reloader's goroutine, as SIGHUP does,
+// and returns why it was refused (nil: applied): RESPGUARD RELOAD.
+func (r *reloader) requestReload(ctx context.Context) error {
+	done := make(chan error, 1)
+	select {
+	case r.requests <- done:
+	case <-r.stopped:
+		return errReloaderStopped
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
