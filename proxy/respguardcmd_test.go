@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -378,4 +379,37 @@ func TestRespguardThroughRedisCli(t *testing.T) {
 			}
 		}
 	}
+}
+
+func TestRespguardInClusterModeListsEveryPrimary(t *testing.T) {
+	rc := redistest.StartCluster(t, 2, 0)
+	tp := startClusterProxy(t, rc, nil, Options{})
+	ctx := ctxT(t)
+	c := tp.client(t, 3)
+	var want []string
+	for _, s := range rc.Primaries() {
+		want = append(want, s.Addr)
+	}
+	for _, sub := range []string{"POOLS", "UPSTREAMS"} {
+		v, err := c.Do(ctx, "RESPGUARD", sub).Result()
+		if err != nil {
+			t.Fatalf("RESPGUARD %s: %v", sub, err)
+		}
+		var got []string
+		for _, r := range records(t, v) {
+			got = append(got, fmt.Sprint(r["address"]))
+			if sub == "UPSTREAMS" && (r["mode"] != "cluster" || r["role"] != "master") {
+				t.Errorf("UPSTREAMS entry %v", r)
+			}
+		}
+		if fmt.Sprint(sortedStrings(got)) != fmt.Sprint(sortedStrings(want)) {
+			t.Errorf("RESPGUARD %s addresses %v, want %v", sub, got, want)
+		}
+	}
+}
+
+func sortedStrings(s []string) []string {
+	s = append([]string(nil), s...)
+	slices.Sort(s)
+	return s
 }
