@@ -319,11 +319,17 @@ func TestRespguardInsideMultiRunsAtExec(t *testing.T) {
 	if reloads.Load() != 1 {
 		t.Fatal("a discarded RELOAD ran")
 	}
-	rc.send("MULTI\r\nSET k v\r\nRESPGUARD nope\r\nEXEC\r\n")
-	for _, want := range []string{"+OK", "+QUEUED", "-ERR unknown subcommand 'nope'. Try RESPGUARD HELP.",
-		"-EXECABORT Transaction discarded because of previous errors."} {
-		if got := rc.line(); got != want {
-			t.Fatalf("got %q, want %q", got, want)
+	for send, refusal := range map[string]string{
+		"RESPGUARD nope":        "-ERR unknown subcommand 'nope'. Try RESPGUARD HELP.",
+		"RESPGUARD config a b":  "-ERR wrong number of arguments for 'respguard|config' command",
+		"RESPGUARD slowlog 1 2": "-ERR wrong number of arguments for 'respguard|slowlog' command",
+		"RESPGUARD pools x":     "-ERR wrong number of arguments for 'respguard|pools' command",
+	} {
+		rc.send("MULTI\r\nSET k v\r\n" + send + "\r\nEXEC\r\n")
+		for _, want := range []string{"+OK", "+QUEUED", refusal, "-EXECABORT Transaction discarded because of previous errors."} {
+			if got := rc.line(); got != want {
+				t.Fatalf("%s: got %q, want %q", send, got, want)
+			}
 		}
 	}
 }
