@@ -147,12 +147,12 @@ var exceptions = map[string]exception{
 	"client|unblock":  {kindLocal, repliesOne, 0, multiRefuse},
 	"client|unpause":  {kindControl, repliesOne, 0, multiQueue},
 
-	"acl": {kindACL, repliesOne, 0, multiQueue},
+	"acl":  {kindACL, repliesOne, 0, multiQueue},
+	"info": {kindInfo, repliesOne, 0, multiQueue},
 
 	// respguard's own command: never forwarded; inside MULTI it answers
 	// QUEUED and runs when EXEC does, as Redis runs CONFIG or CLIENT LIST.
 	"respguard": {kindLocal, repliesOne, 0, multiLocal},
-	"info":      {kindInfo, repliesOne, 0, multiQueue},
 }
 
 // pubsubContext lists the commands Redis 7.0 runs for a RESP2 client in

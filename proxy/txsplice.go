@@ -6,7 +6,6 @@ import (
 	"sync"
 
 	"github.com/respguard/respguard/policy"
-
 	"github.com/respguard/respguard/pool"
 	"github.com/respguard/respguard/proxy/resp"
 )
@@ -17,7 +16,7 @@ import (
 func (s *session) queueLocal(seq uint64, args [][]byte) {
 	if equalFold(args[0], policy.RespguardCommand) {
 		if reply := respguardArgsError(args); reply != nil {
-			s.refuse(seq, reply) // Redis rejects an unknown subcommand while queueing
+			s.refuse(seq, reply) // Redis rejects a bad subcommand or argument count while queueing
 			return
 		}
 	}
