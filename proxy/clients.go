@@ -5,6 +5,7 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -73,6 +74,7 @@ type clientState struct {
 	redir               int64
 	proto               int
 	blocked, tracking   bool
+	replica             bool // SYNC/PSYNC: a replication stream
 }
 
 // pubsub reports whether the client is subscribed to anything (Redis's P flag).
@@ -111,6 +113,9 @@ func (s *session) state(now time.Time) clientState {
 	}
 	c.omem = int64(s.out.heldNow())
 	c.flags = clientFlags(c.pubsub(), inMulti, c.blocked, c.tracking, broken, c.tracking && bcast)
+	if c.replica = s.repl.handedOver.Load(); c.replica {
+		c.flags = "S" + strings.TrimPrefix(c.flags, "N") // Redis spells a replica's flag first
+	}
 	return c
 }
 
@@ -243,15 +248,17 @@ func clientListFilter(args [][]byte) (func(*clientState) bool, string) {
 	return nil, "ERR syntax error"
 }
 
-// clientTypeFilter matches the clients of a CLIENT LIST/KILL TYPE. No
-// respguard client is a replica or a primary.
+// clientTypeFilter matches the clients of a CLIENT LIST/KILL TYPE. A
+// client streaming SYNC/PSYNC is a replica; none is a primary.
 func clientTypeFilter(name []byte) (func(*clientState) bool, bool) {
 	switch {
 	case equalFold(name, "normal"):
-		return func(c *clientState) bool { return !c.pubsub() }, true
+		return func(c *clientState) bool { return !c.pubsub() && !c.replica }, true
 	case equalFold(name, "pubsub"):
 		return (*clientState).pubsub, true
-	case equalFold(name, "master"), equalFold(name, "replica"), equalFold(name, "slave"):
+	case equalFold(name, "replica"), equalFold(name, "slave"):
+		return func(c *clientState) bool { return c.replica }, true
+	case equalFold(name, "master"):
 		return func(*clientState) bool { return false }, true
 	}
 	return nil, false

@@ -23,7 +23,7 @@ const (
 	kindReplconf                // REPLCONF: a replica's command; answered by respguard
 	kindIsolated                // unknown effect: alone on a dedicated connection, destroyed afterwards
 	kindControl                 // ends a busy or paused server (SCRIPT KILL, CLIENT UNPAUSE...): a connection of its own, at once
-	kindRefuse                  // SYNC, PSYNC: refused
+	kindReplicate               // SYNC, PSYNC: a replication link of its own, then raw bytes (see replicate)
 )
 
 // lowerName writes the lowercase form of name into buf and returns it; a name

@@ -198,7 +198,7 @@ func TestCommandModel(t *testing.T) {
 		{"script load x", true, kindForward},
 		{"CLIENT UNPAUSE", false, kindControl},
 		{"SHUTDOWN", false, kindControl},
-		{"PSYNC ? -1", false, kindRefuse},
+		{"PSYNC ? -1", false, kindReplicate},
 		{"SOMEMODULE.CMD x", false, kindIsolated},
 	}
 	for _, c := range cases {

@@ -131,16 +131,6 @@ func (s *session) execAfterRefusal(seq uint64) (done bool) {
 	return true
 }
 
-// replconfReply answers REPLCONF, a replica's command, for an ordinary
-// client as Redis does: ACK and GETACK have no reply at all; respguard
-// refuses the rest (they set replication state on the connection).
-func replconfReply(args [][]byte) []byte {
-	if len(args) > 1 && (equalFold(args[1], "ack") || equalFold(args[1], "getack")) {
-		return nil
-	}
-	return resp.AppendError(nil, "ERR respguard: 'replconf' is a replica's command; connect replicas to Redis directly")
-}
-
 // unsubscribeReply answers UNSUBSCRIBE, PUNSUBSCRIBE or SUNSUBSCRIBE from a
 // client that is not subscribed, with Redis's replies: one per channel (or
 // one with a null channel when none is named), each counting 0

@@ -119,8 +119,8 @@ var exceptions = map[string]exception{
 	"monitor":      {kindMonitor, repliesStream, changesOther, multiRefuse},
 
 	"replconf":  {kindReplconf, repliesNone, changesOther, multiRefuse},
-	"sync":      {kindRefuse, repliesStream, changesOther, multiRefuse},
-	"psync":     {kindRefuse, repliesStream, changesOther, multiRefuse},
+	"sync":      {kindReplicate, repliesStream, changesOther, multiRefuse},
+	"psync":     {kindReplicate, repliesStream, changesOther, multiRefuse},
 	"readonly":  {kindIsolated, repliesOne, changesOther, multiRefuse},
 	"readwrite": {kindIsolated, repliesOne, changesOther, multiRefuse},
 	"asking":    {kindIsolated, repliesOne, changesOther, multiRefuse},

@@ -76,6 +76,9 @@ type session struct {
 	user     *policy.User   // nil: not authenticated (the policy requires AUTH)
 	userName atomic.Value   // string: user's name, read by Server.SetPolicy
 	subs     subscriptions  // Pub/Sub subscriptions, read by Server.SetPolicy
+
+	repl       replication   // SYNC/PSYNC: the link to Redis as a replica (see replicate)
+	writerDone chan struct{} // closed when the outbox's writer goroutine has returned
 }
 
 func newSession(srv *Server, conn net.Conn, id uint64) *session {
@@ -85,6 +88,7 @@ func newSession(srv *Server, conn net.Conn, id uint64) *session {
 		out:   newOutbox(cc.OutputBufferLimit, cc.OutputBufferSoftLimit, cc.OutputBufferSoftTime),
 		proto: 2, pinSlot: -1, ded: newDedicated(),
 		started: time.Now(), laddr: conn.LocalAddr().String(), fd: connFD(conn),
+		writerDone: make(chan struct{}),
 	}
 	s.lastAt = s.started
 	s.userName.Store("")
@@ -102,11 +106,13 @@ func newSession(srv *Server, conn net.Conn, id uint64) *session {
 
 // serve runs the session until the client leaves, errs, or the server stops.
 func (s *session) serve(ctx context.Context) {
-	writerDone := make(chan struct{})
+	writerDone := s.writerDone
 	go func() {
 		defer close(writerDone)
 		_ = s.out.writeLoop(s.conn, s.srv.cfg.Client.WriteTimeout, s.srv.bytesOut)
-		_ = s.conn.Close() // unblocks the reader
+		if !s.repl.handedOver.Load() { // else the replication relay owns the socket
+			_ = s.conn.Close() // unblocks the reader
+		}
 	}()
 	defer func() {
 		s.gone.Store(true)
@@ -172,6 +178,7 @@ func (s *session) readFailed(err error) {
 
 // finish returns or destroys the dedicated connection.
 func (s *session) finish() {
+	s.repl.close()
 	s.ded.mu.Lock()
 	defer s.ded.mu.Unlock()
 	s.ded.dropConn()
@@ -354,11 +361,10 @@ func (s *session) answer(ctx context.Context, seq uint64, cls *commandClass, cmd
 	case kindClient:
 		return s.trackingCommand(ctx, seq, cmd), true
 	case kindReplconf:
-		s.out.local(seq, replconfReply(cmd.Args))
+		s.replconf(ctx, seq, *cmd)
 		return true, true
-	case kindRefuse:
-		s.out.local(seq, resp.AppendError(nil, "ERR respguard: '"+cls.name+"' is a replica's command; connect replicas to Redis directly"))
-		return true, true
+	case kindReplicate:
+		return true, s.replicate(ctx, seq, cls.name, *cmd)
 	case kindUnsubscribe:
 		if !s.ded.has(modeSubscribed) {
 			s.out.local(seq, unsubscribeReply(cls.name, cmd.Args, s.proto))

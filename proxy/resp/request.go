@@ -94,6 +94,16 @@ func (rr *RequestReader) SetLimits(lim Limits) { rr.lim = lim.withDefaults() }
 // ReadCommand: when it is zero, the next ReadCommand will block on the network.
 func (rr *RequestReader) Buffered() int { return rr.w - rr.r }
 
+// Detach returns the received bytes ReadCommand has not consumed, and
+// forgets them: for a caller that stops parsing and takes the connection's
+// byte stream over. The slice is the caller's until the next ReadCommand.
+func (rr *RequestReader) Detach() []byte {
+	b := rr.buf[rr.r:rr.w]
+	rr.r, rr.w, rr.pos = 0, 0, 0
+	rr.argc, rr.bulkLen, rr.spans = 0, -1, rr.spans[:0]
+	return b
+}
+
 // ReadCommand returns the next non-empty command. Errors are either from the
 // underlying reader, a *ProtocolError (reply with it, then close), or
 // ErrTooLarge.
