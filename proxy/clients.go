@@ -100,7 +100,7 @@ func (s *session) state(now time.Time) clientState {
 	c.tracking = s.ded.has(modeTracking)
 	redir, bcast := s.ded.redir, s.ded.bcast
 	broken := c.tracking && redir != nil && redir.broken()
-	c.blocked = s.blocking && s.ded.conn != nil && s.ded.conn.InFlight() > 0
+	c.blocked = s.blocking && s.ded.conn != nil && s.ded.conn.InFlight() > 0 || s.pause.waiting.Load()
 	if inMulti {
 		c.multi = s.ded.tx.entries
 	}
@@ -115,6 +115,9 @@ func (s *session) state(now time.Time) clientState {
 	c.flags = clientFlags(c.pubsub(), inMulti, c.blocked, c.tracking, broken, c.tracking && bcast)
 	if c.replica = s.repl.handedOver.Load(); c.replica {
 		c.flags = "S" + strings.TrimPrefix(c.flags, "N") // Redis spells a replica's flag first
+	}
+	if s.noEvict.Load() {
+		c.flags = strings.TrimSuffix(c.flags, "N") + "e" // ...and no-evict's last
 	}
 	return c
 }

@@ -72,6 +72,15 @@ func (s *session) tryLocal(ctx context.Context, seq uint64, name string, cmd res
 		case "unblock":
 			s.clientUnblock(ctx, seq, cmd.Args)
 			return true, true
+		case "pause":
+			s.out.local(seq, s.clientPause(cmd.Args))
+			return true, true
+		case "unpause":
+			s.out.local(seq, s.clientUnpause(cmd.Args))
+			return true, true
+		case "no-evict":
+			s.out.local(seq, s.clientNoEvict(cmd.Args))
+			return true, true
 		case "reply":
 			if streaming {
 				return false, true

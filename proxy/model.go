@@ -139,13 +139,14 @@ var exceptions = map[string]exception{
 	"client|getredir":     {kindClient, repliesOne, 0, multiQueue},
 	"client|trackinginfo": {kindClient, repliesOne, 0, multiQueue},
 
-	"client|no-evict": {kindIsolated, repliesOne, changesOther, multiRefuse},
+	"client|no-evict": {kindLocal, repliesOne, 0, multiLocal},
 	"client|id":       {kindLocal, repliesOne, 0, multiLocal},
 	"client|info":     {kindLocal, repliesOne, 0, multiLocal},
 	"client|list":     {kindLocal, repliesOne, 0, multiLocal},
 	"client|kill":     {kindLocal, repliesOne, 0, multiRefuse},
 	"client|unblock":  {kindLocal, repliesOne, 0, multiRefuse},
-	"client|unpause":  {kindControl, repliesOne, 0, multiQueue},
+	"client|pause":    {kindLocal, repliesOne, 0, multiLocal},
+	"client|unpause":  {kindLocal, repliesOne, 0, multiLocal},
 
 	"acl":  {kindACL, repliesOne, 0, multiQueue},
 	"info": {kindInfo, repliesOne, 0, multiQueue},

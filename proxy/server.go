@@ -38,6 +38,7 @@ type Server struct {
 	guard     atomic.Pointer[guard.Guard] // nil: no guardrails
 	scripts   *scriptUsers                // Redis users that run restricted users' scripts
 
+	paused    clientPause                 // CLIENT PAUSE over this instance's clients
 	authLimit atomic.Pointer[authLimiter] // failed AUTH attempts per client IP; nil: unlimited (see SetAuthRateLimit)
 
 	upstreamAddr atomic.Pointer[hostPort] // for span attributes; see SetUpstreamAddress

@@ -78,6 +78,8 @@ type session struct {
 	subs     subscriptions  // Pub/Sub subscriptions, read by Server.SetPolicy
 
 	repl       replication   // SYNC/PSYNC: the link to Redis as a replica (see replicate)
+	pause      pauseGate     // CLIENT PAUSE: holds this client's commands (see holdWhilePaused)
+	noEvict    atomic.Bool   // CLIENT NO-EVICT on: shown in CLIENT LIST (respguard evicts no client)
 	writerDone chan struct{} // closed when the outbox's writer goroutine has returned
 }
 
@@ -88,7 +90,7 @@ func newSession(srv *Server, conn net.Conn, id uint64) *session {
 		out:   newOutbox(cc.OutputBufferLimit, cc.OutputBufferSoftLimit, cc.OutputBufferSoftTime),
 		proto: 2, pinSlot: -1, ded: newDedicated(),
 		started: time.Now(), laddr: conn.LocalAddr().String(), fd: connFD(conn),
-		writerDone: make(chan struct{}),
+		writerDone: make(chan struct{}), pause: pauseGate{kick: make(chan struct{})},
 	}
 	s.lastAt = s.started
 	s.userName.Store("")
@@ -240,6 +242,10 @@ func (s *session) handle(ctx context.Context, cmd resp.Command) bool {
 	}
 	seq, ok := s.out.reserve(s.srv.cfg.Client.MaxPending, meta, stmt, key)
 	if !ok {
+		return false
+	}
+	if known && d.Forward() && guardReject == nil && ctxRefusal == nil && !s.holdWhilePaused(pol.Commands(), name, cmd.Args) {
+		s.out.local(seq, nil) // the session ends (shutdown, CLIENT KILL) while its command is held
 		return false
 	}
 	switch {

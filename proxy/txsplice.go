@@ -95,6 +95,12 @@ func (s *session) localInTx(args [][]byte) []byte {
 		return s.setName(args)
 	case clientSub(args) == "id", clientSub(args) == "info", clientSub(args) == "list":
 		return s.clientLocal(args)
+	case clientSub(args) == "pause":
+		return s.clientPause(args)
+	case clientSub(args) == "unpause":
+		return s.clientUnpause(args)
+	case clientSub(args) == "no-evict":
+		return s.clientNoEvict(args)
 	}
 	return s.getName(args)
 }
