@@ -140,6 +140,10 @@ var exceptions = map[string]exception{
 	"client|trackinginfo": {kindClient, repliesOne, 0, multiQueue},
 
 	"client|no-evict": {kindLocal, repliesOne, 0, multiLocal},
+	// Redis 7.2's, should the table be a newer server's: they set state on
+	// the connection that carries them, so never a shared one.
+	"client|no-touch": {kindIsolated, repliesOne, changesOther, multiRefuse},
+	"client|setinfo":  {kindIsolated, repliesOne, changesOther, multiRefuse},
 	"client|id":       {kindLocal, repliesOne, 0, multiLocal},
 	"client|info":     {kindLocal, repliesOne, 0, multiLocal},
 	"client|list":     {kindLocal, repliesOne, 0, multiLocal},

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/respguard/respguard/policy"
 )
 
 // rawDirect is a raw connection to the redis-server behind tp.
@@ -224,5 +226,30 @@ func TestClientSetinfoAtConnectAsDirect(t *testing.T) {
 		if err := c.Ping(ctx).Err(); err != nil {
 			t.Fatalf("RESP%d PING after go-redis's CLIENT SETINFO: %v", proto, err)
 		}
+	}
+}
+
+func TestNewerClientSubcommandsNeverShared(t *testing.T) {
+	infos := policy.BuiltinCommands().List()
+	for i := range infos {
+		if infos[i].Name == "client" {
+			infos[i].Subcommands = append(infos[i].Subcommands,
+				policy.CommandInfo{Name: "client|no-touch", Arity: 3, Flags: []string{"noscript", "loading", "stale"}},
+				policy.CommandInfo{Name: "client|setinfo", Arity: 4, Flags: []string{"noscript", "loading", "stale"}})
+		}
+	}
+	table, err := policy.NewCommands(infos)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := newCommandModel(table)
+	for _, sub := range []string{"NO-TOUCH", "SETINFO"} {
+		t.Run("a table that knows CLIENT "+sub+" (Redis 7.2) keeps it off shared connections", func(t *testing.T) {
+			var buf [32]byte
+			args := [][]byte{[]byte("CLIENT"), []byte(sub), []byte("on")}
+			if cls := m.classify(lowerName(buf[:], args[0]), args); cls.shareable() || cls.kind != kindIsolated {
+				t.Fatalf("kind %d, shareable %v", cls.kind, cls.shareable())
+			}
+		})
 	}
 }
