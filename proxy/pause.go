@@ -144,29 +144,45 @@ func (s *session) holdWhilePaused(table *policy.Commands, name string, args [][]
 	if !s.srv.paused.on.Load() {
 		return true
 	}
+	var closed <-chan struct{}
+	watching := false
 	for {
 		mode, end, changed := s.srv.paused.current()
 		if mode == pauseNone || mode == pauseWrite && !s.pausesOnWrite(table, name, args) {
 			s.pause.waiting.Store(false)
 			return true
 		}
-		if !s.pause.waiting.Load() {
+		if !watching {
+			watching = true
 			s.pause.waiting.Store(true)
 			s.publish() // CLIENT LIST shows the held command
+			var stop func()
+			closed, stop = s.watchClose()
+			defer stop()
 		}
-		t := time.NewTimer(time.Until(end))
-		select {
-		case <-changed:
-		case <-t.C:
-		case <-s.srv.stopping:
-			t.Stop()
-			return false
-		case <-s.pause.kick:
-			t.Stop()
+		if !s.waitPauseChange(end, changed, closed) {
+			s.pause.waiting.Store(false)
 			return false
 		}
-		t.Stop()
 	}
+}
+
+// waitPauseChange waits until the pause changes or ends; false: the session
+// is to end instead (the server stops, the client is killed or left).
+func (s *session) waitPauseChange(end time.Time, changed, closed <-chan struct{}) bool {
+	t := time.NewTimer(time.Until(end))
+	defer t.Stop()
+	select {
+	case <-changed:
+	case <-t.C:
+	case <-s.srv.stopping:
+		return false
+	case <-s.pause.kick:
+		return false
+	case <-closed:
+		return false
+	}
+	return true
 }
 
 // kickPause ends a hold on the session (it is being killed).

@@ -153,6 +153,29 @@ func TestClientPauseHoldsRespguardClients(t *testing.T) {
 		}
 	})
 
+	t.Run("a held client that leaves is let go at once, and its command never runs", func(t *testing.T) {
+		admin, c := tp.raw(t), tp.raw(t)
+		id := clientID(t, c)
+		admin.send("CLIENT PAUSE 100000 WRITE\r\n")
+		admin.reply()
+		c.send("SET left:k v\r\n")
+		waitHeld(t, tp, id)
+		c.Close()
+		pollUntil(t, 10*time.Second, "the session to end during the pause", func() bool {
+			for _, s := range tp.Server.clients() {
+				if s.id == uint64(id) {
+					return false
+				}
+			}
+			return true
+		})
+		admin.send("CLIENT UNPAUSE\r\n")
+		admin.reply()
+		if n, _ := tp.direct(t).Exists(ctx, "left:k").Result(); n != 0 {
+			t.Fatal("the departed client's held SET ran")
+		}
+	})
+
 	t.Run("inside MULTI, PAUSE and UNPAUSE are queued and answered in EXEC's array", func(t *testing.T) {
 		c := tp.raw(t)
 		c.send("MULTI\r\nCLIENT PAUSE 100000 WRITE\r\nCLIENT UNPAUSE\r\nEXEC\r\n")

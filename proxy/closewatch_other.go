@@ -1,0 +1,7 @@
+//go:build !unix
+
+package proxy
+
+// watchClose does not watch on this platform: a client held by CLIENT
+// PAUSE that closes its connection is noticed when the pause ends.
+func (s *session) watchClose() (closed <-chan struct{}, stop func()) { return nil, func() {} }

@@ -1,0 +1,52 @@
+//go:build unix
+
+package proxy
+
+import (
+	"net"
+	"syscall"
+	"time"
+)
+
+// watchClose reports, by closing the returned channel, that the client
+// closed its connection, while the session's reader is not reading (its
+// command is held by CLIENT PAUSE). It peeks, consuming nothing. Once the
+// client has sent more bytes it cannot tell a close from them and stops
+// watching. stop ends the watch; it returns once the watcher has let go of
+// the socket.
+func (s *session) watchClose() (closed <-chan struct{}, stop func()) {
+	conn := s.conn
+	if tc, ok := conn.(interface{ NetConn() net.Conn }); ok {
+		conn = tc.NetConn()
+	}
+	sc, ok := conn.(syscall.Conn)
+	if !ok {
+		return nil, func() {}
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return nil, func() {}
+	}
+	gone, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		var b [1]byte
+		eof := false
+		err := raw.Read(func(fd uintptr) bool {
+			n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+			if err == syscall.EAGAIN || err == syscall.EINTR {
+				return false // wait until readable
+			}
+			eof = n == 0 || err != nil
+			return true
+		})
+		if err == nil && eof {
+			close(gone)
+		}
+	}()
+	return gone, func() {
+		_ = s.conn.SetReadDeadline(time.Now()) // ends the watcher's wait
+		<-done
+		_ = s.conn.SetReadDeadline(time.Time{}) // deadlineReader sets the next one
+	}
+}
