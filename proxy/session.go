@@ -90,7 +90,7 @@ func newSession(srv *Server, conn net.Conn, id uint64) *session {
 	s.userName.Store("")
 	s.publish()
 	s.lim = srv.requestLimits()
-	s.rd = resp.NewRequestReader(deadlineReader{s}, *s.lim)
+	s.rd = resp.NewRequestReader(newClientReader(s), *s.lim)
 	s.route, s.pinnedTarget = s.routeStandalone, s.out
 	if srv.cluster != nil {
 		s.pinned = pinnedReplies{out: s.out, cl: srv.cluster}
@@ -632,32 +632,4 @@ func equalFold(b []byte, s string) bool { return bytes.EqualFold(b, []byte(s)) }
 // clientStartsState reports CLIENT subcommands that need a dedicated connection.
 func clientStartsState(args [][]byte) bool {
 	return clientSub(args) == "tracking" && len(args) > 2 && equalFold(args[2], "on")
-}
-
-// deadlineReader applies the client idle timeout to each read, except for
-// clients holding a dedicated connection (Pub/Sub, blocked, in a
-// transaction), which Redis does not time out either, and keeps a shutdown's
-// immediate deadline in force.
-type deadlineReader struct{ s *session }
-
-func (d deadlineReader) Read(p []byte) (int, error) {
-	s := d.s
-	switch {
-	case s.srv.shuttingDown():
-		_ = s.conn.SetReadDeadline(time.Now())
-	case s.srv.cfg.Client.IdleTimeout > 0:
-		s.ded.mu.Lock()
-		pinned := s.ded.conn != nil
-		s.ded.mu.Unlock()
-		if pinned {
-			_ = s.conn.SetReadDeadline(time.Time{})
-		} else {
-			_ = s.conn.SetReadDeadline(time.Now().Add(s.srv.cfg.Client.IdleTimeout))
-		}
-	}
-	n, err := s.conn.Read(p)
-	if s.srv.tel != nil && n > 0 {
-		s.srv.tel.BytesIn(n)
-	}
-	return n, err
 }

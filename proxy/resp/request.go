@@ -94,6 +94,13 @@ func (l *Lender) Release() {
 	rr.r, rr.w, rr.pos = 0, 0, 0
 	rr.giveBack()
 	rr.buf = nil
+	// The last commands' arguments point into the buffer: drop them, or
+	// they keep it alive once the pool lets it go.
+	if cap(rr.args) > 1024 {
+		rr.args = nil
+	} else {
+		clear(rr.args[:cap(rr.args)])
+	}
 }
 
 // giveBack returns a pooled buffer to its pool.
