@@ -127,3 +127,16 @@ func BenchmarkClientMemory(b *testing.B) {
 	b.ReportMetric(m.idleStack, "stack-B/idle-client")
 	b.ReportMetric(m.afterPingStack, "stack-B/client-after-PING")
 }
+
+// TestClientMemory holds the proxy's heap per client after a command well
+// under what a held read buffer (4 KiB) and a ring of eight reply slots
+// (2 KiB) took on their own: both are taken only while a client has work.
+func TestClientMemory(t *testing.T) {
+	tp := startProxy(t, nil)
+	m := measureClientMemory(t, tp, 500)
+	heap := m.afterPing - m.afterPingStack
+	t.Logf("per client: idle %.0f B (stacks %.0f B), after PING %.0f B (stacks %.0f B)", m.idle, m.idleStack, m.afterPing, m.afterPingStack)
+	if heap > 6<<10 {
+		t.Fatalf("%.0f bytes of heap per client after a PING", heap)
+	}
+}
