@@ -103,3 +103,13 @@ func (c idleTestConn) expectClosedWithin(since time.Time, timeout, slack time.Du
 		c.t.Fatalf("closed %v after the last command; the idle timeout is %v", took, timeout)
 	}
 }
+
+// BenchmarkPublish is what a session pays after each command to keep
+// CLIENT LIST's view of it current.
+func BenchmarkPublish(b *testing.B) {
+	s := &session{proto: 2, lastCmd: "get", lastAt: time.Now()}
+	b.ReportAllocs()
+	for b.Loop() {
+		s.publish()
+	}
+}
