@@ -59,7 +59,9 @@ func (c *clientReader) Read(p []byte) (int, error) {
 // read accounts for n bytes just read.
 func (c *clientReader) read(n int, err error) (int, error) {
 	if n > 0 {
-		c.lastRead = time.Now()
+		if c.s.srv.cfg.Client.IdleTimeout > 0 {
+			c.lastRead = time.Now()
+		}
 		if tel := c.s.srv.tel; tel != nil {
 			tel.BytesIn(n)
 		}
