@@ -41,6 +41,7 @@ func newClientReader(s *session) io.Reader {
 		if err == nil {
 			r := &socketReader{clientReader: c, raw: raw}
 			r.readFn = r.readSocket
+			s.sock = r
 			return r
 		}
 	}
@@ -148,4 +149,17 @@ func (r *socketReader) readSocket(fd uintptr) bool {
 		}
 		return true
 	}
+}
+
+// awaitInput parks the goroutine until the socket has input (or fails),
+// reading nothing. Called first thing, it keeps a client that has not sent
+// a command on the smallest goroutine stack: the wait is a few frames deep,
+// not the parser's and the session's.
+func (r *socketReader) awaitInput() { _ = r.raw.Read(peekReady) }
+
+// peekReady is raw.Read's callback for awaitInput: false parks until readable.
+func peekReady(fd uintptr) bool {
+	var b [1]byte
+	_, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	return err != syscall.EAGAIN
 }

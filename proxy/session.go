@@ -27,7 +27,8 @@ type session struct {
 	id   uint64
 	addr string
 	rd   *resp.RequestReader
-	lim  *resp.Limits // rd's limits, from Server.requestLimits
+	sock *socketReader // rd's source on a plain socket; nil: TLS
+	lim  *resp.Limits  // rd's limits, from Server.requestLimits
 	out  *outbox
 
 	// Reader-goroutine state.
@@ -127,6 +128,9 @@ func (s *session) serve(ctx context.Context) {
 			s.srv.log.Warn("client closed: output buffer limit reached", "client", s.addr, "limit", s.srv.cfg.Client.OutputBufferLimit)
 		}
 	}()
+	if s.sock != nil {
+		s.sock.awaitInput()
+	}
 	for {
 		if lim := s.srv.requestLimits(); lim != s.lim { // Redis's limits changed
 			s.lim = lim
