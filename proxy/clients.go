@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -15,14 +16,16 @@ import (
 
 // clientView is what other sessions may read of a session (CLIENT LIST,
 // CLIENT KILL, INFO clients). The session's reader goroutine publishes it
-// after each command; mu guards every field.
+// after each command; mu guards every field but lastAt, and only the
+// reader goroutine writes them (so it may read them without mu).
 type clientView struct {
 	mu              sync.Mutex
 	name            string
 	db, proto       int
-	cmd             string    // the last command's full name ("client|list")
-	lastAt          time.Time // when the last command came
+	cmd             string // the last command's full name ("client|list")
 	sub, psub, ssub int
+
+	lastAt atomic.Int64 // when the last command came, in Unix nanoseconds
 }
 
 // counts returns how many channels, patterns and shard channels the client
@@ -50,12 +53,22 @@ func (s *session) noteCommand(cls *commandClass, args [][]byte) {
 	}
 }
 
-// publish copies the reader goroutine's state into the view.
+// publish copies the reader goroutine's state into the view: the time
+// of the last command, and under mu what else changed (seldom).
 func (s *session) publish() {
 	v := &s.view
+	v.lastAt.Store(s.lastAt.UnixNano())
+	if v.name == s.name && v.db == s.db && v.proto == s.proto && v.cmd == s.lastCmd && !s.subs.changed {
+		return
+	}
+	sub, psub, ssub := v.sub, v.psub, v.ssub
+	if s.subs.changed {
+		sub, psub, ssub = s.subs.counts()
+		s.subs.changed = false
+	}
 	v.mu.Lock()
-	v.name, v.db, v.proto, v.cmd, v.lastAt = s.name, s.db, s.proto, s.lastCmd, s.lastAt
-	v.sub, v.psub, v.ssub = s.subs.counts()
+	v.name, v.db, v.proto, v.cmd = s.name, s.db, s.proto, s.lastCmd
+	v.sub, v.psub, v.ssub = sub, psub, ssub
 	v.mu.Unlock()
 }
 
@@ -88,8 +101,8 @@ func (s *session) state(now time.Time) clientState {
 	v.mu.Lock()
 	c.name, c.db, c.proto, c.cmd = v.name, v.db, v.proto, v.cmd
 	c.sub, c.psub, c.ssub = v.sub, v.psub, v.ssub
-	c.idle = int64(now.Sub(v.lastAt) / time.Second)
 	v.mu.Unlock()
+	c.idle = int64(now.Sub(time.Unix(0, v.lastAt.Load())) / time.Second)
 	c.age = int64(now.Sub(s.started) / time.Second)
 	c.user, _ = s.userName.Load().(string)
 	if c.user == "" {

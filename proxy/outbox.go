@@ -107,7 +107,7 @@ func (o *outbox) reserve(maxPending int, meta slotMeta, stmt, key []byte) (seq u
 
 func (o *outbox) growRing() {
 	n := int(o.nextSeq - o.headSeq)
-	nr := make([]slot, max(8, 2*len(o.slots)))
+	nr := make([]slot, max(1, 2*len(o.slots))) // one slot covers a client that waits for each reply
 	for i := 0; i < n; i++ {
 		nr[i] = o.slots[(o.ringHead+i)%len(o.slots)]
 	}

@@ -27,7 +27,8 @@ type session struct {
 	id   uint64
 	addr string
 	rd   *resp.RequestReader
-	lim  *resp.Limits // rd's limits, from Server.requestLimits
+	sock *socketReader // rd's source on a plain socket; nil: TLS
+	lim  *resp.Limits  // rd's limits, from Server.requestLimits
 	out  *outbox
 
 	// Reader-goroutine state.
@@ -96,7 +97,7 @@ func newSession(srv *Server, conn net.Conn, id uint64) *session {
 	s.userName.Store("")
 	s.publish()
 	s.lim = srv.requestLimits()
-	s.rd = resp.NewRequestReader(deadlineReader{s}, *s.lim)
+	s.rd = resp.NewRequestReader(newClientReader(s), *s.lim)
 	s.route, s.pinnedTarget = s.routeStandalone, s.out
 	if srv.cluster != nil {
 		s.pinned = pinnedReplies{out: s.out, cl: srv.cluster}
@@ -135,6 +136,9 @@ func (s *session) serve(ctx context.Context) {
 			s.srv.log.Warn("client closed: output buffer limit reached", "client", s.addr, "limit", s.srv.cfg.Client.OutputBufferLimit)
 		}
 	}()
+	if s.sock != nil {
+		s.sock.awaitInput()
+	}
 	for {
 		if lim := s.srv.requestLimits(); lim != s.lim { // Redis's limits changed
 			s.lim = lim
@@ -644,32 +648,4 @@ func equalFold(b []byte, s string) bool { return bytes.EqualFold(b, []byte(s)) }
 // clientStartsState reports CLIENT subcommands that need a dedicated connection.
 func clientStartsState(args [][]byte) bool {
 	return clientSub(args) == "tracking" && len(args) > 2 && equalFold(args[2], "on")
-}
-
-// deadlineReader applies the client idle timeout to each read, except for
-// clients holding a dedicated connection (Pub/Sub, blocked, in a
-// transaction), which Redis does not time out either, and keeps a shutdown's
-// immediate deadline in force.
-type deadlineReader struct{ s *session }
-
-func (d deadlineReader) Read(p []byte) (int, error) {
-	s := d.s
-	switch {
-	case s.srv.shuttingDown():
-		_ = s.conn.SetReadDeadline(time.Now())
-	case s.srv.cfg.Client.IdleTimeout > 0:
-		s.ded.mu.Lock()
-		pinned := s.ded.conn != nil
-		s.ded.mu.Unlock()
-		if pinned {
-			_ = s.conn.SetReadDeadline(time.Time{})
-		} else {
-			_ = s.conn.SetReadDeadline(time.Now().Add(s.srv.cfg.Client.IdleTimeout))
-		}
-	}
-	n, err := s.conn.Read(p)
-	if s.srv.tel != nil && n > 0 {
-		s.srv.tel.BytesIn(n)
-	}
-	return n, err
 }

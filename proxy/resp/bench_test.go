@@ -3,6 +3,7 @@ package resp
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"testing"
 
 	tidwall "github.com/tidwall/resp"
@@ -105,6 +106,18 @@ func TestSteadyStateReadsDoNotAllocate(t *testing.T) {
 				t.Fatalf("%v allocations per command", allocs)
 			}
 		})
+		t.Run("reading "+c.name+" into buffers lent per read allocates nothing", func(t *testing.T) {
+			// One command per read: the buffer goes back to the pool after each.
+			rr := NewRequestReader(&readyReader{rd: repeatOnce(c.in)}, Limits{})
+			allocs := testing.AllocsPerRun(1000, func() {
+				if _, err := rr.ReadCommand(); err != nil {
+					t.Fatal(err)
+				}
+			})
+			if allocs != 0 {
+				t.Fatalf("%v allocations per command", allocs)
+			}
+		})
 	}
 	for _, c := range []struct{ name, in string }{
 		{"+OK", "+OK\r\n"},
@@ -125,3 +138,12 @@ func TestSteadyStateReadsDoNotAllocate(t *testing.T) {
 		})
 	}
 }
+
+// repeatOnce returns a reader that yields in once per read, forever.
+func repeatOnce(in string) io.Reader {
+	return readerFunc(func(p []byte) (int, error) { return copy(p, in), nil })
+}
+
+type readerFunc func([]byte) (int, error)
+
+func (f readerFunc) Read(p []byte) (int, error) { return f(p) }

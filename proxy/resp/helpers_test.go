@@ -18,6 +18,30 @@ var splitters = []struct {
 	{"one byte at a time", iotest.OneByteReader},
 	{"half of each read", iotest.HalfReader},
 	{"data with EOF", iotest.DataErrReader},
+	{"lent buffers", func(r io.Reader) io.Reader { return &readyReader{rd: r} }},
+	{"lent buffers, one byte at a time", func(r io.Reader) io.Reader { return &readyReader{rd: iotest.OneByteReader(r)} }},
+}
+
+// readyReader is a ReadyReader over rd. Every other wait finds nothing at
+// first (a spurious wake-up: the buffer taken is given back), and each
+// checks that the RequestReader gave its buffer back before waiting.
+type readyReader struct {
+	rd    io.Reader
+	waits int
+}
+
+func (r *readyReader) Read(p []byte) (int, error) { return r.rd.Read(p) }
+
+func (r *readyReader) ReadReady(b *Lender) (int, error) {
+	if b.rr.buf != nil || b.rr.r != b.rr.w {
+		panic("waiting for input while holding a buffer")
+	}
+	r.waits++
+	if r.waits%2 == 0 {
+		b.Take()
+		b.Release()
+	}
+	return r.rd.Read(b.Take())
 }
 
 // parsed is everything a RequestReader made of an input: the commands in

@@ -3,6 +3,7 @@ package resp
 import (
 	"bytes"
 	"io"
+	"sync"
 )
 
 // Limits bound what one client can make the reader hold. The zero value of a
@@ -44,9 +45,75 @@ func (l Limits) withDefaults() Limits {
 }
 
 const (
-	initialReadBuffer = 4 << 10  // idle clients stay small
-	steadyReadBuffer  = 64 << 10 // grown to when reads fill the buffer
+	initialReadBuffer = 4 << 10  // a buffer held between commands stays small
+	lentReadBuffer    = 16 << 10 // a buffer lent from the pool while a client has work (Redis's PROTO_IOBUF_LEN)
+	steadyReadBuffer  = 64 << 10 // grown to when one command does not fit
 )
+
+// readBuffers hold the buffers lent to the readers of ReadyReaders while
+// they have unparsed input, by size (lentReadBuffer, steadyReadBuffer).
+var readBuffers = [2]sync.Pool{
+	{New: func() any { b := make([]byte, lentReadBuffer); return &b }},
+	{New: func() any { b := make([]byte, steadyReadBuffer); return &b }},
+}
+
+// ReadyReader is a source that can wait for input without holding a
+// buffer. A RequestReader on a ReadyReader holds a read buffer only while
+// it has unparsed bytes: once everything received is parsed, it gives the
+// buffer back to a pool shared by all readers and calls ReadReady, which
+// waits until input (or an error) is there and only then takes a buffer to
+// read it into. Reads that complete a partial command use Read.
+type ReadyReader interface {
+	io.Reader
+	// ReadReady waits for input and reads it into the buffer b.Take
+	// returns. If it took a buffer and then finds nothing to read after
+	// all, it calls b.Release before waiting again.
+	ReadReady(b *Lender) (int, error)
+}
+
+// Lender lends a RequestReader's read buffer to its ReadyReader.
+type Lender struct{ rr *RequestReader }
+
+// Take returns the buffer to read into, taken from the pool.
+func (l *Lender) Take() []byte {
+	rr := l.rr
+	if rr.buf == nil {
+		rr.bufp = readBuffers[0].Get().(*[]byte)
+		rr.buf = (*rr.bufp)[:min(lentReadBuffer, rr.lim.MaxQueryBuffer)]
+	}
+	return rr.buf[rr.w:]
+}
+
+// Release gives the buffer back to the pool; the RequestReader must hold
+// no unparsed bytes.
+func (l *Lender) Release() {
+	rr := l.rr
+	if rr.r != rr.w {
+		panic("bug: resp: releasing a read buffer that holds input")
+	}
+	rr.r, rr.w, rr.pos = 0, 0, 0
+	rr.giveBack()
+	rr.buf = nil
+	// The last commands' arguments point into the buffer: drop them, or
+	// they keep it alive once the pool lets it go.
+	if cap(rr.args) > 1024 {
+		rr.args = nil
+	} else {
+		clear(rr.args[:cap(rr.args)])
+	}
+}
+
+// giveBack returns a pooled buffer to its pool.
+func (rr *RequestReader) giveBack() {
+	switch {
+	case rr.bufp == nil:
+	case cap(*rr.bufp) == lentReadBuffer:
+		readBuffers[0].Put(rr.bufp)
+	default:
+		readBuffers[1].Put(rr.bufp)
+	}
+	rr.bufp = nil
+}
 
 // Command is one parsed request. Args[0] is the command name as sent. Args and
 // Raw point into the RequestReader's buffer and are valid only until the next
@@ -64,11 +131,14 @@ type span struct{ off, len int }
 // RequestReader parses commands from one client connection. It is owned by
 // that connection's reader goroutine and is not safe for concurrent use.
 type RequestReader struct {
-	rd  io.Reader
-	lim Limits
-	buf []byte
-	r   int // start of the command being parsed
-	w   int // end of valid data
+	rd    io.Reader
+	ready ReadyReader // rd, when it is one: buf is lent only while it holds input
+	lend  Lender
+	lim   Limits
+	buf   []byte
+	bufp  *[]byte // buf came from readBuffers as this pointer (kept so that giving it back does not allocate)
+	r     int     // start of the command being parsed
+	w     int     // end of valid data
 
 	// Parse state of the command at buf[r:], kept across reads so a large
 	// command is not re-parsed from its start on every read.
@@ -81,9 +151,13 @@ type RequestReader struct {
 	inlineAt []span
 }
 
-// NewRequestReader returns a reader of commands from rd under lim.
+// NewRequestReader returns a reader of commands from rd under lim. If rd
+// is a ReadyReader, the reader holds a buffer only while it has input.
 func NewRequestReader(rd io.Reader, lim Limits) *RequestReader {
-	return &RequestReader{rd: rd, lim: lim.withDefaults(), bulkLen: -1}
+	rr := &RequestReader{rd: rd, lim: lim.withDefaults(), bulkLen: -1}
+	rr.ready, _ = rd.(ReadyReader)
+	rr.lend.rr = rr
+	return rr
 }
 
 // SetLimits replaces the reader's limits from the next command on. Call it
@@ -127,6 +201,9 @@ func (rr *RequestReader) ReadCommand() (Command, error) {
 
 // fill reads more bytes, compacting or growing the buffer as needed.
 func (rr *RequestReader) fill() error {
+	if rr.ready != nil && rr.r == rr.w {
+		return rr.fillReady()
+	}
 	if rr.buf == nil {
 		rr.buf = make([]byte, min(initialReadBuffer, rr.lim.MaxQueryBuffer))
 	}
@@ -156,6 +233,26 @@ func (rr *RequestReader) fill() error {
 	return err
 }
 
+// fillReady gives the buffer back while nothing is buffered and reads
+// into a lent one once input is ready.
+func (rr *RequestReader) fillReady() error {
+	if rr.buf != nil {
+		rr.lend.Release()
+	}
+	n, err := rr.ready.ReadReady(&rr.lend)
+	rr.w += n
+	if n > 0 {
+		return nil
+	}
+	if rr.buf != nil {
+		rr.lend.Release()
+	}
+	if err == nil {
+		err = io.ErrNoProgress
+	}
+	return err
+}
+
 func (rr *RequestReader) grow() error {
 	size := 2 * len(rr.buf)
 	if size < steadyReadBuffer {
@@ -170,8 +267,17 @@ func (rr *RequestReader) grow() error {
 	if size <= len(rr.buf) {
 		return ErrTooLarge
 	}
-	nb := make([]byte, size)
+	var nb []byte
+	var nbp *[]byte
+	if rr.ready != nil && size == steadyReadBuffer {
+		nbp = readBuffers[1].Get().(*[]byte)
+		nb = *nbp
+	} else {
+		nb = make([]byte, size)
+	}
 	copy(nb, rr.buf[rr.r:rr.w])
+	rr.giveBack()
+	rr.bufp = nbp
 	rr.pos -= rr.r
 	rr.w -= rr.r
 	rr.r = 0

@@ -332,6 +332,31 @@ func TestRequestReaderBigCommands(t *testing.T) {
 			t.Fatalf("buffer is %d bytes", cap(rr.buf))
 		}
 	})
+	t.Run("a reader on a ReadyReader holds no buffer once its input is parsed", func(t *testing.T) {
+		rr := NewRequestReader(&readyReader{rd: strings.NewReader(mb("PING"))}, Limits{})
+		if _, err := rr.ReadCommand(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := rr.ReadCommand(); err != io.EOF {
+			t.Fatalf("err = %v", err)
+		}
+		if rr.buf != nil {
+			t.Fatalf("holding %d bytes at EOF", cap(rr.buf))
+		}
+	})
+	t.Run("a partial command keeps its lent buffer until it is complete", func(t *testing.T) {
+		in := mb("SET", "k", big("v", 40<<10)) + mb("GET", "k")
+		src := &readyReader{rd: chunkReader{strings.NewReader(in), 1000}}
+		rr := NewRequestReader(src, Limits{})
+		for _, want := range []string{"SET", "GET"} {
+			if c, err := rr.ReadCommand(); err != nil || string(c.Args[0]) != want {
+				t.Fatalf("got %q, %v; want %s", c.Args, err, want)
+			}
+		}
+		if src.waits != 1 {
+			t.Fatalf("waited for input %d times for one burst", src.waits)
+		}
+	})
 	t.Run("a command of many small arguments spanning many reads is parsed once", func(t *testing.T) {
 		want := make([]string, 100001)
 		want[0] = "MSET"

@@ -1,0 +1,165 @@
+package proxy
+
+import (
+	"errors"
+	"io"
+	"net"
+	"os"
+	"syscall"
+	"time"
+
+	"github.com/respguard/respguard/proxy/resp"
+)
+
+// clientReader is where a session's request parser reads from. It applies
+// the client idle timeout, paid per expiry rather than per read: the read
+// deadline is armed once, and when it passes the reader checks when the
+// client last sent something and re-arms it for then plus the timeout,
+// unless that moment has passed. A client holding a dedicated connection
+// (Pub/Sub, blocked, in a transaction) is not timed out, as Redis does not
+// time those out either; its timeout counts from when it was last seen
+// holding one. A shutdown's immediate deadline stays in force.
+//
+// Owned by the session's reader goroutine.
+type clientReader struct {
+	s        *session
+	lastRead time.Time // when the client last sent bytes (or the session started)
+}
+
+// newClientReader returns the session's reader: a socketReader, which
+// holds no buffer while the client is idle, for a plain TCP or Unix socket;
+// a clientReader reading into a buffer the parser keeps for any other
+// connection (TLS).
+func newClientReader(s *session) io.Reader {
+	c := &clientReader{s: s, lastRead: s.started}
+	if idle := s.srv.cfg.Client.IdleTimeout; idle > 0 {
+		_ = s.conn.SetReadDeadline(s.started.Add(idle))
+	}
+	switch conn := s.conn.(type) {
+	case *net.TCPConn, *net.UnixConn:
+		raw, err := conn.(syscall.Conn).SyscallConn()
+		if err == nil {
+			r := &socketReader{clientReader: c, raw: raw}
+			r.readFn = r.readSocket
+			s.sock = r
+			return r
+		}
+	}
+	return c
+}
+
+func (c *clientReader) Read(p []byte) (int, error) {
+	for {
+		n, err := c.s.conn.Read(p)
+		if !c.stillActive(n, err) {
+			return c.read(n, err)
+		}
+	}
+}
+
+// read accounts for n bytes just read.
+func (c *clientReader) read(n int, err error) (int, error) {
+	if n > 0 {
+		if c.s.srv.cfg.Client.IdleTimeout > 0 {
+			c.lastRead = time.Now()
+		}
+		if tel := c.s.srv.tel; tel != nil {
+			tel.BytesIn(n)
+		}
+	}
+	return n, err
+}
+
+// stillActive reports whether a read that ended with err at the idle
+// deadline must be retried: the client was active since the deadline was
+// armed, or holds a dedicated connection. It then re-arms the deadline.
+func (c *clientReader) stillActive(n int, err error) bool {
+	s := c.s
+	idle := s.srv.cfg.Client.IdleTimeout
+	if n > 0 || idle <= 0 || !errors.Is(err, os.ErrDeadlineExceeded) || s.srv.shuttingDown() {
+		return false
+	}
+	now := time.Now()
+	s.ded.mu.Lock()
+	pinned := s.ded.conn != nil
+	s.ded.mu.Unlock()
+	if pinned {
+		c.lastRead = now
+	}
+	due := c.lastRead.Add(idle)
+	if !due.After(now) {
+		return false
+	}
+	_ = s.conn.SetReadDeadline(due)
+	if s.srv.shuttingDown() { // Shutdown's immediate deadline may just have been overwritten
+		_ = s.conn.SetReadDeadline(now)
+	}
+	return true
+}
+
+// socketReader is a clientReader on a plain socket: it waits for input
+// without a buffer (resp.ReadyReader), reading with the runtime's poller
+// through syscall.RawConn.
+type socketReader struct {
+	*clientReader
+	raw    syscall.RawConn
+	readFn func(fd uintptr) bool // readSocket, bound once
+
+	// The current ReadReady's lender and outcome, for readSocket.
+	lend *resp.Lender
+	n    int
+	err  error
+}
+
+// ReadReady implements resp.ReadyReader.
+func (r *socketReader) ReadReady(b *resp.Lender) (int, error) {
+	r.lend = b
+	for {
+		r.n, r.err = 0, nil
+		err := r.raw.Read(r.readFn)
+		if err == nil {
+			err = r.err
+		}
+		if !r.stillActive(r.n, err) {
+			r.lend = nil
+			return r.read(r.n, err)
+		}
+	}
+}
+
+// readSocket is raw.Read's callback: false (nothing to read yet) makes the
+// runtime park the goroutine until the socket is readable. A buffer is
+// taken only for a read that finds input.
+func (r *socketReader) readSocket(fd uintptr) bool {
+	buf := r.lend.Take()
+	for {
+		n, err := syscall.Read(int(fd), buf)
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err == syscall.EAGAIN:
+			r.lend.Release()
+			return false
+		case err != nil:
+			r.err = os.NewSyscallError("read", err)
+		case n == 0:
+			r.err = io.EOF
+		default:
+			r.n = n
+		}
+		return true
+	}
+}
+
+// awaitInput parks the goroutine until the socket has input (or fails),
+// reading nothing. Called first thing, it keeps a client that has not sent
+// a command on the smallest goroutine stack: the wait is a few frames deep,
+// not the parser's and the session's.
+func (r *socketReader) awaitInput() { _ = r.raw.Read(peekReady) }
+
+// peekReady is raw.Read's callback for awaitInput: false parks until readable.
+func peekReady(fd uintptr) bool {
+	var b [1]byte
+	_, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	return err != syscall.EAGAIN
+}
