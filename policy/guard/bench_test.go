@@ -62,6 +62,13 @@ func BenchmarkObserve(b *testing.B) {
 			i++
 		}
 	})
+	b.Run("GET reply one key", func(b *testing.B) {
+		g := newGuard(b, Config{})
+		b.ReportAllocs()
+		for b.Loop() {
+			g.Observe("get", keys[0], -1, 100)
+		}
+	})
 	b.Run("GET reply parallel", func(b *testing.B) {
 		g := newGuard(b, Config{})
 		b.ReportAllocs()

@@ -3,7 +3,9 @@ package guard
 import (
 	"hash/maphash"
 	"math"
+	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 )
 
 const (
@@ -17,6 +19,12 @@ const (
 	// hotRenormalize: after this many half-lives since a shard's landmark
 	// its counts are rescaled so that weights stay within float64 range.
 	hotRenormalize = 32
+	// hotSampleEvery: once hotWarmup observations have been counted, one
+	// observation in hotSampleEvery (chosen at random) is counted, with
+	// hotSampleEvery times the weight. The estimates stay unbiased; the
+	// sampling noise is reported in RateError.
+	hotSampleEvery = 16
+	hotWarmup      = 1024
 )
 
 // hotDecay is the decay rate per second.
@@ -28,9 +36,17 @@ var hotDecay = math.Ln2 / hotHalfLife
 // weighs exp(λ(t-landmark)), so counts are decayed request totals and
 // count·λ estimates the current rate. Memory is hotShards × perShard
 // counters whatever the key cardinality.
+//
+// Counting every request would cost a locked map and heap update each
+// (hundreds of ns for a key that takes over a counter), so after a warm-up
+// the sketch counts a random sample: an observation that is not sampled
+// costs one random number.
 type hotKeys struct {
 	seed     maphash.Seed
 	perShard int
+	every    uint32                // sampling period after the warm-up; 1 counts everything
+	random   func(n uint32) uint32 // uniform in [0,n); replaced by tests
+	counted  atomic.Int64          // observations counted, up to hotWarmup
 	shards   [hotShards]hotShard
 }
 
@@ -51,7 +67,8 @@ type hotCounter struct {
 }
 
 func newHotKeys(k int) *hotKeys {
-	h := &hotKeys{seed: maphash.MakeSeed(), perShard: max(k*hotCountersPerK/hotShards, 8)}
+	h := &hotKeys{seed: maphash.MakeSeed(), perShard: max(k*hotCountersPerK/hotShards, 8),
+		every: hotSampleEvery, random: rand.Uint32N}
 	for i := range h.shards {
 		h.shards[i].index = make(map[uint64]int32, h.perShard)
 		h.shards[i].heap = make([]hotCounter, 0, h.perShard)
@@ -59,14 +76,33 @@ func newHotKeys(k int) *hotKeys {
 	return h
 }
 
-// add counts one request for key at now. It allocates only while the
-// shard fills up or when a longer key takes over a counter.
-func (h *hotKeys) add(key []byte, now int64) {
+// sample reports whether to count an observation, and with what weight
+// (0: skip it).
+func (h *hotKeys) sample() float64 {
+	if h.every <= 1 || h.counted.Load() < hotWarmup {
+		return 1
+	}
+	if h.random(h.every) != 0 {
+		return 0
+	}
+	return float64(h.every)
+}
+
+// sampling reports whether the sketch has started sampling.
+func (h *hotKeys) sampling() bool { return h.every > 1 && h.counted.Load() >= hotWarmup }
+
+// add counts one request for key at now, with weight times the weight of
+// a single request (see sample). It allocates only while the shard fills
+// up or when a longer key takes over a counter.
+func (h *hotKeys) add(key []byte, now int64, weight float64) {
+	if h.counted.Load() < hotWarmup {
+		h.counted.Add(1)
+	}
 	hash := maphash.Bytes(h.seed, key)
 	s := &h.shards[hash%hotShards]
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	w := s.weight(now)
+	w := s.weight(now) * weight
 	if i, ok := s.index[hash]; ok {
 		c := &s.heap[i]
 		c.count += w
@@ -138,16 +174,24 @@ func (s *hotShard) swap(i, j int) {
 	s.index[s.heap[j].hash] = int32(j)
 }
 
-// stats returns every counter as a rate at now, unsorted.
+// stats returns every counter as a rate at now, unsorted. RateError is
+// the space-saving bound plus, once sampling, two standard deviations of
+// the sampling noise: counting each request with probability 1/R at
+// weight R adds a variance of at most ·λ·Rate to a rate estimate.
 func (h *hotKeys) stats(g *Guard, now int64) []KeyStat {
 	var out []KeyStat
+	noise := 0.0
+	if h.sampling() {
+		noise = float64(h.every-1) * hotDecay
+	}
 	for i := range h.shards {
 		s := &h.shards[i]
 		s.mu.Lock()
 		scale := hotDecay * math.Exp(-float64(now-s.landmark)/1e9*hotDecay)
 		for _, c := range s.heap {
-			out = append(out, KeyStat{Key: string(c.key), Rate: c.count * scale,
-				RateError: c.err * scale, Seen: g.wallTime(c.seen)})
+			rate := c.count * scale
+			out = append(out, KeyStat{Key: string(c.key), Rate: rate,
+				RateError: c.err*scale + 2*math.Sqrt(noise*rate), Seen: g.wallTime(c.seen)})
 		}
 		s.mu.Unlock()
 	}

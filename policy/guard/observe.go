@@ -9,7 +9,8 @@ import "time"
 // integer reply's value, or -1 for anything else (errors, bulk strings,
 // nil). bytes is the reply's size on the wire. Observe copies what it keeps.
 //
-// Every observation with a key counts as a request for the hot-key sketch.
+// Every observation with a key is a request for the hot-key sketch, which
+// counts a random sample of them once warmed up (see hotKeys).
 // Whole-collection replies (HGETALL, HKEYS, HVALS, SMEMBERS) and size
 // replies (HLEN, LLEN, SCARD, ZCARD, XLEN) feed the size cache and the
 // big-key table by elements; every reply feeds the table by bytes. DEL and
@@ -18,8 +19,11 @@ func (g *Guard) Observe(name string, key []byte, elements int64, bytes int64) {
 	if key == nil {
 		return
 	}
-	now := g.now()
-	g.hot.add(key, now)
+	var now int64 // the clock is read only when something is kept
+	if w := g.hot.sample(); w > 0 {
+		now = g.now()
+		g.hot.add(key, now, w)
+	}
 	if name == "del" || name == "unlink" {
 		g.sizes.forget(key)
 		g.big.byElements.remove(statKey(key))
@@ -27,6 +31,12 @@ func (g *Guard) Observe(name string, key []byte, elements int64, bytes int64) {
 		return
 	}
 	size := replySize(name, elements)
+	if size < 0 && bytes <= g.big.byBytes.floor.Load() {
+		return // the common case once the table is full: nothing to keep
+	}
+	if now == 0 {
+		now = g.now()
+	}
 	if size >= 0 {
 		g.learnSize(key, size, bytes, now)
 	}

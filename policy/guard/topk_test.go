@@ -2,6 +2,7 @@ package guard
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"sort"
@@ -11,15 +12,40 @@ import (
 )
 
 // TestHotKeysOnZipf feeds 1M requests over 100k keys drawn from a Zipf
-// distribution and compares the sketch with the exact counts: the top 20
-// come out in the exact order, every reported count is within the
-// space-saving bound of the truth, and at least 48 of the true top 50 are
-// reported.
+// distribution and compares the sketch with the exact counts.
+//
+// Counting every request: the top 20 come out in the exact order, every
+// reported count is within the space-saving bound of the truth, and at
+// least 48 of the true top 50 are reported.
+//
+// Sampling (the default): the top 5 come out in the exact order, at least
+// 18 of the true top 20 are in the reported top 20 and 45 of the top 50
+// in the top 50, and every reported count is within its RateError of the
+// truth (2.5 RateErrors below it: RateError is the space-saving bound plus
+// two standard deviations of sampling noise, so a 5-sigma band).
 func TestHotKeysOnZipf(t *testing.T) {
+	t.Run("counting every request", func(t *testing.T) {
+		testHotKeysOnZipf(t, zipfWant{sampled: false, ordered: 20, inTop20: 20, inTop50: 48})
+	})
+	t.Run("sampling", func(t *testing.T) {
+		testHotKeysOnZipf(t, zipfWant{sampled: true, ordered: 5, inTop20: 18, inTop50: 45})
+	})
+}
+
+type zipfWant struct {
+	sampled                   bool
+	ordered, inTop20, inTop50 int
+}
+
+func testHotKeysOnZipf(t *testing.T, want zipfWant) {
 	const requests, keys, k = 1_000_000, 100_000, 50
 	g := newGuard(t, Config{TopK: k})
 	g.now = func() int64 { return 0 } // no decay: counts are plain counts
 	rng := rand.New(rand.NewPCG(1, 2))
+	g.hot.random = rand.New(rand.NewPCG(3, 4)).Uint32N
+	if !want.sampled {
+		g.hot.every = 1
+	}
 	zipf := rand.NewZipf(rng, 1.1, 1, keys-1)
 	truth := make([]int, keys)
 	names := make([][]byte, keys)
@@ -31,15 +57,18 @@ func TestHotKeysOnZipf(t *testing.T) {
 		truth[i]++
 		g.Observe("get", names[i], -1, 10)
 	}
+	if g.hot.sampling() != want.sampled {
+		t.Fatalf("sampling = %v", g.hot.sampling())
+	}
 	hot := g.HotKeys()
 	if len(hot) != k {
 		t.Fatalf("HotKeys returned %d entries", len(hot))
 	}
-	want := make([]int, keys)
-	for i := range want {
-		want[i] = i
+	order := make([]int, keys)
+	for i := range order {
+		order[i] = i
 	}
-	sort.SliceStable(want, func(a, b int) bool { return truth[want[a]] > truth[want[b]] })
+	sort.SliceStable(order, func(a, b int) bool { return truth[order[a]] > truth[order[b]] })
 
 	scale := hotDecay // Rate = count·λ when nothing has decayed
 	// Space-saving's guarantee per shard: overestimate <= N_shard/m_shard,
@@ -52,36 +81,47 @@ func TestHotKeysOnZipf(t *testing.T) {
 		}
 		bound = max(bound, n/float64(g.hot.perShard))
 	}
-	maxErr := 0.0
-	found := 0
-	wantTop := map[string]bool{}
-	for _, i := range want[:k] {
-		wantTop[string(names[i])] = true
+	trueTop := func(n int) map[string]bool {
+		m := map[string]bool{}
+		for _, i := range order[:n] {
+			m[string(names[i])] = true
+		}
+		return m
 	}
+	top20, top50 := trueTop(20), trueTop(50)
+	found20, found50, maxErr := 0, 0, 0.0
 	for rank, e := range hot {
 		var idx int
 		fmt.Sscanf(e.Key, "user:%d", &idx)
-		got, exact := e.Rate/scale, float64(truth[idx])
-		if got < exact-1e-6 || got-exact > bound || e.RateError/scale > bound {
-			t.Errorf("rank %d %s: count %.0f, truth %.0f, error bound %.0f", rank, e.Key, got, exact, e.RateError/scale)
+		got, exact, errBound := e.Rate/scale, float64(truth[idx]), e.RateError/scale
+		over, under := bound, 1e-6 // what the bound allows above and below the truth
+		if want.sampled {
+			over, under = errBound*2.5, errBound*2.5
 		}
-		if rank < 20 && e.Key != string(names[want[rank]]) {
-			t.Errorf("rank %d: %s (%.0f), want %s (%d)", rank, e.Key, got, names[want[rank]], truth[want[rank]])
+		if got < exact-under || got-exact > over || !want.sampled && errBound > bound {
+			t.Errorf("rank %d %s: count %.0f, truth %.0f, error bound %.0f", rank, e.Key, got, exact, errBound)
 		}
-		if wantTop[e.Key] {
-			found++
+		if rank < want.ordered && e.Key != string(names[order[rank]]) {
+			t.Errorf("rank %d: %s (%.0f), want %s (%d)", rank, e.Key, got, names[order[rank]], truth[order[rank]])
 		}
-		maxErr = max(maxErr, got-exact)
+		if rank < 20 && top20[e.Key] {
+			found20++
+		}
+		if top50[e.Key] {
+			found50++
+		}
+		maxErr = max(maxErr, math.Abs(got-exact))
 	}
-	if found < 48 {
-		t.Errorf("found %d of the true top %d", found, k)
+	if found20 < want.inTop20 || found50 < want.inTop50 {
+		t.Errorf("found %d of the true top 20 in the top 20, %d of the top 50", found20, found50)
 	}
-	t.Logf("top-%d recall %d/%d; largest overestimate %.0f (bound N/m %.0f); #1 %s count %.0f (truth %d)",
-		k, found, k, maxErr, bound, hot[0].Key, hot[0].Rate/scale, truth[want[0]])
+	t.Logf("recall top-20 %d/20, top-50 %d/50; largest error %.0f (space-saving bound N/m %.0f); #1 %s count %.0f±%.0f (truth %d)",
+		found20, found50, maxErr, bound, hot[0].Key, hot[0].Rate/scale, hot[0].RateError/scale, truth[order[0]])
 }
 
 func TestHotKeysDecay(t *testing.T) {
 	g := newGuard(t, Config{TopK: 2})
+	g.hot.every = 1 // exact counts
 	var now int64
 	g.now = func() int64 { return now }
 	for range 1000 {
@@ -201,5 +241,29 @@ func TestConcurrentUse(t *testing.T) {
 	wg.Wait()
 	if len(g.HotKeys()) != 8 || len(g.BigKeys()) != 8 {
 		t.Fatalf("HotKeys %d, BigKeys %d", len(g.HotKeys()), len(g.BigKeys()))
+	}
+}
+
+// TestHotKeysCountEverythingUntilWarm: a quiet proxy's few requests are all
+// counted (a test or a low-traffic deployment sees exact counts); after the
+// warm-up only sampled observations are.
+func TestHotKeysCountEverythingUntilWarm(t *testing.T) {
+	g := newGuard(t, Config{TopK: 2})
+	g.now = func() int64 { return 0 }
+	g.hot.random = func(uint32) uint32 { return 1 } // never picks an observation
+	for range hotWarmup {
+		g.Observe("get", []byte("k"), -1, 1)
+	}
+	for range 100 {
+		g.Observe("get", []byte("k"), -1, 1)
+	}
+	hot := g.HotKeys()
+	if len(hot) != 1 || math.Abs(hot[0].Rate/hotDecay-hotWarmup) > 1e-6 {
+		t.Fatalf("HotKeys = %+v, want a count of %d", hot, hotWarmup)
+	}
+	g.hot.random = func(uint32) uint32 { return 0 } // picks every observation
+	g.Observe("get", []byte("k"), -1, 1)
+	if hot := g.HotKeys(); math.Abs(hot[0].Rate/hotDecay-hotWarmup-hotSampleEvery) > 1e-6 {
+		t.Fatalf("after one sampled request HotKeys = %+v, want a count of %d", hot, hotWarmup+hotSampleEvery)
 	}
 }
