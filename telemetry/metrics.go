@@ -30,6 +30,8 @@ var latencyBuckets = []float64{
 }
 
 // instruments are the synchronous instruments the hot path records into.
+// duration and upstream are nil when the latency histograms are respguard's
+// own (see histogram): the OTel ones serve an injected MeterProvider.
 type instruments struct {
 	duration metric.Float64Histogram
 	upstream metric.Float64Histogram
@@ -38,28 +40,44 @@ type instruments struct {
 	guards   metric.Int64Counter
 }
 
-// commandMetrics is what is precomputed for one command name.
+// instrumentSpec names and describes an instrument.
+type instrumentSpec struct{ name, desc string }
+
+var (
+	durationSpec = instrumentSpec{"respguard.command.duration",
+		"Time from a command being parsed to its reply being handed to the client writer."}
+	upstreamSpec = instrumentSpec{"respguard.command.upstream.duration",
+		"Time a command waited on Redis (commands answered by respguard itself are not observed)."}
+)
+
+// commandMetrics is what is precomputed for one command name, and its own
+// latency histograms.
 type commandMetrics struct {
 	name      string // lower-case, as labelled
 	operation string // upper-case, the span name and db.operation.name
+	attrs     attribute.Set
 	record    []metric.RecordOption
 	errors    *labelCache[string, []metric.AddOption] // by error code
+	duration  histogram                               // used when Telemetry.ownHistograms
+	upstream  histogram
 }
 
 // labelPair keys the (command, reason) and (action, reason) counters.
 type labelPair struct{ a, b string }
 
-func newInstruments(m metric.Meter) (instruments, error) {
+// newInstruments creates the synchronous instruments; the latency
+// histograms only when ownHistograms is false.
+func newInstruments(m metric.Meter, ownHistograms bool) (instruments, error) {
 	var in instruments
 	var err, e error
-	in.duration, e = m.Float64Histogram("respguard.command.duration", metric.WithUnit("s"),
-		metric.WithDescription("Time from a command being parsed to its reply being handed to the client writer."),
-		metric.WithExplicitBucketBoundaries(latencyBuckets...))
-	err = errors.Join(err, e)
-	in.upstream, e = m.Float64Histogram("respguard.command.upstream.duration", metric.WithUnit("s"),
-		metric.WithDescription("Time a command waited on Redis (commands answered by respguard itself are not observed)."),
-		metric.WithExplicitBucketBoundaries(latencyBuckets...))
-	err = errors.Join(err, e)
+	if !ownHistograms {
+		in.duration, e = m.Float64Histogram(durationSpec.name, metric.WithUnit("s"),
+			metric.WithDescription(durationSpec.desc), metric.WithExplicitBucketBoundaries(latencyBuckets...))
+		err = errors.Join(err, e)
+		in.upstream, e = m.Float64Histogram(upstreamSpec.name, metric.WithUnit("s"),
+			metric.WithDescription(upstreamSpec.desc), metric.WithExplicitBucketBoundaries(latencyBuckets...))
+		err = errors.Join(err, e)
+	}
 	in.errors, e = m.Int64Counter("respguard.command.errors", metric.WithUnit("{reply}"),
 		metric.WithDescription("Error replies sent to clients, by command and Redis error code."))
 	err = errors.Join(err, e)
@@ -84,6 +102,7 @@ func newCommandMetrics(name string) *commandMetrics {
 	return &commandMetrics{
 		name:      name,
 		operation: strings.ToUpper(name),
+		attrs:     set,
 		record:    []metric.RecordOption{metric.WithAttributeSet(set)},
 		errors: newLabelCache(maxErrorCodes, labelOther, func(code string) []metric.AddOption {
 			s := attribute.NewSet(attribute.String("command", name), attribute.String("error", code))
@@ -104,9 +123,17 @@ func newPairCache(keyA, keyB string) *labelCache[labelPair, []metric.AddOption] 
 // recordCommand records c's latency and error metrics (never a span).
 func (t *Telemetry) recordCommand(ctx context.Context, c *Command, cm *commandMetrics) {
 	t.counts[countCommands].Add(1)
-	t.inst.duration.Record(ctx, c.Done.Sub(c.Start).Seconds(), cm.record...)
-	if c.Upstream > 0 {
-		t.inst.upstream.Record(ctx, c.Upstream.Seconds(), cm.record...)
+	switch {
+	case t.ownHistograms:
+		cm.duration.observe(c.Done.Sub(c.Start))
+		if c.Upstream > 0 {
+			cm.upstream.observe(c.Upstream)
+		}
+	default:
+		t.inst.duration.Record(ctx, c.Done.Sub(c.Start).Seconds(), cm.record...)
+		if c.Upstream > 0 {
+			t.inst.upstream.Record(ctx, c.Upstream.Seconds(), cm.record...)
+		}
 	}
 	if c.ErrPrefix != "" {
 		t.counts[countErrorReplies].Add(1)
