@@ -45,21 +45,27 @@ const (
 // slotDone reports a completed slot to the guard's detectors and to
 // telemetry. It runs with the outbox lock held.
 func (s *session) slotDone(sl *slot) {
-	if g := s.srv.guard.Load(); g != nil && sl.upstream && len(sl.key) > 0 && sl.errCode == "" {
-		g.Observe(sl.name, sl.key, sl.elems, sl.size)
+	g := s.srv.guard.Load()
+	observe := g != nil && sl.upstream && len(sl.key) > 0 && sl.errCode == ""
+	if !observe && s.srv.tel == nil {
+		return
 	}
-	s.commandDone(sl)
+	done := nowAfter(sl.start) // one clock read for both
+	if observe {
+		g.ObserveAt(done, sl.name, sl.key, sl.elems, sl.size)
+	}
+	s.commandDone(sl, done)
 }
 
-// commandDone reports a completed slot to telemetry. It runs with the
-// outbox lock held, on whichever goroutine completed the reply.
-func (s *session) commandDone(sl *slot) {
+// commandDone reports a slot completed at done to telemetry. It runs with
+// the outbox lock held, on whichever goroutine completed the reply.
+func (s *session) commandDone(sl *slot, done time.Time) {
 	t := s.srv.tel
 	if t == nil {
 		return
 	}
 	c := telemetry.Command{
-		Name: sl.name, Start: sl.start, Done: time.Now(), User: sl.user, ClientAddr: s.addr,
+		Name: sl.name, Start: sl.start, Done: done, User: sl.user, ClientAddr: s.addr,
 		DB: sl.db, Decision: decisions[sl.decision], ErrPrefix: sl.errCode, Queued: sl.queued,
 	}
 	if len(sl.stmt) > 0 {
@@ -74,6 +80,12 @@ func (s *session) commandDone(sl *slot) {
 	}
 	t.CommandDone(&c)
 }
+
+// nowAfter returns the current time as start plus the monotonic time
+// elapsed since it: the same instant as time.Now (but for a wall-clock step
+// in between) for one clock read instead of time.Now's two (wall and
+// monotonic). start must come from time.Now.
+func nowAfter(start time.Time) time.Time { return start.Add(time.Since(start)) }
 
 // bytesToString views b as a string without copying; the string is valid
 // only while b is unchanged (telemetry copies what it keeps).

@@ -16,12 +16,26 @@ import "time"
 // big-key table by elements; every reply feeds the table by bytes. DEL and
 // UNLINK forget their first key.
 func (g *Guard) Observe(name string, key []byte, elements int64, bytes int64) {
+	g.observe(name, key, elements, bytes, -1)
+}
+
+// ObserveAt is Observe for a reply completed at t (a time.Now reading, or
+// a time derived from one by adding durations), for a caller that has read
+// the clock already.
+func (g *Guard) ObserveAt(t time.Time, name string, key []byte, elements int64, bytes int64) {
+	g.observe(name, key, elements, bytes, max(int64(t.Sub(g.epoch)), 0))
+}
+
+// observe implements Observe; now < 0 means read the guard's clock, only
+// if something is kept.
+func (g *Guard) observe(name string, key []byte, elements, bytes, now int64) {
 	if key == nil {
 		return
 	}
-	var now int64 // the clock is read only when something is kept
 	if w := g.hot.sample(); w > 0 {
-		now = g.now()
+		if now < 0 {
+			now = g.now()
+		}
 		g.hot.add(key, now, w)
 	}
 	if name == "del" || name == "unlink" {
@@ -34,7 +48,7 @@ func (g *Guard) Observe(name string, key []byte, elements int64, bytes int64) {
 	if size < 0 && bytes <= g.big.byBytes.floor.Load() {
 		return // the common case once the table is full: nothing to keep
 	}
-	if now == 0 {
+	if now < 0 {
 		now = g.now()
 	}
 	if size >= 0 {

@@ -267,3 +267,19 @@ func TestHotKeysCountEverythingUntilWarm(t *testing.T) {
 		t.Fatalf("after one sampled request HotKeys = %+v, want a count of %d", hot, hotWarmup+hotSampleEvery)
 	}
 }
+
+// TestObserveAtUsesTheGivenTime: the proxy passes the reply's completion
+// time instead of the guard reading its clock again.
+func TestObserveAtUsesTheGivenTime(t *testing.T) {
+	g := newGuard(t, Config{TopK: 2})
+	g.now = func() int64 { t.Fatal("ObserveAt read the clock"); return 0 }
+	at := g.epoch.Add(5 * time.Second)
+	g.ObserveAt(at, "get", []byte("k"), -1, 4096)
+	g.ObserveAt(at, "hlen", []byte("h"), 10, 8)
+	if hot := g.hot.stats(g, int64(5*time.Second)); len(hot) != 2 || !hot[0].Seen.Equal(at) {
+		t.Fatalf("hot keys %+v, want seen at %v", hot, at)
+	}
+	if big := g.BigKeysByBytes(); len(big) != 2 || !big[0].Seen.Equal(at) {
+		t.Fatalf("big keys %+v, want seen at %v", big, at)
+	}
+}
