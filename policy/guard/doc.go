@@ -15,5 +15,6 @@
 // After a reply completes the proxy calls [Guard.Observe], which feeds a
 // short-lived cache of collection sizes (so that repeated guarded reads skip
 // their probes), a bounded top-K of the biggest keys, and a space-saving
-// sketch of the hottest keys. [Guard.Handler] serves both as JSON.
+// sketch of the hottest keys (counting a random sample of requests once
+// warmed up). [Guard.Handler] serves both as JSON.
 package guard

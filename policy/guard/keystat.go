@@ -18,8 +18,10 @@ type KeyStat struct {
 	// Bytes is the largest reply seen for the key, in bytes on the wire.
 	Bytes int64 `json:"bytes,omitempty"`
 	// Rate (hot keys) is the estimated requests per second, an exponentially
-	// decayed average with a 10 s half-life; it overestimates by at most
-	// RateError.
+	// decayed average with a 10 s half-life. Counting every request it
+	// overestimates by at most RateError; once the sketch samples (after
+	// its first 1024 requests it counts 1 in 16, ×16), RateError also
+	// covers two standard deviations of the sampling noise, either way.
 	Rate      float64 `json:"rate,omitempty"`
 	RateError float64 `json:"rate_error,omitempty"`
 	// Seen is when the key was last observed.
