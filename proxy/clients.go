@@ -19,11 +19,10 @@ import (
 // after each command; mu guards every field but lastAt, and only the
 // reader goroutine writes them (so it may read them without mu).
 type clientView struct {
-	mu              sync.Mutex
-	name            string
-	db, proto       int
-	cmd             string // the last command's full name ("client|list")
-	sub, psub, ssub int
+	mu        sync.Mutex
+	name      string
+	db, proto int
+	cmd       string // the last command's full name ("client|list")
 
 	lastAt atomic.Int64 // when the last command came, in Unix nanoseconds
 }
@@ -58,17 +57,11 @@ func (s *session) noteCommand(cls *commandClass, args [][]byte) {
 func (s *session) publish() {
 	v := &s.view
 	v.lastAt.Store(s.lastAt.UnixNano())
-	if v.name == s.name && v.db == s.db && v.proto == s.proto && v.cmd == s.lastCmd && !s.subs.changed {
+	if v.name == s.name && v.db == s.db && v.proto == s.proto && v.cmd == s.lastCmd {
 		return
-	}
-	sub, psub, ssub := v.sub, v.psub, v.ssub
-	if s.subs.changed {
-		sub, psub, ssub = s.subs.counts()
-		s.subs.changed = false
 	}
 	v.mu.Lock()
 	v.name, v.db, v.proto, v.cmd = s.name, s.db, s.proto, s.lastCmd
-	v.sub, v.psub, v.ssub = sub, psub, ssub
 	v.mu.Unlock()
 }
 
@@ -100,8 +93,11 @@ func (s *session) state(now time.Time) clientState {
 	v := &s.view
 	v.mu.Lock()
 	c.name, c.db, c.proto, c.cmd = v.name, v.db, v.proto, v.cmd
-	c.sub, c.psub, c.ssub = v.sub, v.psub, v.ssub
 	v.mu.Unlock()
+	// Read live, not from the view: a subscription is recorded before its
+	// command is forwarded, so a client that has its SUBSCRIBE reply is
+	// already counted (published only after the command, it might not be).
+	c.sub, c.psub, c.ssub = s.subs.counts()
 	c.idle = int64(now.Sub(time.Unix(0, v.lastAt.Load())) / time.Second)
 	c.age = int64(now.Sub(s.started) / time.Second)
 	c.user, _ = s.userName.Load().(string)

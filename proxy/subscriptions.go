@@ -24,8 +24,6 @@ const (
 type subscriptions struct {
 	mu   sync.Mutex // guards sets
 	sets [numSubKinds]map[string]struct{}
-
-	changed bool // the sets changed since the session last published their counts (reader-goroutine state)
 }
 
 // note records the effect of a forwarded command on the subscriptions.
@@ -54,7 +52,6 @@ func (s *subscriptions) note(name string, args [][]byte) {
 func (s *subscriptions) add(k subKind, names [][]byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.changed = true
 	if s.sets[k] == nil {
 		s.sets[k] = make(map[string]struct{}, len(names))
 	}
@@ -67,7 +64,6 @@ func (s *subscriptions) add(k subKind, names [][]byte) {
 func (s *subscriptions) remove(k subKind, names [][]byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.changed = true
 	if len(names) == 0 {
 		s.sets[k] = nil
 		return
