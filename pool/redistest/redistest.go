@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -57,6 +58,9 @@ func (s *Server) Restart() {
 		"--logfile", filepath.Join(s.Dir, "redis.log"),
 	}
 	s.cmd = exec.Command("redis-server", append(args, s.extra...)...)
+	// A group of its own, so that Stop kills the children Redis forks (a
+	// replication or BGSAVE child writing into Dir) with it.
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := s.cmd.Start(); err != nil {
 		s.t.Fatalf("start redis-server: %v", err)
 	}
@@ -109,11 +113,13 @@ func pingConn(c net.Conn) error {
 	return nil
 }
 
-// Stop kills the server and waits for it to exit. Safe to call twice.
+// Stop kills the server, and any child it forked, and waits for it to
+// exit. Safe to call twice.
 func (s *Server) Stop() {
 	if s.cmd == nil {
 		return
 	}
+	_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
 	_ = s.cmd.Process.Kill()
 	<-s.done
 	s.cmd = nil
