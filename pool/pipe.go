@@ -31,6 +31,16 @@ type Target interface {
 	Abort(err error)
 }
 
+// Batcher is a Target that can defer the work of sending what it is
+// delivered: between Hold and Flush it keeps replies, and Flush sends them
+// in one go. A pipe's reader holds each Batcher it delivers to during one
+// burst of input and flushes them all before its next read from Redis.
+// Hold and Flush calls nest (several pipes may hold one target).
+type Batcher interface {
+	Hold()
+	Flush()
+}
+
 // ErrClosed is returned by Send on a pipe that has failed or been closed.
 var ErrClosed = errors.New("pool: upstream connection closed")
 
@@ -82,6 +92,7 @@ type Pipe struct {
 	dirty     atomic.Bool  // state unknown to respguard (RESET, REPLY OFF, MONITOR...): destroy, never reuse
 
 	sink replySink // reused by the reader goroutine
+	held []Batcher // held during the reader's current burst (reader goroutine)
 
 	limits Limits // read while setting up; see Limits
 }
@@ -279,6 +290,7 @@ type progressReader struct {
 
 func (r *progressReader) Read(b []byte) (int, error) {
 	if p := r.pipe.Load(); p != nil {
+		p.flushHeld() // the burst is over: the read may block
 		p.mu.Lock()
 		p.armLocked()
 		p.mu.Unlock()
@@ -439,6 +451,7 @@ func (p *Pipe) writeLoop() {
 }
 
 func (p *Pipe) readLoop() {
+	defer p.flushHeld()
 	for {
 		kind, err := p.replies.Peek()
 		if err != nil {
@@ -449,6 +462,7 @@ func (p *Pipe) readLoop() {
 			p.fail(err)
 			return
 		}
+		p.holdSink()
 		if err := p.replies.ReadReply(&p.sink); err != nil {
 			p.failMidReply(p.readError(err))
 			return
@@ -468,6 +482,40 @@ func (p *Pipe) readLoop() {
 			}
 		}
 	}
+}
+
+// holdSink holds the target the routed reply goes to for the burst. A
+// target already among the last few held is not held again (a pipelining
+// client's replies come together); holding one twice costs a lock, no more,
+// as holds nest. Reader goroutine only.
+func (p *Pipe) holdSink() {
+	t := p.sink.target
+	switch {
+	case p.sink.streamTo != nil:
+		t = p.sink.streamTo
+	case p.sink.pushTo != nil:
+		t = p.sink.pushTo
+	}
+	b, ok := t.(Batcher)
+	if !ok {
+		return
+	}
+	for _, h := range p.held[max(0, len(p.held)-4):] {
+		if h == b {
+			return
+		}
+	}
+	b.Hold()
+	p.held = append(p.held, b)
+}
+
+// flushHeld flushes every target held during the burst. Reader goroutine only.
+func (p *Pipe) flushHeld() {
+	for i, b := range p.held {
+		b.Flush()
+		p.held[i] = nil
+	}
+	p.held = p.held[:0]
 }
 
 // readError describes a failed read, naming a command timeout as such.

@@ -43,7 +43,8 @@ const (
 )
 
 // slotDone reports a completed slot to the guard's detectors and to
-// telemetry. It runs with the outbox lock held.
+// telemetry. It runs with no lock held, after the write that sent the
+// slot's reply (or its hand-off to the writer goroutine).
 func (s *session) slotDone(sl *slot) {
 	g := s.srv.guard.Load()
 	observe := g != nil && sl.upstream && len(sl.key) > 0 && sl.errCode == ""
@@ -57,8 +58,8 @@ func (s *session) slotDone(sl *slot) {
 	s.commandDone(sl, done)
 }
 
-// commandDone reports a slot completed at done to telemetry. It runs with
-// the outbox lock held, on whichever goroutine completed the reply.
+// commandDone reports a slot completed at done to telemetry, on whichever
+// goroutine completed or wrote the reply (see slotDone).
 func (s *session) commandDone(sl *slot, done time.Time) {
 	t := s.srv.tel
 	if t == nil {

@@ -3,6 +3,7 @@ package proxy
 import (
 	"net"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/respguard/respguard/telemetry"
@@ -10,26 +11,39 @@ import (
 
 // outbox is one client's reply queue: every command reserves a slot in
 // command order; replies (from any upstream connection, or made locally)
-// fill their slot; the writer goroutine sends completed replies strictly in
-// slot order and flushes once the queue runs dry. It implements pool.Target.
+// fill their slot; completed replies leave strictly in slot order. It
+// implements pool.Target and pool.Batcher.
 //
 // The head slot's bytes go straight to ready, so in the common case a reply
-// is copied once, into the buffer the writer sends.
+// is copied once, into the buffer that is sent.
+//
+// Who writes: the goroutine that makes bytes ready (usually an upstream
+// connection's reader) writes them to the client itself, without blocking,
+// when no write is in progress (it takes the writer role, busy); whatever
+// the socket does not take at once goes to a writer goroutine started for
+// it, which exits once ready is empty, so an idle client costs one
+// goroutine, its reader. A connection without a file descriptor (TLS) keeps
+// one writer goroutine for its whole life instead. A holder (Hold, Flush)
+// defers the write to the end of its burst, so many replies leave in one
+// write.
 //
 // The output limits count memory, as Redis's client-output-buffer-limit
-// does: the capacity of every buffer the outbox holds (ready, the batch the
-// writer is sending, incomplete slots' data), not just the bytes in them. A
-// client past its limit is closed at once, its socket's pending write cut
-// short, and later replies for it are dropped as they arrive instead of held.
+// does: the capacity of every buffer the outbox holds (ready, the batch
+// being sent, incomplete slots' data), not just the bytes in them. A client
+// past its limit is closed at once, its socket's pending write cut short,
+// and later replies for it are dropped as they arrive instead of held.
+//
+// Completed slots are reported to onDone after mu is released and after the
+// write their bytes went out in, so that reporting never delays a reply.
 type outbox struct {
-	mu        sync.Mutex // guards every field below
+	mu        sync.Mutex // guards every field below but those owned by the writer role
 	cond      sync.Cond  // on mu: head advanced or outbox closed
-	ready     replyBuf   // in-order bytes the writer may send now
+	ready     replyBuf   // in-order bytes to send next
 	slots     []slot     // ring: slots[(head+i)%len] is seq headSeq+i
 	ringHead  int
 	headSeq   uint64 // oldest slot whose reply is incomplete
 	nextSeq   uint64 // next slot to reserve
-	writing   int    // capacity of the writer's batch (being sent, or its spare buffer)
+	writing   int    // capacity of batch (being sent, or its spare buffer)
 	slotBytes int    // capacity of slots' data
 	peak      int    // most bytes ever held (see held)
 	limit     int    // close the client past this many bytes held (hard limit)
@@ -39,12 +53,35 @@ type outbox struct {
 	closed    bool      // no more output: connection gone, overflow or done
 	closing   bool      // close the connection once everything reserved is written
 	overflow  bool
-	waiters   int      // goroutines in cond.Wait
-	conn      net.Conn // the client connection, once writeLoop runs; to cut its write short on overflow
+	waiters   int  // goroutines in cond.Wait
+	holds     int  // Hold calls not yet matched by Flush: leave ready to the last Flush
+	busy      bool // a goroutine has the writer role: it owns batch, iov and the raw-write fields
+	loop      bool // ...and it is the writer goroutine (wake it when ready grows)
+	ended     bool // output is over: conn closed (or being closed), finished closed
 
-	wake chan struct{} // cap 1: ready grew or state changed
+	doneq     []slot // completed slots awaiting onDone (stmt and key buffers swapped, not copied)
+	observing []slot // the batch onDone runs over, owned by whoever set observe
+	observe   bool   // a goroutine is running onDone over observing
 
-	onDone func(s *slot) // called with mu held when a slot completes; must be cheap
+	// Set by start, then read-only.
+	conn         net.Conn        // the client connection; nil until start
+	raw          syscall.RawConn // conn's descriptor for non-blocking writes; nil: TLS or none
+	writeTimeout time.Duration   // bounds each blocking write to a client that stopped reading (0 = none)
+	bytesOut     func(int)       // counts bytes written (nil: not counted)
+	rawWrite     func(fd uintptr) bool
+
+	// Owned by the writer role (busy).
+	batch replyBuf    // being written; then emptied and swapped in as ready
+	iov   net.Buffers // scratch for vectored writes
+	wbuf  []byte      // rawWrite's input: bytes to write...
+	wn    int         // ...how many it wrote
+	werr  error       // ...and its error (EAGAIN is not one)
+
+	wake     chan struct{} // cap 1: ready grew or state changed (for the writer goroutine)
+	finished chan struct{} // closed once output is over and conn is closed
+
+	onDone    func(s *slot) // called with no lock held when a slot completes, one slot at a time
+	closeConn func()        // ends the connection once output is over; nil: conn.Close
 }
 
 // slot is the reply to one command, with what telemetry reports about it.
@@ -74,7 +111,7 @@ type slotMeta struct {
 }
 
 func newOutbox(limit, soft int, softFor time.Duration) *outbox {
-	o := &outbox{limit: limit, soft: soft, softFor: softFor, wake: make(chan struct{}, 1)} // slots: on first command
+	o := &outbox{limit: limit, soft: soft, softFor: softFor, wake: make(chan struct{}, 1), finished: make(chan struct{})} // slots: on first command
 	o.cond.L = &o.mu
 	return o
 }
@@ -123,8 +160,8 @@ func (o *outbox) wait() {
 // Deliver implements pool.Target.
 func (o *outbox) Deliver(seq uint64, p []byte, last bool) {
 	o.mu.Lock()
-	defer o.mu.Unlock()
 	if o.closed || seq < o.headSeq || seq >= o.nextSeq {
+		o.mu.Unlock()
 		return
 	}
 	i := int(seq - o.headSeq)
@@ -156,6 +193,7 @@ func (o *outbox) Deliver(seq uint64, p []byte, last bool) {
 		}
 	}
 	o.afterAppend()
+	o.release()
 }
 
 // advance pops completed slots from the head, moving their bytes to ready.
@@ -177,7 +215,7 @@ func (o *outbox) advance() {
 			o.ready.write(s.data)
 		}
 		if o.onDone != nil {
-			o.onDone(s)
+			o.queueDone(s)
 		}
 		if cap(s.data) > 64<<10 {
 			o.slotBytes -= cap(s.data)
@@ -195,12 +233,30 @@ func (o *outbox) advance() {
 // completed reply and before the replies still awaited.
 func (o *outbox) DeliverPush(p []byte, last bool) {
 	o.mu.Lock()
-	defer o.mu.Unlock()
 	if o.closed {
+		o.mu.Unlock()
 		return
 	}
 	o.ready.write(p)
 	o.afterAppend()
+	o.release()
+}
+
+// queueDone queues a completed slot for onDone: a copy, whose statement and
+// key buffers are swapped with those of an earlier copy, so that s can be
+// reused at once and nothing is allocated. Caller must hold mu.
+func (o *outbox) queueDone(s *slot) {
+	k := len(o.doneq)
+	if k < cap(o.doneq) {
+		o.doneq = o.doneq[:k+1]
+	} else {
+		o.doneq = append(o.doneq, slot{})
+	}
+	d := &o.doneq[k]
+	stmt, key := d.stmt[:0], d.key[:0]
+	*d = *s
+	d.data = nil
+	s.stmt, s.key = stmt, key
 }
 
 // appendSlot appends p to a slot's data. Caller must hold mu.
@@ -220,23 +276,18 @@ func (o *outbox) Abort(error) { o.close() }
 // held elsewhere before they reach the queue (a cluster fan-out's parts).
 func (o *outbox) overflowNow() {
 	o.mu.Lock()
-	defer o.mu.Unlock()
 	o.overflow = true
 	o.closeLocked()
+	o.release()
 }
 
-// afterAppend enforces the output limit and wakes the writer. Caller must hold mu.
+// afterAppend enforces the output limit. Caller must hold mu.
 func (o *outbox) afterAppend() {
 	held := o.held()
 	o.peak = max(o.peak, held)
 	if o.limit > 0 && held > o.limit || o.overSoftTooLong(held) {
 		o.overflow = true
 		o.closeLocked()
-		return
-	}
-	select {
-	case o.wake <- struct{}{}:
-	default:
 	}
 }
 
@@ -273,18 +324,15 @@ func (o *outbox) pending() int {
 func (o *outbox) closeWhenDone() {
 	o.mu.Lock()
 	o.closing = true
-	o.mu.Unlock()
-	select {
-	case o.wake <- struct{}{}:
-	default:
-	}
+	o.wakeLocked()
+	o.release()
 }
 
 // close discards all output and stops the writer.
 func (o *outbox) close() {
 	o.mu.Lock()
 	o.closeLocked()
-	o.mu.Unlock()
+	o.release()
 }
 
 func (o *outbox) closeLocked() {
@@ -299,10 +347,7 @@ func (o *outbox) closeLocked() {
 		_ = o.conn.SetWriteDeadline(time.Now())
 	}
 	o.cond.Broadcast()
-	select {
-	case o.wake <- struct{}{}:
-	default:
-	}
+	o.wakeLocked()
 }
 
 // overSoftTooLong tracks the soft limit, like Redis's
@@ -341,47 +386,4 @@ func (o *outbox) peakHeld() int {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return o.peak
-}
-
-// writeLoop is the only writer of conn. It returns when the outbox closes,
-// or when closing and everything has been written, or on a write error.
-// writeTimeout bounds each write to a client that stopped reading (0 = none).
-func (o *outbox) writeLoop(conn net.Conn, writeTimeout time.Duration, bytesOut func(int)) error {
-	var batch replyBuf // being written; then emptied and swapped in as ready
-	iov := new(net.Buffers)
-	o.mu.Lock()
-	o.conn = conn
-	o.mu.Unlock()
-	for {
-		o.mu.Lock()
-		o.writing = batch.held // sent: at most a spare buffer is left
-		if o.held() <= o.soft {
-			o.overSoft = time.Time{}
-		}
-		for o.ready.n == 0 && !o.closed && !(o.closing && o.headSeq == o.nextSeq) {
-			o.mu.Unlock()
-			<-o.wake
-			o.mu.Lock()
-		}
-		if o.closed || o.ready.n == 0 {
-			o.mu.Unlock()
-			return nil
-		}
-		o.ready, batch = batch, o.ready
-		o.writing = batch.held
-		if writeTimeout > 0 { // under mu: an overflow's immediate deadline must win
-			_ = conn.SetWriteDeadline(time.Now().Add(writeTimeout))
-		}
-		o.mu.Unlock()
-
-		n, err := batch.writeTo(conn, iov)
-		if bytesOut != nil {
-			bytesOut(int(n))
-		}
-		if err != nil {
-			o.close()
-			return err
-		}
-		batch.reset()
-	}
 }

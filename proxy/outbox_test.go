@@ -54,8 +54,8 @@ func TestOutboxCountsMemoryHeld(t *testing.T) {
 		o := newOutbox(limit, 0, 0)
 		client, peer := net.Pipe() // peer never reads: every write blocks
 		defer peer.Close()
-		done := make(chan error, 1)
-		go func() { done <- o.writeLoop(client, time.Hour, nil) }()
+		o.start(client, time.Hour, nil) // net.Pipe has no descriptor: a writer goroutine writes
+		done := o.finished
 		seq, _ := o.reserve(1<<20, slotMeta{}, nil, nil)
 		chunk := make([]byte, 16<<10)
 		o.Deliver(seq, chunk, false)

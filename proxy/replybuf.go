@@ -65,6 +65,16 @@ func (b *replyBuf) reset() {
 	}
 }
 
+// skip drops the first n bytes, written already; they must lie in the first
+// buffer. The memory stays counted until reset.
+func (b *replyBuf) skip(n int) {
+	if n == 0 {
+		return
+	}
+	b.bufs[0] = b.bufs[0][n:]
+	b.n -= n
+}
+
 // writeTo writes the queued bytes to conn: one buffer with Write, several in
 // one vectored write where the connection supports it. iov is scratch space
 // kept across calls (net.Buffers.WriteTo consumes the slice it is given).

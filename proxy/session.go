@@ -81,7 +81,7 @@ type session struct {
 	repl       replication   // SYNC/PSYNC: the link to Redis as a replica (see replicate)
 	pause      pauseGate     // CLIENT PAUSE: holds this client's commands (see holdWhilePaused)
 	noEvict    atomic.Bool   // CLIENT NO-EVICT on: shown in CLIENT LIST (respguard evicts no client)
-	writerDone chan struct{} // closed when the outbox's writer goroutine has returned
+	writerDone chan struct{} // closed once the outbox's output is over (out.finished)
 }
 
 func newSession(srv *Server, conn net.Conn, id uint64) *session {
@@ -91,7 +91,7 @@ func newSession(srv *Server, conn net.Conn, id uint64) *session {
 		out:   newOutbox(cc.OutputBufferLimit, cc.OutputBufferSoftLimit, cc.OutputBufferSoftTime),
 		proto: 2, pinSlot: -1, ded: newDedicated(),
 		started: time.Now(), laddr: conn.LocalAddr().String(), fd: connFD(conn),
-		writerDone: make(chan struct{}), pause: pauseGate{kick: make(chan struct{})},
+		pause: pauseGate{kick: make(chan struct{})},
 	}
 	s.lastAt = s.started
 	s.userName.Store("")
@@ -104,19 +104,21 @@ func newSession(srv *Server, conn net.Conn, id uint64) *session {
 		s.route, s.pinnedTarget = s.handleCluster, &s.pinned
 	}
 	s.out.onDone = s.slotDone
+	s.writerDone = s.out.finished
+	s.out.closeConn = func() {
+		if !s.repl.handedOver.Load() { // else the replication relay owns the socket
+			_ = s.conn.Close()
+		}
+	}
 	return s
 }
 
 // serve runs the session until the client leaves, errs, or the server stops.
 func (s *session) serve(ctx context.Context) {
+	// The outbox closes the connection once the output is over (see
+	// closeConn), which unblocks the reader; writerDone is closed then.
+	s.out.start(s.conn, s.srv.cfg.Client.WriteTimeout, s.srv.bytesOut)
 	writerDone := s.writerDone
-	go func() {
-		defer close(writerDone)
-		_ = s.out.writeLoop(s.conn, s.srv.cfg.Client.WriteTimeout, s.srv.bytesOut)
-		if !s.repl.handedOver.Load() { // else the replication relay owns the socket
-			_ = s.conn.Close() // unblocks the reader
-		}
-	}()
 	defer func() {
 		s.gone.Store(true)
 		if r := recover(); r != nil {

@@ -1,0 +1,285 @@
+package proxy
+
+import (
+	"errors"
+	"net"
+	"syscall"
+	"time"
+)
+
+// This file is the outbox's write side: who writes ready to the client, and
+// when the output is over (see outbox).
+
+// start attaches the client connection. A connection with a file
+// descriptor is written without blocking by whoever makes bytes ready, and
+// by a writer goroutine only while the socket is full; any other (TLS) gets
+// a writer goroutine for its whole life. writeTimeout bounds each blocking
+// write (0 = none); bytesOut, if not nil, counts the bytes written.
+func (o *outbox) start(conn net.Conn, writeTimeout time.Duration, bytesOut func(int)) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.conn, o.writeTimeout, o.bytesOut = conn, writeTimeout, bytesOut
+	if sc, ok := conn.(syscall.Conn); ok {
+		if raw, err := sc.SyscallConn(); err == nil {
+			o.raw, o.rawWrite = raw, o.writeFD
+			return
+		}
+	}
+	o.busy, o.loop = true, true
+	go o.writeLoop()
+}
+
+// Hold implements pool.Batcher: until the matching Flush, bytes made ready
+// wait for it, so a burst of replies leaves in one write.
+func (o *outbox) Hold() {
+	o.mu.Lock()
+	o.holds++
+	o.mu.Unlock()
+}
+
+// Flush implements pool.Batcher: it ends a Hold, writing what is ready if no
+// other holder remains.
+func (o *outbox) Flush() {
+	o.mu.Lock()
+	o.holds--
+	o.release()
+}
+
+// release unlocks mu, then does what the change just made under it made
+// due, in this order: write ready to the client, report completed slots,
+// end the output. Caller must hold mu.
+func (o *outbox) release() {
+	write := o.takeWriteLocked()
+	observe := o.takeDoneLocked()
+	end := o.endLocked()
+	o.mu.Unlock()
+	if write {
+		o.writeNow()
+	}
+	if observe {
+		o.reportDone()
+	}
+	if end {
+		o.finish()
+	}
+}
+
+// takeWriteLocked takes the writer role and ready as the batch to write,
+// when there is something to write, no holder defers it and no one else
+// writes. It wakes the writer goroutine if that is who writes. Caller must
+// hold mu.
+func (o *outbox) takeWriteLocked() bool {
+	if o.holds > 0 || o.closed || o.ended || o.ready.n == 0 { // ended: the socket may belong to someone else
+		return false
+	}
+	if o.busy {
+		o.wakeLocked()
+		return false
+	}
+	if o.raw == nil { // not started (tests): the bytes wait in ready
+		return false
+	}
+	o.busy = true
+	o.ready, o.batch = o.batch, o.ready
+	o.writing = o.batch.held
+	return true
+}
+
+// wakeLocked wakes the writer goroutine if it runs. Caller must hold mu.
+func (o *outbox) wakeLocked() {
+	if !o.loop {
+		return
+	}
+	select {
+	case o.wake <- struct{}{}:
+	default:
+	}
+}
+
+// writeNow writes the batch without blocking, and then what became ready
+// meanwhile, until nothing is left or the socket is full; then it hands the
+// rest and the writer role to a writer goroutine. Caller has the writer
+// role and does not hold mu.
+func (o *outbox) writeNow() {
+	for {
+		n, err := o.writeRaw()
+		if o.bytesOut != nil && n > 0 {
+			o.bytesOut(n)
+		}
+		o.mu.Lock()
+		switch {
+		case err != nil:
+			o.closeLocked()
+		case n < o.batch.n: // the socket is full
+			o.batch.skip(n)
+			o.loop = true
+			o.mu.Unlock()
+			go o.writeLoop()
+			return
+		}
+		o.sentLocked()
+		if o.closed || o.holds > 0 || o.ready.n == 0 {
+			o.busy = false
+			end := o.endLocked()
+			o.mu.Unlock()
+			if end {
+				o.finish()
+			}
+			return
+		}
+		o.ready, o.batch = o.batch, o.ready
+		o.writing = o.batch.held
+		o.mu.Unlock()
+	}
+}
+
+// sentLocked empties the batch once written. Caller must hold mu and the
+// writer role.
+func (o *outbox) sentLocked() {
+	o.batch.reset()
+	o.writing = o.batch.held // at most a spare buffer is left
+	if o.held() <= o.soft {
+		o.overSoft = time.Time{}
+	}
+}
+
+// writeRaw writes the batch with one non-blocking write(2), returning how
+// many bytes the socket took; a batch of several buffers is left to the
+// writer goroutine's vectored write. Caller has the writer role.
+func (o *outbox) writeRaw() (int, error) {
+	if len(o.batch.bufs) != 1 {
+		return 0, nil
+	}
+	o.wbuf, o.wn, o.werr = o.batch.bufs[0], 0, nil
+	err := o.raw.Write(o.rawWrite)
+	n, werr := o.wn, o.werr
+	o.wbuf, o.werr = nil, nil
+	if err == nil {
+		err = werr
+	}
+	return n, err
+}
+
+// writeFD is rawWrite: it writes wbuf to fd until done or the socket is
+// full, and never asks to wait.
+func (o *outbox) writeFD(fd uintptr) bool {
+	for o.wn < len(o.wbuf) {
+		n, err := syscall.Write(int(fd), o.wbuf[o.wn:])
+		if n > 0 {
+			o.wn += n
+		}
+		switch {
+		case errors.Is(err, syscall.EINTR):
+		case errors.Is(err, syscall.EAGAIN):
+			return true
+		case err != nil:
+			o.werr = err
+			return true
+		case n <= 0:
+			return true // left to the writer goroutine
+		}
+	}
+	return true
+}
+
+// writeLoop is the writer goroutine: it writes the batch and what becomes
+// ready, blocking as long as the client makes it (up to writeTimeout per
+// write), and exits on a write error, once the outbox closes, or, with a
+// file descriptor, once ready is empty. Caller has given it the writer role.
+func (o *outbox) writeLoop() {
+	for {
+		if o.batch.n > 0 {
+			o.mu.Lock()
+			closed := o.closed
+			if !closed && o.writeTimeout > 0 { // under mu: an overflow's immediate deadline must win
+				_ = o.conn.SetWriteDeadline(time.Now().Add(o.writeTimeout))
+			}
+			o.mu.Unlock()
+			var n int64
+			var err error
+			if !closed {
+				n, err = o.batch.writeTo(o.conn, &o.iov)
+			}
+			if o.bytesOut != nil && n > 0 {
+				o.bytesOut(int(n))
+			}
+			if err != nil {
+				o.close()
+			}
+		}
+		o.mu.Lock()
+		o.sentLocked()
+		for o.raw == nil && o.ready.n == 0 && !o.closed && !(o.closing && o.headSeq == o.nextSeq) {
+			o.mu.Unlock()
+			<-o.wake
+			o.mu.Lock()
+		}
+		if o.closed || o.ready.n == 0 {
+			if !o.closed && o.writeTimeout > 0 {
+				_ = o.conn.SetWriteDeadline(time.Time{}) // an expired one would fail the next non-blocking write
+			}
+			o.busy, o.loop = false, false
+			o.release()
+			return
+		}
+		o.ready, o.batch = o.batch, o.ready
+		o.writing = o.batch.held
+		o.mu.Unlock()
+	}
+}
+
+// takeDoneLocked takes the completed slots for reportDone, unless a holder
+// will (after its write) or another goroutine is reporting. Caller must
+// hold mu.
+func (o *outbox) takeDoneLocked() bool {
+	if o.holds > 0 || o.observe || len(o.doneq) == 0 {
+		return false
+	}
+	o.observe = true
+	o.doneq, o.observing = o.observing[:0], o.doneq
+	return true
+}
+
+// reportDone runs onDone over the slots taken by takeDoneLocked, and over
+// those completed meanwhile. Caller does not hold mu.
+func (o *outbox) reportDone() {
+	for {
+		for i := range o.observing {
+			o.onDone(&o.observing[i])
+			o.observing[i].queued = nil
+		}
+		o.mu.Lock()
+		o.observe = false
+		more := o.takeDoneLocked()
+		o.mu.Unlock()
+		if !more {
+			return
+		}
+	}
+}
+
+// endLocked reports whether the output just ended: closed, or closing with
+// everything written, and no write in progress. It is true once. Caller
+// must hold mu.
+func (o *outbox) endLocked() bool {
+	if o.ended || o.busy {
+		return false
+	}
+	if o.closed || o.closing && o.headSeq == o.nextSeq && o.ready.n == 0 {
+		o.ended = true
+		return true
+	}
+	return false
+}
+
+// finish closes the connection once the output is over (which also ends
+// the session's reader) and tells the session.
+func (o *outbox) finish() {
+	switch {
+	case o.closeConn != nil:
+		o.closeConn()
+	case o.conn != nil:
+		_ = o.conn.Close()
+	}
+	close(o.finished)
+}
