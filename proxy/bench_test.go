@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"fmt"
 	"net"
+	"runtime"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/respguard/respguard/pool/redistest"
 )
@@ -86,4 +88,36 @@ func BenchmarkProxyCluster(b *testing.B) {
 			})
 		}
 	}
+}
+
+// BenchmarkIdleClients reports the goroutines each idle client costs (after
+// one command): its reader only, as replies are written by whoever
+// completes them and a writer goroutine lives only while a socket is full.
+func BenchmarkIdleClients(b *testing.B) {
+	tp := startProxy(b, nil)
+	const clients = 200
+	var perClient float64
+	for b.Loop() {
+		conns := make([]net.Conn, clients)
+		for i := range conns {
+			c, err := net.Dial("tcp", tp.Addr)
+			if err != nil {
+				b.Fatal(err)
+			}
+			conns[i] = c
+			if _, err := c.Write([]byte("PING\r\n")); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := bufio.NewReader(c).ReadSlice('\n'); err != nil {
+				b.Fatal(err)
+			}
+		}
+		with := runtime.NumGoroutine()
+		for _, c := range conns {
+			c.Close()
+		}
+		pollUntil(b, 10*time.Second, "the sessions to end", func() bool { return tp.Server.Connected() == 0 })
+		perClient = float64(with-runtime.NumGoroutine()) / clients
+	}
+	b.ReportMetric(perClient, "goroutines/client")
 }
