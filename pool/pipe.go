@@ -82,7 +82,7 @@ type Pipe struct {
 	preStream int           // replies still matched after StartStream: commands queued before it
 	err       error         // first failure; once set, Send refuses
 	timeout   time.Duration // command timeout (0 = none); see SetCommandTimeout
-	onFail    func(error)   // run once, no locks held, after the pipe fails; see setOnFail
+	onFail    func(error)   // run once, no locks held, after the pipe fails and before its commands are answered; see setOnFail
 
 	wake      chan struct{} // cap 1: out became non-empty
 	done      chan struct{} // closed on failure or Close
@@ -254,7 +254,8 @@ func (p *Pipe) SetCommandTimeout(d time.Duration) {
 }
 
 // setOnFail registers f to run once, with no locks held, after the pipe
-// fails or is closed (at once if it already has). nil unregisters.
+// fails or is closed, before the commands awaiting replies are answered (at
+// once if it already has). nil unregisters.
 func (p *Pipe) setOnFail(f func(error)) {
 	p.mu.Lock()
 	err := p.err
@@ -370,6 +371,12 @@ func (p *Pipe) fail(err error) {
 		p.mu.Unlock()
 		close(p.done)
 		_ = p.conn.Close()
+		if onFail != nil {
+			// Before anyone is answered: a client that gets its error reply
+			// and retries at once must find the pool's reaction (the breaker
+			// open) in place.
+			onFail(err)
+		}
 		msg := unavailableReply(err)
 		for _, w := range waiting {
 			if w.target != nil && w.mark { // its command's reply streamed: the stream is aborted below
@@ -380,9 +387,6 @@ func (p *Pipe) fail(err error) {
 		}
 		if stream != nil {
 			stream.Abort(err)
-		}
-		if onFail != nil {
-			onFail(err)
 		}
 	})
 }
