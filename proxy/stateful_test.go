@@ -323,6 +323,9 @@ func TestMovingToADedicatedConnectionKeepsExecutionOrder(t *testing.T) {
 	// A large SET keeps the shared connection busy; the INCR behind it must
 	// still run before the transaction sent next on the dedicated connection.
 	big := strings.Repeat("v", 32<<20)
+	// 32 MiB each way under -race on a busy machine: more than the raw
+	// connection's default 20 s for the whole exchange.
+	_ = rc.SetDeadline(time.Now().Add(2 * time.Minute))
 	rc.send(fmt.Sprintf("*3\r\n$3\r\nSET\r\n$3\r\nbig\r\n$%d\r\n%s\r\nINCR x\r\nWATCH x\r\nMULTI\r\nGET x\r\nEXEC\r\n", len(big), big))
 	expectLines(t, rc, "+OK", ":1", "+OK", "+OK", "+QUEUED", "*1")
 	if got := rc.line(); got != "$1" {
