@@ -16,15 +16,21 @@ import (
 // is addr.
 func sessionOf(t *testing.T, srv *Server, addr string) *session {
 	t.Helper()
-	srv.mu.Lock()
-	defer srv.mu.Unlock()
-	for s := range srv.sessions {
-		if s.addr == addr {
-			return s
+	// A client's connect completes before respguard accepts it and
+	// registers its session: poll (each poll reads the session table).
+	var found *session
+	pollUntil(t, 10*time.Second, "the session for "+addr, func() bool {
+		srv.mu.Lock()
+		defer srv.mu.Unlock()
+		for s := range srv.sessions {
+			if s.addr == addr {
+				found = s
+				return true
+			}
 		}
-	}
-	t.Fatalf("no session for %s", addr)
-	return nil
+		return false
+	})
+	return found
 }
 
 // heapSampler records the largest HeapInuse seen until stopped.
