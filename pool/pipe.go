@@ -87,7 +87,7 @@ type Pipe struct {
 	wake      chan struct{} // cap 1: out became non-empty
 	done      chan struct{} // closed on failure or Close
 	closeOnce sync.Once
-	inFlight  atomic.Int64 // len(queue), readable without mu
+	inFlight  atomic.Int64 // awaited replies not yet read whole: len(queue), plus the one being read (see replySink.counted)
 	progress  atomic.Int64 // unix nanoseconds: last reply bytes read, or the first command queued on an idle pipe
 	dirty     atomic.Bool  // state unknown to respguard (RESET, REPLY OFF, MONITOR...): destroy, never reuse
 
@@ -142,7 +142,7 @@ func (p *Pipe) enqueue(asking bool, w pending, raw []byte, args [][]byte) error 
 		p.out = resp.AppendCommand(p.out, args...)
 	}
 	if p.streamTo == nil || p.ending {
-		wasIdle := p.queue.len() == 0
+		wasIdle := p.inFlight.Load() == 0
 		if asking {
 			p.queue.push(pending{})
 			p.inFlight.Add(1)
@@ -274,7 +274,7 @@ func (p *Pipe) armLocked() {
 	if p.timeout <= 0 {
 		return
 	}
-	if p.queue.len() > 0 {
+	if p.inFlight.Load() > 0 {
 		_ = p.conn.SetReadDeadline(time.Now().Add(p.timeout))
 	} else {
 		_ = p.conn.SetReadDeadline(time.Time{})
@@ -309,7 +309,11 @@ func (p *Pipe) Stalled(d time.Duration) bool {
 	return d > 0 && p.inFlight.Load() > 0 && time.Now().UnixNano()-p.progress.Load() > int64(d)
 }
 
-// InFlight reports how many sent commands still await their reply.
+// InFlight reports how many sent commands still await their reply, counting
+// a reply until its last byte has been read: a connection whose reply is
+// still coming in is not idle, and releasing or closing it would cut that
+// reply off. It drops to 0 before the last reply's final bytes are
+// delivered, so whoever they wake finds the connection idle.
 func (p *Pipe) InFlight() int { return int(p.inFlight.Load()) }
 
 // ClientID returns the connection's CLIENT ID in Redis, 0 if unknown.
@@ -342,12 +346,13 @@ func (p *Pipe) Close() error {
 	return nil
 }
 
-// closeIfIdle closes the pipe if it awaits no reply. A Send racing with it
-// either comes first (and the pipe stays open) or fails with ErrClosed, so
-// no command is cut off.
+// closeIfIdle closes the pipe if it awaits no reply and is reading none. A
+// Send racing with it either comes first (and the pipe stays open) or fails
+// with ErrClosed, so no command is cut off; a reply being read makes the
+// reader call onIdle once it is in.
 func (p *Pipe) closeIfIdle() {
 	p.mu.Lock()
-	idle := p.err == nil && p.queue.len() == 0
+	idle := p.err == nil && p.inFlight.Load() == 0
 	if idle {
 		p.err = ErrClosed
 	}
@@ -364,7 +369,7 @@ func (p *Pipe) fail(err error) {
 		p.mu.Lock()
 		p.err = err
 		waiting := p.queue.drain()
-		p.inFlight.Store(0)
+		p.inFlight.Add(-int64(len(waiting))) // a reply being read is the reader's to count down
 		stream := p.streamTo
 		onFail := p.onFail
 		p.onFail = nil
@@ -471,20 +476,26 @@ func (p *Pipe) readLoop() {
 			p.failMidReply(p.readError(err))
 			return
 		}
+		completed := p.sink.target
 		switch {
 		case p.sink.isReset:
-			p.endStream()
+			completed = p.endStream()
 		case p.sink.isMark:
-			p.markSeen()
+			completed = p.markSeen()
 		}
-		if p.sink.target != nil && p.inFlight.Load() == 0 {
-			p.mu.Lock()
-			onIdle := p.onIdle
-			p.mu.Unlock()
-			if onIdle != nil {
-				onIdle(p)
-			}
+		if completed != nil && p.inFlight.Load() == 0 {
+			p.idle()
 		}
+	}
+}
+
+// idle runs onIdle, with no locks held. Reader goroutine only.
+func (p *Pipe) idle() {
+	p.mu.Lock()
+	onIdle := p.onIdle
+	p.mu.Unlock()
+	if onIdle != nil {
+		onIdle(p)
 	}
 }
 
@@ -540,6 +551,7 @@ func (p *Pipe) readError(err error) error {
 // reply (its command has left the queue, so fail did not answer it).
 func (p *Pipe) failMidReply(err error) {
 	p.fail(err)
+	p.sink.uncount()
 	switch s := &p.sink; {
 	case s.started:
 		s.abort(err)
@@ -577,8 +589,7 @@ func (p *Pipe) route(kind byte) error {
 		if !ok {
 			return fmt.Errorf("%w: reply with no command waiting for it", resp.ErrBadReply)
 		}
-		p.inFlight.Add(-1)
-		p.sink.target, p.sink.seq = w.target, w.seq
+		p.sink.target, p.sink.seq, p.sink.counted = w.target, w.seq, &p.inFlight // counted down once it is read whole
 		if p.preStream > 0 {
 			p.preStream--
 		}
@@ -587,8 +598,8 @@ func (p *Pipe) route(kind byte) error {
 }
 
 // endStream handles a "+RESET" read in stream mode: deliver it to the RESET's
-// sender and return to matched replies.
-func (p *Pipe) endStream() {
+// sender and return to matched replies. It returns the sender.
+func (p *Pipe) endStream() Target {
 	p.mu.Lock()
 	w, _ := p.queue.pop()
 	p.inFlight.Add(-1)
@@ -598,11 +609,13 @@ func (p *Pipe) endStream() {
 	if w.target != nil {
 		w.target.Deliver(w.seq, []byte("+RESET\r\n"), true)
 	}
+	return w.target
 }
 
 // markSeen handles a marker's reply read in stream mode: complete its
-// sender's slot, and end streaming if the marker says so.
-func (p *Pipe) markSeen() {
+// sender's slot, and end streaming if the marker says so. It returns the
+// sender.
+func (p *Pipe) markSeen() Target {
 	p.mu.Lock()
 	w, _ := p.queue.pop()
 	p.inFlight.Add(-1)
@@ -615,6 +628,7 @@ func (p *Pipe) markSeen() {
 	if w.target != nil {
 		w.target.Deliver(w.seq, nil, true)
 	}
+	return w.target
 }
 
 // replySink adapts a routed reply to its Target. It lives in the Pipe so
@@ -622,6 +636,7 @@ func (p *Pipe) markSeen() {
 type replySink struct {
 	target     Target
 	seq        uint64
+	counted    *atomic.Int64 // a matched reply: the pipe's inFlight, counted down once the reply is read whole
 	pushTo     Target
 	streamTo   Target // with watchReset: a simple string read while streaming
 	watchReset bool
@@ -634,6 +649,9 @@ type replySink struct {
 
 func (s *replySink) WriteReply(b []byte, last bool) {
 	s.started = true
+	if last {
+		s.uncount() // read whole: the connection may be released from now on
+	}
 	switch {
 	case s.watchReset:
 		s.held = append(s.held, b...)
@@ -664,6 +682,14 @@ func (s *replySink) WriteReply(b []byte, last bool) {
 		s.pushTo.DeliverPush(b, last)
 	case s.target != nil:
 		s.target.Deliver(s.seq, b, last)
+	}
+}
+
+// uncount counts a matched reply down in its pipe's inFlight, once.
+func (s *replySink) uncount() {
+	if s.counted != nil {
+		s.counted.Add(-1)
+		s.counted = nil
 	}
 }
 
