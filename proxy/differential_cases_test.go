@@ -36,6 +36,8 @@ var diffCases = []diffCase{
 		[][]diffCmd{{cmd("HELLO", "3")}, {cmd("UNSUBSCRIBE", "a")}}, ""},
 	{"after UNSUBSCRIBE a local error keeps its place", "unsubscribe-all",
 		[][]diffCmd{{cmd("SUBSCRIBE", "app:TOKEN:c"), cmd("UNSUBSCRIBE")}, {cmd("MULTI"), cmd("GET"), cmd("EXEC")}}, ""},
+	{"commands pipelined behind an UNSUBSCRIBE from all are answered", "unsubscribe-all",
+		[][]diffCmd{{cmd("AUTH", "app", "app-pw")}, {cmd("SUBSCRIBE", "app:TOKEN:c1"), cmd("UNSUBSCRIBE"), cmd("MGET", "app:TOKEN:4", "app:TOKEN:4"), cmd("PUBLISH", "other:TOKEN", "v"), cmd("NOSUCH", "app:TOKEN:4")}}, ""},
 	{"a pattern denial waits for the subscription before it", "pubsub",
 		[][]diffCmd{{cmd("AUTH", "app", "app-pw")}, {cmd("SUBSCRIBE", "app:TOKEN:c"), cmd("PSUBSCRIBE", "app:TOKEN:*")}}, ""},
 	{"a denial in Pub/Sub mode waits for the replies before it", "pubsub-denied",

@@ -46,15 +46,7 @@ import (
 // pendingFamilies are grammar families that still diverge: they are left
 // out of the runs unless RESPGUARD_DIFF_PENDING=1. Each entry says what
 // diverges; TestDifferentialCases has a short reproducer of each.
-var pendingFamilies = map[string]string{
-	// Seen once in about ten full loaded runs (seed 7166002454435438218,
-	// round 4; not reproduced by replaying it): after SUBSCRIBE one channel,
-	// UNSUBSCRIBE (from all) and commands pipelined behind it, respguard
-	// closed the client right after the UNSUBSCRIBE reply instead of
-	// answering the commands. Suspect: the stream's end marker racing the
-	// release of the dedicated connection. No short reproducer yet.
-	"unsubscribe-all": "respguard may close the client after an UNSUBSCRIBE from all with commands pipelined behind it",
-}
+var pendingFamilies = map[string]string{}
 
 // diffReadTimeout bounds each step's wait for its replies. The slowest step
 // blocks for 50 ms; the rest is headroom for a loaded 2-core machine.
