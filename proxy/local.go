@@ -16,6 +16,7 @@ func (s *session) tryLocal(ctx context.Context, seq uint64, name string, cmd res
 	streaming := s.ded.has(modeStreaming)
 	switch name {
 	case "quit":
+		s.quit = true
 		s.out.local(seq, resp.AppendSimple(nil, "OK"))
 		s.out.closeWhenDone()
 		return true, false

@@ -82,6 +82,7 @@ type session struct {
 	pause      pauseGate     // CLIENT PAUSE: holds this client's commands (see holdWhilePaused)
 	noEvict    atomic.Bool   // CLIENT NO-EVICT on: shown in CLIENT LIST (respguard evicts no client)
 	writerDone chan struct{} // closed once the outbox's output is over (out.finished)
+	quit       bool          // the session ends with QUIT (reader-goroutine state)
 }
 
 func newSession(srv *Server, conn net.Conn, id uint64) *session {
@@ -125,8 +126,11 @@ func (s *session) serve(ctx context.Context) {
 			s.srv.log.Error("bug: session panicked", "client", s.addr, "panic", r, "stack", string(debug.Stack()))
 			s.out.close()
 		}
-		if s.srv.shuttingDown() {
+		switch {
+		case s.srv.shuttingDown():
 			<-writerDone // drain replies in flight on a dedicated connection too; Close cuts this short
+		case s.quit:
+			s.awaitRepliesBeforeQuit()
 		}
 		s.finish()
 		<-writerDone
@@ -182,6 +186,26 @@ func (s *session) readFailed(err error) {
 		s.srv.log.Debug("client read error", "client", s.addr, "error", err)
 	}
 	s.out.closeWhenDone()
+}
+
+// awaitRepliesBeforeQuit waits, after QUIT, until the replies still owed
+// on the dedicated connection are written, as Redis answers every command
+// before QUIT, or until the client closes its end. Dropping the connection
+// first would cut them off.
+func (s *session) awaitRepliesBeforeQuit() {
+	s.ded.mu.Lock()
+	owed := s.ded.conn != nil && s.ded.conn.InFlight() > 0
+	s.ded.mu.Unlock()
+	if !owed {
+		return
+	}
+	closed, stop := s.watchClose()
+	defer stop()
+	select {
+	case <-s.writerDone:
+	case <-closed:
+		s.out.close()
+	}
 }
 
 // finish returns or destroys the dedicated connection.

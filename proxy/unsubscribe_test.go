@@ -194,3 +194,59 @@ func TestLeavingPubSubGivesTheConnectionBack(t *testing.T) {
 		t.Fatalf("PING: %q", got)
 	}
 }
+
+// TestQuitWaitsForRepliesOnTheDedicatedConnection: QUIT pipelined behind
+// commands still in flight on the client's dedicated connection comes after
+// their replies, as in Redis, instead of the connection going (and the
+// replies with it) when the session ends.
+func TestQuitWaitsForRepliesOnTheDedicatedConnection(t *testing.T) {
+	tp := startProxy(t, nil)
+	value := strings.Repeat("v", 1<<20)
+	if _, err := redistest.Do(tp.Redis.Addr, "SET", "big", value); err != nil {
+		t.Fatal(err)
+	}
+	bulk := "$" + strconv.Itoa(len(value)) + "\r\n" + value + "\r\n"
+	for _, tc := range []struct {
+		name, cmds string
+		want       []string
+	}{
+		{"after leaving Pub/Sub", "SUBSCRIBE ch\r\nUNSUBSCRIBE\r\nGET big\r\nQUIT\r\n",
+			[]string{subscribeReply(2, "subscribe", "ch", 1), subscribeReply(2, "unsubscribe", "ch", 0), bulk, "+OK\r\n"}},
+		{"after a transaction", "MULTI\r\nGET big\r\nEXEC\r\nQUIT\r\n",
+			[]string{"+OK\r\n", "+QUEUED\r\n", "*1\r\n" + bulk, "+OK\r\n"}},
+		{"after a blocking command", "BLPOP nolist 0.05\r\nGET big\r\nQUIT\r\n",
+			[]string{"*-1\r\n", bulk, "+OK\r\n"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rc := tp.raw(t)
+			rc.send(tc.cmds)
+			for i, want := range tc.want {
+				if got, err := readFrame(rc.r); got != want || err != nil {
+					t.Fatalf("reply %d: got %.60q... (%v), want %.60q...", i, got, err, want)
+				}
+			}
+			rc.expectClosed()
+		})
+	}
+}
+
+// TestQuitBehindABlockedCommandEndsWhenTheClientLeaves: a client that sent
+// QUIT behind a command blocked upstream and then closes its connection is
+// let go, with its dedicated connection, instead of waiting for a reply
+// nobody will read.
+func TestQuitBehindABlockedCommandEndsWhenTheClientLeaves(t *testing.T) {
+	tp := startProxy(t, nil)
+	rc := tp.raw(t)
+	rc.send("BLPOP nolist 0\r\nQUIT\r\n")
+	waitRedisBlocked(t, tp)
+	rc.Close()
+	direct, ctx := tp.direct(t), ctxT(t)
+	pollUntil(t, 10*time.Second, "the blocked command ended upstream", func() bool {
+		return strings.Contains(direct.Info(ctx, "clients").Val(), "blocked_clients:0")
+	})
+	pollUntil(t, 10*time.Second, "the session ended", func() bool {
+		tp.Server.mu.Lock()
+		defer tp.Server.mu.Unlock()
+		return len(tp.Server.sessions) == 0
+	})
+}
