@@ -103,7 +103,7 @@ func TestCommandsPipelinedBehindLeavingPubSubAreAnswered(t *testing.T) {
 	if _, err := redistest.Do(tp.Redis.Addr, "SET", "big", value); err != nil {
 		t.Fatal(err)
 	}
-	const clients, rounds = 6, 8
+	const clients, rounds = 4, 5
 	for _, tc := range unsubscribeAllCases() {
 		t.Run(tc.name, func(t *testing.T) {
 			var wg sync.WaitGroup
