@@ -32,12 +32,18 @@ type Target interface {
 }
 
 // Batcher is a Target that can defer the work of sending what it is
-// delivered: between Hold and Flush it keeps replies, and Flush sends them
-// in one go. A pipe's reader holds each Batcher it delivers to during one
-// burst of input and flushes them all before its next read from Redis.
-// Hold and Flush calls nest (several pipes may hold one target).
+// delivered: while held it keeps replies, and Flush sends them in one go. A
+// pipe's reader holds each Batcher it delivers to during one burst of input
+// and flushes them all before its next read from Redis. The hold begins with
+// the burst's first delivery to the target, in the same call: HoldDeliver
+// is Deliver and HoldDeliverPush is DeliverPush, each beginning a hold that
+// one Flush ends, if they report one. A Batcher that awaits no other reply
+// may decline the hold and send at once: nothing would join the write.
+// Holds nest (several pipes may hold one target).
 type Batcher interface {
-	Hold()
+	Target
+	HoldDeliver(seq uint64, p []byte, last bool) (held bool)
+	HoldDeliverPush(p []byte, last bool) (held bool)
 	Flush()
 }
 
@@ -91,8 +97,8 @@ type Pipe struct {
 	progress  atomic.Int64 // unix nanoseconds: last reply bytes read, or the first command queued on an idle pipe
 	dirty     atomic.Bool  // state unknown to respguard (RESET, REPLY OFF, MONITOR...): destroy, never reuse
 
-	sink replySink // reused by the reader goroutine
-	held []Batcher // held during the reader's current burst (reader goroutine)
+	sink  replySink // reused by the reader goroutine
+	burst burst     // targets held during the reader's current burst (reader goroutine)
 
 	limits Limits // read while setting up; see Limits
 }
@@ -291,7 +297,7 @@ type progressReader struct {
 
 func (r *progressReader) Read(b []byte) (int, error) {
 	if p := r.pipe.Load(); p != nil {
-		p.flushHeld() // the burst is over: the read may block
+		p.burst.flush() // the burst is over: the read may block
 		p.mu.Lock()
 		p.armLocked()
 		p.mu.Unlock()
@@ -460,7 +466,7 @@ func (p *Pipe) writeLoop() {
 }
 
 func (p *Pipe) readLoop() {
-	defer p.flushHeld()
+	defer p.burst.flush()
 	for {
 		kind, err := p.replies.Peek()
 		if err != nil {
@@ -499,10 +505,11 @@ func (p *Pipe) idle() {
 	}
 }
 
-// holdSink holds the target the routed reply goes to for the burst. A
+// holdSink arranges for the routed reply's target to be held for the rest
+// of the burst, from its first delivery on (see Batcher). A
 // target already among the last few held is not held again (a pipelining
-// client's replies come together); holding one twice costs a lock, no more,
-// as holds nest. Reader goroutine only.
+// client's replies come together); holding one twice costs nothing more, as
+// the hold is taken with a delivery and holds nest. Reader goroutine only.
 func (p *Pipe) holdSink() {
 	t := p.sink.target
 	switch {
@@ -512,25 +519,35 @@ func (p *Pipe) holdSink() {
 		t = p.sink.pushTo
 	}
 	b, ok := t.(Batcher)
-	if !ok {
+	if !ok || p.burst.recent(b) {
 		return
 	}
-	for _, h := range p.held[max(0, len(p.held)-4):] {
-		if h == b {
-			return
-		}
-	}
-	b.Hold()
-	p.held = append(p.held, b)
+	p.sink.hold = b
 }
 
-// flushHeld flushes every target held during the burst. Reader goroutine only.
-func (p *Pipe) flushHeld() {
-	for i, b := range p.held {
-		b.Flush()
-		p.held[i] = nil
+// burst is the Batchers a pipe's reader holds until its next read from Redis.
+// Reader goroutine only.
+type burst struct {
+	held []Batcher
+}
+
+// recent reports whether b is among the last few targets held.
+func (h *burst) recent(b Batcher) bool {
+	for _, x := range h.held[max(0, len(h.held)-4):] {
+		if x == b {
+			return true
+		}
 	}
-	p.held = p.held[:0]
+	return false
+}
+
+// flush flushes every target held during the burst.
+func (h *burst) flush() {
+	for i, b := range h.held {
+		b.Flush()
+		h.held[i] = nil
+	}
+	h.held = h.held[:0]
 }
 
 // readError describes a failed read, naming a command timeout as such.
@@ -564,7 +581,7 @@ func (p *Pipe) failMidReply(err error) {
 func (p *Pipe) route(kind byte) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.sink = replySink{}
+	p.sink = replySink{burst: &p.burst}
 	switch {
 	case p.streamTo != nil && p.preStream == 0:
 		if p.skipEcho {
@@ -644,7 +661,9 @@ type replySink struct {
 	isReset    bool
 	isMark     bool
 	started    bool
-	held       []byte // watchReset: the simple string, held until we know it is +RESET
+	held       []byte  // watchReset: the simple string, held until we know it is +RESET
+	hold       Batcher // the target to hold with the reply's first delivery; nil: held already, or not a Batcher
+	burst      *burst  // where a hold taken is recorded
 }
 
 func (s *replySink) WriteReply(b []byte, last bool) {
@@ -662,12 +681,12 @@ func (s *replySink) WriteReply(b []byte, last bool) {
 			s.isReset = true
 			return
 		}
-		s.streamTo.DeliverPush(s.held, true)
+		s.push(s.streamTo, s.held, true)
 	case s.watchMark[0] != nil:
 		s.held = append(s.held, b...)
 		if len(s.held) > len(s.watchMark[1]) { // not a marker: stream it on
 			s.pushTo, s.watchMark = s.streamTo, [2][]byte{}
-			s.pushTo.DeliverPush(s.held, last)
+			s.push(s.pushTo, s.held, last)
 			return
 		}
 		if !last {
@@ -677,11 +696,38 @@ func (s *replySink) WriteReply(b []byte, last bool) {
 			s.isMark = true
 			return
 		}
-		s.streamTo.DeliverPush(s.held, true)
+		s.push(s.streamTo, s.held, true)
 	case s.pushTo != nil:
-		s.pushTo.DeliverPush(b, last)
+		s.push(s.pushTo, b, last)
 	case s.target != nil:
+		s.deliver(b, last)
+	}
+}
+
+// deliver hands reply bytes to the target, holding it for the burst if due.
+func (s *replySink) deliver(b []byte, last bool) {
+	h := s.hold
+	if h == nil {
 		s.target.Deliver(s.seq, b, last)
+		return
+	}
+	s.hold = nil
+	if h.HoldDeliver(s.seq, b, last) {
+		s.burst.held = append(s.burst.held, h)
+	}
+}
+
+// push hands out-of-band bytes to t, the target holdSink chose, holding it
+// for the burst if due.
+func (s *replySink) push(t Target, b []byte, last bool) {
+	h := s.hold
+	if h == nil {
+		t.DeliverPush(b, last)
+		return
+	}
+	s.hold = nil
+	if h.HoldDeliverPush(b, last) {
+		s.burst.held = append(s.burst.held, h)
 	}
 }
 

@@ -14,12 +14,20 @@ import (
 
 // BenchmarkProxy measures end-to-end cost per command through respguard to a
 // real redis-server, with raw sockets so client overhead stays small:
-// 50 connections, pipelines of 1 and 16 GETs.
+// 50 connections, pipelines of 1 and 16 GETs, and 1,000 connections
+// without pipelining (each upstream read burst then carries replies to
+// many clients). Built with -tags lockcount it also reports outbox lock
+// acquisitions per command.
 func BenchmarkProxy(b *testing.B) {
 	tp := startProxy(b, nil)
-	for _, depth := range []int{1, 16} {
-		b.Run(fmt.Sprintf("clients=50/pipeline=%d", depth), func(b *testing.B) {
-			benchClients(b, tp.Addr, 50, depth, false)
+	for _, w := range []struct{ clients, depth int }{{50, 1}, {50, 16}, {1000, 1}} {
+		b.Run(fmt.Sprintf("clients=%d/pipeline=%d", w.clients, w.depth), func(b *testing.B) {
+			locks := outboxLocks()
+			benchClients(b, tp.Addr, w.clients, w.depth, false)
+			if locks >= 0 {
+				commands := w.clients * w.depth * (b.N/(w.clients*w.depth) + 1) // as benchClients sends
+				b.ReportMetric(float64(outboxLocks()-locks)/float64(commands), "locks/command")
+			}
 		})
 	}
 }

@@ -36,10 +36,10 @@ import (
 // Completed slots are reported to onDone after mu is released and after the
 // write their bytes went out in, so that reporting never delays a reply.
 type outbox struct {
-	mu        sync.Mutex // guards every field below but those owned by the writer role
-	cond      sync.Cond  // on mu: head advanced or outbox closed
-	ready     replyBuf   // in-order bytes to send next
-	slots     []slot     // ring: slots[(head+i)%len] is seq headSeq+i
+	mu        outboxMutex // guards every field below but those owned by the writer role
+	cond      sync.Cond   // on mu: head advanced or outbox closed
+	ready     replyBuf    // in-order bytes to send next
+	slots     []slot      // ring: slots[(head+i)%len] is seq headSeq+i
 	ringHead  int
 	headSeq   uint64 // oldest slot whose reply is incomplete
 	nextSeq   uint64 // next slot to reserve
@@ -160,9 +160,37 @@ func (o *outbox) wait() {
 // Deliver implements pool.Target.
 func (o *outbox) Deliver(seq uint64, p []byte, last bool) {
 	o.mu.Lock()
-	if o.closed || seq < o.headSeq || seq >= o.nextSeq {
+	if !o.fillLocked(seq, p, last) {
 		o.mu.Unlock()
 		return
+	}
+	o.release()
+}
+
+// HoldDeliver implements pool.Batcher: Deliver, and hold the outbox until
+// Flush if a reply is still awaited (the burst may bring it). With every
+// reply in, it declines the hold and writes at once, as Deliver does: no
+// other reply can join the write, and the Flush is saved.
+func (o *outbox) HoldDeliver(seq uint64, p []byte, last bool) (held bool) {
+	o.mu.Lock()
+	if !o.fillLocked(seq, p, last) {
+		o.mu.Unlock()
+		return false
+	}
+	held = !o.closed && o.headSeq < o.nextSeq
+	if held {
+		o.holds++
+	}
+	o.release()
+	return held
+}
+
+// fillLocked adds p to slot seq's reply, completing it with last, and
+// enforces the output limit. It reports false, doing nothing, if the
+// outbox is closed or seq is not an incomplete slot. Caller must hold mu.
+func (o *outbox) fillLocked(seq uint64, p []byte, last bool) bool {
+	if o.closed || seq < o.headSeq || seq >= o.nextSeq {
+		return false
 	}
 	i := int(seq - o.headSeq)
 	s := &o.slots[(o.ringHead+i)%len(o.slots)]
@@ -193,7 +221,7 @@ func (o *outbox) Deliver(seq uint64, p []byte, last bool) {
 		}
 	}
 	o.afterAppend()
-	o.release()
+	return true
 }
 
 // advance pops completed slots from the head, moving their bytes to ready.
@@ -240,6 +268,25 @@ func (o *outbox) DeliverPush(p []byte, last bool) {
 	o.ready.write(p)
 	o.afterAppend()
 	o.release()
+}
+
+// HoldDeliverPush implements pool.Batcher: DeliverPush, and hold the outbox
+// until Flush. Out-of-band messages come in bursts (a publisher's), so the
+// hold is always taken while the outbox is open.
+func (o *outbox) HoldDeliverPush(p []byte, _ bool) (held bool) {
+	o.mu.Lock()
+	if o.closed {
+		o.mu.Unlock()
+		return false
+	}
+	o.ready.write(p)
+	o.afterAppend()
+	held = !o.closed
+	if held {
+		o.holds++
+	}
+	o.release()
+	return held
 }
 
 // queueDone queues a completed slot for onDone: a copy, whose statement and

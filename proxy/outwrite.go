@@ -29,16 +29,8 @@ func (o *outbox) start(conn net.Conn, writeTimeout time.Duration, bytesOut func(
 	go o.writeLoop()
 }
 
-// Hold implements pool.Batcher: until the matching Flush, bytes made ready
-// wait for it, so a burst of replies leaves in one write.
-func (o *outbox) Hold() {
-	o.mu.Lock()
-	o.holds++
-	o.mu.Unlock()
-}
-
-// Flush implements pool.Batcher: it ends a Hold, writing what is ready if no
-// other holder remains.
+// Flush implements pool.Batcher: it ends a hold (see HoldDeliver), writing
+// what is ready if no other holder remains.
 func (o *outbox) Flush() {
 	o.mu.Lock()
 	o.holds--
@@ -46,22 +38,52 @@ func (o *outbox) Flush() {
 }
 
 // release unlocks mu, then does what the change just made under it made
-// due, in this order: write ready to the client, report completed slots,
-// end the output. Caller must hold mu.
+// due: write ready to the client, then report completed slots, then end
+// the output (see afterRelease). Caller must hold mu.
 func (o *outbox) release() {
 	write := o.takeWriteLocked()
 	observe := o.takeDoneLocked()
 	end := o.endLocked()
 	o.mu.Unlock()
-	if write {
-		o.writeNow()
-	}
-	if observe {
-		o.reportDone()
+	if write || observe {
+		end = o.afterRelease(write, observe) || end
 	}
 	if end {
 		o.finish()
 	}
+}
+
+// afterRelease writes the batch without blocking (with write: the caller
+// took the writer role), then reports the completed slots taken (with
+// observe), and settles both under one lock: what the socket did not take
+// goes to a writer goroutine, what became ready or completed meanwhile is
+// written or reported in the next round. It reports whether the output
+// ended. Caller does not hold mu.
+func (o *outbox) afterRelease(write, observe bool) (end bool) {
+	for write || observe {
+		var n int
+		var err error
+		if write {
+			n, err = o.writeRaw()
+			if o.bytesOut != nil && n > 0 {
+				o.bytesOut(n)
+			}
+		}
+		if observe {
+			o.reportDone()
+		}
+		o.mu.Lock()
+		if write {
+			write = o.wroteLocked(n, err)
+		}
+		if observe {
+			o.observe = false
+			observe = o.takeDoneLocked()
+		}
+		end = end || o.endLocked()
+		o.mu.Unlock()
+	}
+	return end
 }
 
 // takeWriteLocked takes the writer role and ready as the batch to write,
@@ -96,41 +118,29 @@ func (o *outbox) wakeLocked() {
 	}
 }
 
-// writeNow writes the batch without blocking, and then what became ready
-// meanwhile, until nothing is left or the socket is full; then it hands the
-// rest and the writer role to a writer goroutine. Caller has the writer
-// role and does not hold mu.
-func (o *outbox) writeNow() {
-	for {
-		n, err := o.writeRaw()
-		if o.bytesOut != nil && n > 0 {
-			o.bytesOut(n)
-		}
-		o.mu.Lock()
-		switch {
-		case err != nil:
-			o.closeLocked()
-		case n < o.batch.n: // the socket is full
-			o.batch.skip(n)
-			o.loop = true
-			o.mu.Unlock()
-			go o.writeLoop()
-			return
-		}
-		o.sentLocked()
-		if o.closed || o.holds > 0 || o.ready.n == 0 {
-			o.busy = false
-			end := o.endLocked()
-			o.mu.Unlock()
-			if end {
-				o.finish()
-			}
-			return
-		}
-		o.ready, o.batch = o.batch, o.ready
-		o.writing = o.batch.held
-		o.mu.Unlock()
+// wroteLocked settles a non-blocking write of n bytes of the batch that
+// ended with err: on a full socket it hands the rest and the writer role to
+// a writer goroutine; otherwise it keeps the role, with what became ready
+// as the next batch, if there is one to write now (true). Caller must hold
+// mu and the writer role.
+func (o *outbox) wroteLocked(n int, err error) bool {
+	switch {
+	case err != nil:
+		o.closeLocked()
+	case n < o.batch.n: // the socket is full
+		o.batch.skip(n)
+		o.loop = true
+		go o.writeLoop()
+		return false
 	}
+	o.sentLocked()
+	if o.closed || o.holds > 0 || o.ready.n == 0 {
+		o.busy = false
+		return false
+	}
+	o.ready, o.batch = o.batch, o.ready
+	o.writing = o.batch.held
+	return true
 }
 
 // sentLocked empties the batch once written. Caller must hold mu and the
@@ -240,21 +250,12 @@ func (o *outbox) takeDoneLocked() bool {
 	return true
 }
 
-// reportDone runs onDone over the slots taken by takeDoneLocked, and over
-// those completed meanwhile. Caller does not hold mu.
+// reportDone runs onDone over the slots taken by takeDoneLocked. Caller
+// does not hold mu.
 func (o *outbox) reportDone() {
-	for {
-		for i := range o.observing {
-			o.onDone(&o.observing[i])
-			o.observing[i].queued = nil
-		}
-		o.mu.Lock()
-		o.observe = false
-		more := o.takeDoneLocked()
-		o.mu.Unlock()
-		if !more {
-			return
-		}
+	for i := range o.observing {
+		o.onDone(&o.observing[i])
+		o.observing[i].queued = nil
 	}
 }
 
