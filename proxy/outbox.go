@@ -23,9 +23,11 @@ import (
 // the socket does not take at once goes to a writer goroutine started for
 // it, which exits once ready is empty, so an idle client costs one
 // goroutine, its reader. A connection without a file descriptor (TLS) keeps
-// one writer goroutine for its whole life instead. A holder (Hold, Flush)
-// defers the write to the end of its burst, so many replies leave in one
-// write.
+// one writer goroutine for its whole life instead. A holder (HoldDeliver,
+// Flush) defers the write to the end of its burst, so many replies leave in
+// one write; HoldDeliver takes no hold when no other reply is awaited, so a
+// client without a pipeline costs its upstream reader two lock round-trips
+// per reply: the delivery, and settling the write and the report after it.
 //
 // The output limits count memory, as Redis's client-output-buffer-limit
 // does: the capacity of every buffer the outbox holds (ready, the batch
@@ -54,7 +56,7 @@ type outbox struct {
 	closing   bool      // close the connection once everything reserved is written
 	overflow  bool
 	waiters   int  // goroutines in cond.Wait
-	holds     int  // Hold calls not yet matched by Flush: leave ready to the last Flush
+	holds     int  // holds taken (HoldDeliver) not yet ended by Flush: leave ready to the last Flush
 	busy      bool // a goroutine has the writer role: it owns batch, iov and the raw-write fields
 	loop      bool // ...and it is the writer goroutine (wake it when ready grows)
 	ended     bool // output is over: conn closed (or being closed), finished closed
