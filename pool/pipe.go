@@ -94,6 +94,7 @@ type Pipe struct {
 	done      chan struct{} // closed on failure or Close
 	closeOnce sync.Once
 	inFlight  atomic.Int64 // awaited replies not yet read whole: len(queue), plus the one being read (see replySink.counted)
+	timed     atomic.Bool  // timeout > 0, readable without mu
 	progress  atomic.Int64 // unix nanoseconds: last reply bytes read, or the first command queued on an idle pipe
 	dirty     atomic.Bool  // state unknown to respguard (RESET, REPLY OFF, MONITOR...): destroy, never reuse
 
@@ -255,6 +256,7 @@ func (p *Pipe) SetOwner(t Target, onIdle func(*Pipe)) {
 func (p *Pipe) SetCommandTimeout(d time.Duration) {
 	p.mu.Lock()
 	p.timeout = d
+	p.timed.Store(d > 0)
 	p.armLocked()
 	p.mu.Unlock()
 }
@@ -298,9 +300,11 @@ type progressReader struct {
 func (r *progressReader) Read(b []byte) (int, error) {
 	if p := r.pipe.Load(); p != nil {
 		p.burst.flush() // the burst is over: the read may block
-		p.mu.Lock()
-		p.armLocked()
-		p.mu.Unlock()
+		if p.timed.Load() {
+			p.mu.Lock()
+			p.armLocked()
+			p.mu.Unlock()
+		}
 	}
 	n, err := r.conn.Read(b)
 	if p := r.pipe.Load(); p != nil && n > 0 {

@@ -3,6 +3,7 @@ package pool
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -193,5 +194,96 @@ func TestSharedConnectionHeldPastStallAfterIsRetired(t *testing.T) {
 	defer r.mu.Unlock()
 	if got := r.replies[0]; got != "*-1\r\n" {
 		t.Fatalf("the held command's reply = %q", got)
+	}
+}
+
+// batcher is a recorder that is a Batcher: it takes every hold offered, or
+// declines every one, and counts them and the Flushes.
+type batcher struct {
+	*recorder
+	decline bool
+	holds   int // taken, not yet flushed
+	offered int
+	flushes int
+	unowed  int // Flushes with no hold to end
+}
+
+func (b *batcher) HoldDeliver(seq uint64, p []byte, last bool) bool {
+	b.recorder.Deliver(seq, p, last)
+	return b.hold()
+}
+
+func (b *batcher) HoldDeliverPush(p []byte, last bool) bool {
+	b.recorder.DeliverPush(p, last)
+	return b.hold()
+}
+
+func (b *batcher) hold() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.offered++
+	if !b.decline {
+		b.holds++
+	}
+	return !b.decline
+}
+
+func (b *batcher) Flush() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.flushes++
+	if b.holds == 0 {
+		b.unowed++
+		return
+	}
+	b.holds--
+}
+
+func (b *batcher) counts() (holds, offered, flushes, unowed int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.holds, b.offered, b.flushes, b.unowed
+}
+
+func TestPipeFlushesEveryHoldTakenAndNoHoldDeclined(t *testing.T) {
+	srv := redistest.Start(t)
+	p, err := Dial(context.Background(), Config{Address: srv.Addr}, 0, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	const n = 2000
+	taking := &batcher{recorder: newRecorder(n / 2)}
+	declining := &batcher{recorder: newRecorder(n / 2), decline: true}
+	for i := range n {
+		target := taking
+		if i%2 == 1 {
+			target = declining
+		}
+		if err := p.Send(target, uint64(i), nil, [][]byte{[]byte("PING")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, b := range []*batcher{taking, declining} {
+		select {
+		case <-b.done:
+		case <-time.After(20 * time.Second):
+			t.Fatal("replies did not all arrive")
+		}
+	}
+	// The reader flushes what it holds before its next read, which follows
+	// the last reply; poll for that moment.
+	deadline := time.Now().Add(20 * time.Second)
+	for holds, _, _, _ := taking.counts(); holds > 0; holds, _, _, _ = taking.counts() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d holds never flushed", holds)
+		}
+		runtime.Gosched()
+	}
+	if _, offered, flushes, unowed := taking.counts(); offered == 0 || flushes != offered || unowed != 0 {
+		t.Fatalf("a target that takes holds: offered %d, flushed %d times (%d with no hold); want a Flush per hold", offered, flushes, unowed)
+	}
+	if _, offered, flushes, _ := declining.counts(); offered != n/2 || flushes != 0 {
+		t.Fatalf("a target that declines holds: offered %d for %d replies (want each), flushed %d times (want none)", offered, n/2, flushes)
 	}
 }
