@@ -75,7 +75,8 @@ func Dial(ctx context.Context, cfg Config, db, proto int) (*Pipe, error) {
 		return nil, err
 	}
 	_ = conn.SetDeadline(time.Now().Add(cfg.DialTimeout))
-	pr := &progressReader{conn: conn}
+	src, sink := socketIO(conn)
+	pr := &progressReader{src: src}
 	rd := resp.NewReplyReader(pr)
 	cmds, replies := setupCommands(cfg, db, proto)
 	limits, hello, err := setup(conn, rd, appendLimitCommands(cmds), replies)
@@ -84,7 +85,7 @@ func Dial(ctx context.Context, cfg Config, db, proto int) (*Pipe, error) {
 		return nil, fmt.Errorf("set up connection to %s: %w", cfg.Address, err)
 	}
 	_ = conn.SetDeadline(time.Time{})
-	p := newPipe(conn, pr, rd, db, proto)
+	p := newPipe(conn, sink, pr, rd, db, proto)
 	p.limits = limits
 	p.clientID = helloClientID(hello)
 	return p, nil

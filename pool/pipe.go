@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"runtime"
@@ -68,9 +69,10 @@ type pending struct {
 // the socket and one reader goroutine owns reads, as in rueidis' pipe.
 type Pipe struct {
 	conn     net.Conn
-	clientID int64 // Redis's CLIENT ID of the connection (from HELLO); 0: unknown
-	DB       int   // database selected on the connection; changed only by its single owner
-	Proto    int   // protocol (2 or 3); changed only by its single owner
+	sock     io.Writer // the connection's writer (see socketIO); the writer goroutine's
+	clientID int64     // Redis's CLIENT ID of the connection (from HELLO); 0: unknown
+	DB       int       // database selected on the connection; changed only by its single owner
+	Proto    int       // protocol (2 or 3); changed only by its single owner
 	replies  *resp.ReplyReader
 
 	mu        sync.Mutex    // guards the fields below
@@ -108,10 +110,11 @@ type Pipe struct {
 func (p *Pipe) Limits() Limits { return p.limits }
 
 // newPipe starts the goroutines of an already set-up connection whose
-// replies rd reads through pr.
-func newPipe(conn net.Conn, pr *progressReader, rd *resp.ReplyReader, db, proto int) *Pipe {
+// replies rd reads through pr, and which the writer goroutine writes to
+// through w.
+func newPipe(conn net.Conn, w io.Writer, pr *progressReader, rd *resp.ReplyReader, db, proto int) *Pipe {
 	p := &Pipe{
-		conn: conn, replies: rd, DB: db, Proto: proto,
+		conn: conn, sock: w, replies: rd, DB: db, Proto: proto,
 		wake: make(chan struct{}, 1), done: make(chan struct{}),
 	}
 	pr.pipe.Store(p)
@@ -293,7 +296,7 @@ func (p *Pipe) armLocked() {
 // re-arms the command timeout, so the timeout measures time without
 // progress, and a large reply streaming in is not cut off.
 type progressReader struct {
-	conn net.Conn
+	src  io.Reader            // the connection's reader (see socketIO)
 	pipe atomic.Pointer[Pipe] // nil during set-up
 }
 
@@ -306,7 +309,7 @@ func (r *progressReader) Read(b []byte) (int, error) {
 			p.mu.Unlock()
 		}
 	}
-	n, err := r.conn.Read(b)
+	n, err := r.src.Read(b)
 	if p := r.pipe.Load(); p != nil && n > 0 {
 		p.progress.Store(time.Now().UnixNano())
 	}
@@ -458,7 +461,7 @@ func (p *Pipe) writeLoop() {
 			spare = buf
 			continue
 		}
-		if _, err := p.conn.Write(buf); err != nil {
+		if _, err := p.sock.Write(buf); err != nil {
 			p.fail(fmt.Errorf("write: %w", err))
 			return
 		}

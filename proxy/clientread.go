@@ -8,6 +8,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/respguard/respguard/internal/sockio"
 	"github.com/respguard/respguard/proxy/resp"
 )
 
@@ -133,7 +134,7 @@ func (r *socketReader) ReadReady(b *resp.Lender) (int, error) {
 func (r *socketReader) readSocket(fd uintptr) bool {
 	buf := r.lend.Take()
 	for {
-		n, err := syscall.Read(int(fd), buf)
+		n, err := sockio.Read(fd, buf)
 		switch {
 		case err == syscall.EINTR:
 			continue

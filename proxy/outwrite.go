@@ -5,6 +5,8 @@ import (
 	"net"
 	"syscall"
 	"time"
+
+	"github.com/respguard/respguard/internal/sockio"
 )
 
 // This file is the outbox's write side: who writes ready to the client, and
@@ -174,7 +176,7 @@ func (o *outbox) writeRaw() (int, error) {
 // full, and never asks to wait.
 func (o *outbox) writeFD(fd uintptr) bool {
 	for o.wn < len(o.wbuf) {
-		n, err := syscall.Write(int(fd), o.wbuf[o.wn:])
+		n, err := sockio.Write(fd, o.wbuf[o.wn:])
 		if n > 0 {
 			o.wn += n
 		}
