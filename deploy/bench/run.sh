@@ -14,6 +14,7 @@
 # Environment overrides:
 #   BENCH_ROUNDS=1            interleaved rounds; medians are reported
 #   BENCH_TESTS=set,get       redis-benchmark -t
+#   BENCH_WORKLOADS=          only these workloads, by name (e.g. "c1_p1 c50_p1"); all if empty
 #   BENCH_N=                  force one -n for every workload
 #   BENCH_N_C50_P1=300000 BENCH_N_C50_P16=2000000 BENCH_N_C1_P1=50000
 #   BENCH_N_D1024_C50_P16=1000000 BENCH_N_C1000_P1=300000
@@ -25,7 +26,7 @@
 # the script, not a measurement.
 set -euo pipefail
 
-usage() { sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; }
 
 QUICK=0
 TARGETS=${BENCH_TARGETS:-direct respguard twemproxy}
@@ -57,6 +58,13 @@ WORKLOADS=(
 	"d1024_c50_p16|-d 1024 -c 50 -P 16|1000000"
 	"c1000_p1|-c 1000 -P 1|300000"
 )
+if [[ -n ${BENCH_WORKLOADS:-} ]]; then
+	for i in "${!WORKLOADS[@]}"; do
+		[[ " $BENCH_WORKLOADS " == *" ${WORKLOADS[$i]%%|*} "* ]] || unset 'WORKLOADS[i]'
+	done
+	WORKLOADS=("${WORKLOADS[@]}")
+	((${#WORKLOADS[@]} > 0)) || { echo "BENCH_WORKLOADS names no workload" >&2; exit 2; }
+fi
 if ((QUICK)); then
 	BENCH_N=${BENCH_N:-2000}
 	IDLE=${BENCH_IDLE_CLIENTS:-200}
