@@ -65,18 +65,26 @@ type pending struct {
 }
 
 // Pipe is one upstream connection with pipelined, FIFO-matched replies.
-// Many goroutines may Send concurrently; one writer goroutine owns writes to
-// the socket and one reader goroutine owns reads, as in rueidis' pipe.
+// Many goroutines may Send concurrently. Writes to the socket belong to
+// whoever holds the writer role (Pipe.writing, passed under mu): a sender
+// that finds the pipe idle writes its command itself without waiting, and
+// the writer goroutine writes everything else, gathering bursts. One reader
+// goroutine owns reads, as in rueidis' pipe.
 type Pipe struct {
 	conn     net.Conn
-	sock     io.Writer // the connection's writer (see socketIO); the writer goroutine's
-	clientID int64     // Redis's CLIENT ID of the connection (from HELLO); 0: unknown
-	DB       int       // database selected on the connection; changed only by its single owner
-	Proto    int       // protocol (2 or 3); changed only by its single owner
+	sock     io.Writer   // the connection's writer (see socketIO); used by the writer role's holder
+	direct   *sockWriter // sock on a plain socket, for writes that never wait; nil: TLS
+	clientID int64       // Redis's CLIENT ID of the connection (from HELLO); 0: unknown
+	DB       int         // database selected on the connection; changed only by its single owner
+	Proto    int         // protocol (2 or 3); changed only by its single owner
 	replies  *resp.ReplyReader
 
 	mu        sync.Mutex    // guards the fields below
 	out       []byte        // encoded commands not yet written
+	spare     []byte        // a written buffer, reused as the next out
+	writing   bool          // a goroutine holds the writer role (see enqueue and writeLoop)
+	outCmds   int           // commands in out
+	lastBurst int           // commands the last write took
 	queue     fifo          // commands written or to be written, awaiting replies
 	streamTo  Target        // non-nil: every reply goes to it out of band
 	pushTo    Target        // receiver of RESP3 pushes outside stream mode
@@ -117,6 +125,7 @@ func newPipe(conn net.Conn, w io.Writer, pr *progressReader, rd *resp.ReplyReade
 		conn: conn, sock: w, replies: rd, DB: db, Proto: proto,
 		wake: make(chan struct{}, 1), done: make(chan struct{}),
 	}
+	p.direct, _ = w.(*sockWriter)
 	pr.pipe.Store(p)
 	go p.writeLoop()
 	go p.readLoop()
@@ -151,8 +160,9 @@ func (p *Pipe) enqueue(asking bool, w pending, raw []byte, args [][]byte) error 
 	} else {
 		p.out = resp.AppendCommand(p.out, args...)
 	}
+	p.outCmds++
+	wasIdle := p.inFlight.Load() == 0 // a reply being read still counts
 	if p.streamTo == nil || p.ending {
-		wasIdle := p.inFlight.Load() == 0
 		if asking {
 			p.queue.push(pending{})
 			p.inFlight.Add(1)
@@ -164,14 +174,70 @@ func (p *Pipe) enqueue(asking bool, w pending, raw []byte, args [][]byte) error 
 			p.armLocked() // the reader may be blocked in a read with no deadline
 		}
 	}
+	if wasEmpty && wasIdle && p.lastBurst <= 1 && !p.writing && p.direct != nil && p.streamTo == nil {
+		// Nothing in flight and the last write carried one command: one
+		// client at a time, no burst to gather. Write it now, holding the
+		// writer role, rather than wake the writer goroutine (a wake-up
+		// costs a futex call when another processor is idle). After a
+		// burst, the writer goroutine gathers the next one.
+		buf := p.takeOutLocked()
+		p.mu.Unlock()
+		p.writeDirect(buf)
+		return nil
+	}
+	wake := wasEmpty && !p.writing
 	p.mu.Unlock()
-	if wasEmpty {
-		select {
-		case p.wake <- struct{}{}:
-		default:
-		}
+	if wake {
+		p.signalWriter()
 	}
 	return nil
+}
+
+// takeOutLocked takes the writer role and the commands to write. Caller
+// holds mu.
+func (p *Pipe) takeOutLocked() []byte {
+	p.writing = true
+	p.lastBurst, p.outCmds = p.outCmds, 0
+	buf := p.out
+	p.out, p.spare = p.spare[:0], nil
+	return buf
+}
+
+// releaseWriterLocked gives up the writer role after buf was written up to
+// n: what is left goes back in front of the commands queued meanwhile.
+// It reports whether there is more to write. Caller holds mu.
+func (p *Pipe) releaseWriterLocked(buf []byte, n int) (more bool) {
+	p.writing = false
+	switch {
+	case n < len(buf):
+		p.out = append(append(make([]byte, 0, len(buf)-n+len(p.out)), buf[n:]...), p.out...)
+		p.outCmds++ // (part of) a command is left
+	case cap(buf) <= 1<<20: // don't keep a buffer grown for one huge command
+		p.spare = buf[:0]
+	}
+	return len(p.out) > 0
+}
+
+// writeDirect writes buf, taken with the writer role, without waiting:
+// what the socket does not take (or a write error, which the writer
+// goroutine then meets and fails the pipe with) goes to the writer
+// goroutine.
+func (p *Pipe) writeDirect(buf []byte) {
+	n, _ := p.direct.TryWrite(buf)
+	p.mu.Lock()
+	more := p.releaseWriterLocked(buf, n)
+	p.mu.Unlock()
+	if more {
+		p.signalWriter()
+	}
+}
+
+// signalWriter wakes the writer goroutine.
+func (p *Pipe) signalWriter() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
 }
 
 // StartStream switches the pipe to streaming: from now on every reply goes
@@ -210,15 +276,13 @@ func (p *Pipe) Mark(target Target, seq uint64, end, echoed bool) error {
 		p.markCmd = resp.AppendCommandStrings(nil, "PING", arg)
 	}
 	p.out = append(p.out, p.markCmd...)
+	p.outCmds++
 	p.queue.push(pending{target: target, seq: seq, mark: true, end: end, echoed: echoed})
 	p.inFlight.Add(1)
 	p.marks++
 	p.ending = p.ending || end
 	p.mu.Unlock()
-	select {
-	case p.wake <- struct{}{}:
-	default:
-	}
+	p.signalWriter()
 	return nil
 }
 
@@ -232,14 +296,12 @@ func (p *Pipe) SendReset(target Target, seq uint64) error {
 		return err
 	}
 	p.out = resp.AppendCommandStrings(p.out, "RESET")
+	p.outCmds++
 	p.queue.push(pending{target: target, seq: seq})
 	p.inFlight.Add(1)
 	p.resetAt++
 	p.mu.Unlock()
-	select {
-	case p.wake <- struct{}{}:
-	default:
-	}
+	p.signalWriter()
 	return nil
 }
 
@@ -437,8 +499,10 @@ func oneLine(s string) string {
 	return string(b)
 }
 
+// writeLoop is the writer goroutine: woken when commands wait and no one
+// holds the writer role, it takes the role and writes them, blocking as
+// long as Redis makes it.
 func (p *Pipe) writeLoop() {
-	var spare []byte
 	for {
 		select {
 		case <-p.wake:
@@ -454,21 +518,22 @@ func (p *Pipe) writeLoop() {
 		runtime.Gosched()
 		runtime.Gosched()
 		p.mu.Lock()
-		buf := p.out
-		p.out = spare[:0]
-		p.mu.Unlock()
-		if len(buf) == 0 {
-			spare = buf
+		if p.writing || len(p.out) == 0 { // the role's holder writes what is queued
+			p.mu.Unlock()
 			continue
 		}
+		buf := p.takeOutLocked()
+		p.mu.Unlock()
 		if _, err := p.sock.Write(buf); err != nil {
 			p.fail(fmt.Errorf("write: %w", err))
 			return
 		}
-		if cap(buf) > 1<<20 {
-			buf = nil // don't keep a buffer grown for one huge command
+		p.mu.Lock()
+		more := p.releaseWriterLocked(buf, len(buf))
+		p.mu.Unlock()
+		if more {
+			p.signalWriter()
 		}
-		spare = buf
 	}
 }
 

@@ -31,6 +31,7 @@ type sockWriter struct {
 	buf     []byte
 	n       int
 	err     error
+	noWait  bool // TryWrite: stop when the socket is full
 }
 
 // socketIO returns a reader and a writer of conn: raw ones on a plain TCP
@@ -95,6 +96,14 @@ func (w *sockWriter) Write(b []byte) (int, error) {
 	return n, err
 }
 
+// TryWrite writes as much of b as the socket takes now, never waiting.
+func (w *sockWriter) TryWrite(b []byte) (int, error) {
+	w.noWait = true
+	n, err := w.Write(b)
+	w.noWait = false
+	return n, err
+}
+
 // write is raw.Write's callback: false parks until the socket is writable.
 func (w *sockWriter) write(fd uintptr) bool {
 	for w.n < len(w.buf) {
@@ -105,7 +114,7 @@ func (w *sockWriter) write(fd uintptr) bool {
 		switch {
 		case err == syscall.EINTR:
 		case err == syscall.EAGAIN:
-			return false
+			return w.noWait
 		case err != nil:
 			w.err = opError("write", w.conn, err)
 			return true

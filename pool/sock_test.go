@@ -3,11 +3,16 @@ package pool
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/respguard/respguard/internal/sockio"
+	"github.com/respguard/respguard/proxy/resp"
 )
 
 // tcpPair returns the two ends of a loopback TCP connection.
@@ -119,5 +124,68 @@ func TestSockWriterReportsAWriteToAResetConnectionAsAnOpError(t *testing.T) {
 	var op *net.OpError
 	if !errors.As(err, &op) || op.Op != "write" {
 		t.Fatalf("Write error = %v; want a *net.OpError for write", err)
+	}
+}
+
+// pipeOver returns a Pipe on a loopback connection whose far end the test
+// plays as Redis.
+func pipeOver(t *testing.T) (*Pipe, net.Conn) {
+	t.Helper()
+	c, s := tcpPair(t)
+	r, w := socketIO(c)
+	pr := &progressReader{src: r}
+	p := newPipe(c, w, pr, resp.NewReplyReader(pr), 0, 2)
+	t.Cleanup(func() { _ = p.Close() })
+	return p, s
+}
+
+// readNow returns what the socket holds right now, without waiting.
+func readNow(t *testing.T, conn net.Conn) []byte {
+	t.Helper()
+	raw, err := conn.(syscall.Conn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 4096)
+	var n int
+	_ = raw.Read(func(fd uintptr) bool {
+		n, _ = sockio.Read(fd, buf)
+		return true
+	})
+	return buf[:max(n, 0)]
+}
+
+func TestSendOnAnIdlePipeWritesBeforeReturning(t *testing.T) {
+	p, redis := pipeOver(t)
+	cmd := resp.AppendCommandStrings(nil, "GET", "k")
+	if err := p.Send(nil, 1, cmd, nil); err != nil {
+		t.Fatal(err)
+	}
+	// Written by Send itself, not by the writer goroutine it would wake.
+	if got := readNow(t, redis); !bytes.Equal(got, cmd) {
+		t.Fatalf("right after Send the socket holds %q, want %q", got, cmd)
+	}
+}
+
+func TestWhatAFullSocketLeavesOfADirectWriteGoesFirst(t *testing.T) {
+	p, redis := pipeOver(t)
+	big := resp.AppendCommand(nil, []byte("SET"), []byte("k"), bytes.Repeat([]byte("v"), 16<<20)) // more than the socket takes
+	want := append([]byte(nil), big...)
+	if err := p.Send(nil, 1, big, nil); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 100 { // queued behind the rest of the big one
+		cmd := resp.AppendCommandStrings(nil, "INCR", fmt.Sprint("k", i))
+		want = append(want, cmd...)
+		if err := p.Send(nil, uint64(i+2), cmd, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := make([]byte, len(want))
+	if _, err := io.ReadFull(redis, got); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatal("Redis received the commands out of order or altered")
 	}
 }
