@@ -6,7 +6,7 @@ import (
 	"os"
 	"syscall"
 
-	"github.com/respguard/respguard/internal/sockio"
+	"github.com/respguard/respguard/proxy/sockio"
 )
 
 // sockReader reads a plain socket with sockio's raw reads, waiting through

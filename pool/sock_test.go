@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/respguard/respguard/internal/sockio"
+	"github.com/respguard/respguard/proxy/sockio"
 	"github.com/respguard/respguard/proxy/resp"
 )
 

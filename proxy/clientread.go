@@ -8,7 +8,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/respguard/respguard/internal/sockio"
+	"github.com/respguard/respguard/proxy/sockio"
 	"github.com/respguard/respguard/proxy/resp"
 )
 

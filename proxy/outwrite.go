@@ -6,7 +6,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/respguard/respguard/internal/sockio"
+	"github.com/respguard/respguard/proxy/sockio"
 )
 
 // This file is the outbox's write side: who writes ready to the client, and

@@ -9,16 +9,16 @@ import (
 const module = "github.com/respguard/respguard/"
 
 // TestLayering holds the import rules of STYLE.md in one place: leaves
-// (proxy/resp, policy, telemetry, internal/sockio) import no other
-// respguard package, pool imports only proxy/resp and internal/sockio, and
+// (proxy/resp, policy, telemetry, proxy/sockio) import no other
+// respguard package, pool imports only proxy/resp and proxy/sockio, and
 // nothing imports cmd or deploy.
 func TestLayering(t *testing.T) {
 	allowed := map[string][]string{
-		"proxy/resp":      {},
-		"policy":          {},
-		"telemetry":       {},
-		"internal/sockio": {},
-		"pool":            {"proxy/resp", "internal/sockio"},
+		"proxy/resp":   {},
+		"policy":       {},
+		"telemetry":    {},
+		"proxy/sockio": {},
+		"pool":         {"proxy/resp", "proxy/sockio"},
 	}
 	for pkg, ok := range allowed {
 		for _, dep := range goList(t, "{{join .Deps \"\\n\"}}", pkg) {
