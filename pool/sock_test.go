@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/respguard/respguard/proxy/sockio"
 	"github.com/respguard/respguard/proxy/resp"
+	"github.com/respguard/respguard/proxy/sockio"
 )
 
 // tcpPair returns the two ends of a loopback TCP connection.

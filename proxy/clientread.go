@@ -8,8 +8,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/respguard/respguard/proxy/sockio"
 	"github.com/respguard/respguard/proxy/resp"
+	"github.com/respguard/respguard/proxy/sockio"
 )
 
 // clientReader is where a session's request parser reads from. It applies
