@@ -41,6 +41,7 @@ var configKeys = []string{
 	"client.output_buffer_limit",
 	"client.output_buffer_soft_limit",
 	"client.output_buffer_soft_time",
+	"client.park_after",
 	"client.query_buffer_limit",
 	"client.write_timeout",
 	"guard.flush_async",

@@ -52,15 +52,39 @@ func newClientReader(s *session) io.Reader {
 func (c *clientReader) Read(p []byte) (int, error) {
 	for {
 		n, err := c.s.conn.Read(p)
+		if c.parkWanted(n, err) { // in the middle of a command: not now
+			c.s.declinePark()
+			continue
+		}
 		if !c.stillActive(n, err) {
 			return c.read(n, err)
 		}
 	}
 }
 
+// parkWanted reports whether a read ended at the deadline the sweeper set
+// to ask the reader to park (see parking).
+func (c *clientReader) parkWanted(n int, err error) bool {
+	return n == 0 && errors.Is(err, os.ErrDeadlineExceeded) && !c.s.srv.shuttingDown() && c.s.parkAsked()
+}
+
+// rearm sets the read deadline the reader works under: the idle timeout's
+// (from the client's last input), none, or a shutdown's immediate one.
+func (c *clientReader) rearm() {
+	var due time.Time
+	if idle := c.s.srv.cfg.Client.IdleTimeout; idle > 0 {
+		due = c.lastRead.Add(idle)
+	}
+	_ = c.s.conn.SetReadDeadline(due)
+	if c.s.srv.shuttingDown() { // Shutdown's immediate deadline may just have been overwritten
+		_ = c.s.conn.SetReadDeadline(time.Now())
+	}
+}
+
 // read accounts for n bytes just read.
 func (c *clientReader) read(n int, err error) (int, error) {
 	if n > 0 {
+		c.s.parking.noteRead()
 		if c.s.srv.cfg.Client.IdleTimeout > 0 {
 			c.lastRead = time.Now()
 		}
@@ -112,7 +136,8 @@ type socketReader struct {
 	err  error
 }
 
-// ReadReady implements resp.ReadyReader.
+// ReadReady implements resp.ReadyReader. A wait that the sweeper asked to
+// park ends with errPark.
 func (r *socketReader) ReadReady(b *resp.Lender) (int, error) {
 	r.lend = b
 	for {
@@ -120,6 +145,10 @@ func (r *socketReader) ReadReady(b *resp.Lender) (int, error) {
 		err := r.raw.Read(r.readFn)
 		if err == nil {
 			err = r.err
+		}
+		if r.parkWanted(r.n, err) {
+			r.lend = nil
+			return 0, errPark
 		}
 		if !r.stillActive(r.n, err) {
 			r.lend = nil

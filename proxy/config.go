@@ -32,6 +32,11 @@ type ClientConfig struct {
 	OutputBufferSoftTime  time.Duration `mapstructure:"output_buffer_soft_time"`
 	MaxPending            int           `mapstructure:"max_pending"`   // commands awaiting replies before respguard stops reading from the client (10000)
 	WriteTimeout          time.Duration `mapstructure:"write_timeout"` // a write to a client that stopped reading fails after (60s)
+	// ParkAfter: a client on a plain TCP or Unix socket (Linux) that has
+	// sent nothing for between one and two of these, with no reply
+	// outstanding, is parked: it keeps no goroutine until it sends again
+	// (1s; negative = never).
+	ParkAfter time.Duration `mapstructure:"park_after"`
 }
 
 // Defaults.
@@ -42,6 +47,7 @@ const (
 	DefaultOutputBufferLimit = 256 << 20
 	DefaultMaxPending        = 10000
 	DefaultWriteTimeout      = 60 * time.Second
+	DefaultParkAfter         = time.Second
 )
 
 // WithDefaults returns c with zero fields set to their defaults.
@@ -76,6 +82,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if cc.WriteTimeout == 0 {
 		cc.WriteTimeout = DefaultWriteTimeout
+	}
+	if cc.ParkAfter == 0 {
+		cc.ParkAfter = DefaultParkAfter
 	}
 	return c
 }

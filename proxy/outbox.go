@@ -144,6 +144,21 @@ func (o *outbox) reserve(maxPending int, meta slotMeta, stmt, key []byte) (seq u
 	return seq, true
 }
 
+// shrink lets go of what an idle client's outbox can rebuild: the reply
+// ring (with its statement and key buffers), the queues of completed slots
+// and the spare write buffers. It does nothing while a reply is
+// outstanding, being written or being reported.
+func (o *outbox) shrink() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.nextSeq != o.headSeq || o.busy || o.observe || len(o.doneq) > 0 || o.ready.n > 0 {
+		return
+	}
+	o.slots, o.ringHead = nil, 0
+	o.doneq, o.observing = nil, nil
+	o.ready, o.batch, o.iov, o.writing = replyBuf{}, replyBuf{}, nil, 0
+}
+
 func (o *outbox) growRing() {
 	n := int(o.nextSeq - o.headSeq)
 	nr := make([]slot, max(1, 2*len(o.slots))) // one slot covers a client that waits for each reply

@@ -45,6 +45,9 @@ type Server struct {
 
 	admin atomic.Pointer[Admin] // what RESPGUARD CONFIG and RELOAD use; nil: nothing (see SetAdmin)
 
+	parkOnce sync.Once // starts parking with the first Serve
+	parker   *parker   // watches parked sessions' sockets; nil: parking off (set once, before any session)
+
 	mu        sync.Mutex // guards the fields below
 	listeners map[net.Listener]struct{}
 	sessions  map[*session]struct{}
@@ -65,6 +68,8 @@ type Stats struct {
 	rejected        atomic.Int64
 	outputOverflows atomic.Int64
 	authFailures    atomic.Int64
+	parked          atomic.Int64 // clients parked now
+	sweeps          atomic.Int64 // sweeps for idle clients run
 }
 
 // Options are a Server's collaborators. Nil fields mean: a discarding
@@ -175,6 +180,7 @@ func (s *Server) Serve(l net.Listener) error {
 	}
 	s.listeners[l] = struct{}{}
 	s.mu.Unlock()
+	s.parkOnce.Do(s.startParking)
 	ctx := context.Background()
 	var backoff time.Duration
 	for {
@@ -226,19 +232,19 @@ func (s *Server) start(ctx context.Context, conn net.Conn) {
 	if s.tel != nil {
 		s.tel.ClientAccepted()
 	}
-	go func() {
-		defer s.wg.Done()
-		defer func() {
-			s.stats.Connected.Add(-1)
-			if s.tel != nil {
-				s.tel.ClientClosed()
-			}
-		}()
-		sess.serve(ctx)
-		s.mu.Lock()
-		delete(s.sessions, sess)
-		s.mu.Unlock()
-	}()
+	go sess.serve(ctx)
+}
+
+// sessionEnded forgets a session whose reader has stopped for good.
+func (s *Server) sessionEnded(sess *session) {
+	s.mu.Lock()
+	delete(s.sessions, sess)
+	s.mu.Unlock()
+	s.stats.Connected.Add(-1)
+	if s.tel != nil {
+		s.tel.ClientClosed()
+	}
+	s.wg.Done()
 }
 
 // Shutdown stops accepting, stops reading new commands, lets replies already
@@ -253,8 +259,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for l := range s.listeners {
 		l.Close()
 	}
+	now := time.Now()
 	for sess := range s.sessions {
-		_ = sess.conn.SetReadDeadline(time.Now()) // the reader stops; the writer drains
+		sess.stopReading(now) // the reader stops; the writer drains
 	}
 	s.mu.Unlock()
 	done := make(chan struct{})

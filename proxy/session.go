@@ -18,11 +18,14 @@ import (
 	"github.com/respguard/respguard/telemetry"
 )
 
-// session is one client connection. Its reader goroutine (serve) owns the
-// request parser and every field not under ded.mu; the outbox's writer
-// goroutine owns writes to conn.
+// session is one client connection. Its reader goroutine (readCommands)
+// owns the request parser and every field not under ded.mu; the outbox's
+// writer role owns writes to conn. An idle session on a plain socket may
+// park: its reader goroutine then returns and a new one takes over when the
+// client sends something (see parking); one reader runs at a time.
 type session struct {
 	srv  *Server
+	ctx  context.Context // the session's context, set by serve
 	conn net.Conn
 	id   uint64
 	addr string
@@ -83,6 +86,8 @@ type session struct {
 	noEvict    atomic.Bool   // CLIENT NO-EVICT on: shown in CLIENT LIST (respguard evicts no client)
 	writerDone chan struct{} // closed once the outbox's output is over (out.finished)
 	quit       bool          // the session ends with QUIT (reader-goroutine state)
+
+	parking parking // whether a goroutine runs the reader (see park)
 }
 
 func newSession(srv *Server, conn net.Conn, id uint64) *session {
@@ -110,58 +115,93 @@ func newSession(srv *Server, conn net.Conn, id uint64) *session {
 		if !s.repl.handedOver.Load() { // else the replication relay owns the socket
 			_ = s.conn.Close()
 		}
+		s.resume() // a parked reader sees the close and ends the session
 	}
+	s.parking.read.Store(true) // a full sweep interval before it may park
 	return s
 }
 
-// serve runs the session until the client leaves, errs, or the server stops.
+// serve runs the session: it starts the output side, then reads commands
+// until the client leaves, errs, or the server stops.
 func (s *session) serve(ctx context.Context) {
+	s.ctx = ctx
 	// The outbox closes the connection once the output is over (see
 	// closeConn), which unblocks the reader; writerDone is closed then.
 	s.out.start(s.conn, s.srv.cfg.Client.WriteTimeout, s.srv.bytesOut)
-	writerDone := s.writerDone
-	defer func() {
-		s.gone.Store(true)
-		if r := recover(); r != nil {
-			s.srv.log.Error("bug: session panicked", "client", s.addr, "panic", r, "stack", string(debug.Stack()))
-			s.out.close()
-		}
-		switch {
-		case s.srv.shuttingDown():
-			<-writerDone // drain replies in flight on a dedicated connection too; Close cuts this short
-		case s.quit:
-			s.awaitRepliesBeforeQuit()
-		}
-		s.finish()
-		<-writerDone
-		if s.out.isOverflow() {
-			s.srv.stats.outputOverflows.Add(1)
-			if s.srv.tel != nil {
-				s.srv.tel.OutputOverflow()
-			}
-			s.srv.log.Warn("client closed: output buffer limit reached", "client", s.addr, "limit", s.srv.cfg.Client.OutputBufferLimit)
-		}
-	}()
 	if s.sock != nil {
 		s.sock.awaitInput()
 	}
+	s.readCommands()
+}
+
+// resumeReading is a parked session's reader starting again (see resume).
+func (s *session) resumeReading() {
+	s.sock.rearm()
+	s.readCommands()
+}
+
+// readCommands is the session's reader goroutine. It returns once the
+// session has ended, or once it has parked (see park): the parker then
+// starts it again when the client sends something.
+func (s *session) readCommands() {
+	parked := false
+	defer func() {
+		r := recover()
+		if parked && r == nil {
+			return // the session is no longer this goroutine's
+		}
+		s.end(r)
+	}()
 	for {
 		if lim := s.srv.requestLimits(); lim != s.lim { // Redis's limits changed
 			s.lim = lim
 			s.rd.SetLimits(*lim)
 		}
 		cmd, err := s.rd.ReadCommand()
+		if err == errPark {
+			if parked = s.park(); parked {
+				return
+			}
+			continue
+		}
 		if err != nil {
 			s.readFailed(err)
 			return
 		}
-		keep := s.handle(ctx, cmd)
+		keep := s.handle(s.ctx, cmd)
 		s.publish()
 		if !keep {
 			s.out.closeWhenDone()
 			return
 		}
 	}
+}
+
+// end runs once the reader has stopped for good (panicked is what it
+// panicked with, if it did): the output drains, the dedicated connection
+// goes, and the server forgets the session.
+func (s *session) end(panicked any) {
+	s.gone.Store(true)
+	if panicked != nil {
+		s.srv.log.Error("bug: session panicked", "client", s.addr, "panic", panicked, "stack", string(debug.Stack()))
+		s.out.close()
+	}
+	switch {
+	case s.srv.shuttingDown():
+		<-s.writerDone // drain replies in flight on a dedicated connection too; Close cuts this short
+	case s.quit:
+		s.awaitRepliesBeforeQuit()
+	}
+	s.finish()
+	<-s.writerDone
+	if s.out.isOverflow() {
+		s.srv.stats.outputOverflows.Add(1)
+		if s.srv.tel != nil {
+			s.srv.tel.OutputOverflow()
+		}
+		s.srv.log.Warn("client closed: output buffer limit reached", "client", s.addr, "limit", s.srv.cfg.Client.OutputBufferLimit)
+	}
+	s.srv.sessionEnded(s)
 }
 
 // readFailed ends the session after a read error: a protocol error gets its

@@ -145,6 +145,7 @@ func (s *session) replicate(ctx context.Context, seq uint64, name string, cmd re
 		return true
 	}
 	pending := s.rd.Detach() // bytes the client sent after the command
+	s.stayUnparked()         // the relay reads the socket from now on
 	s.repl.handedOver.Store(true)
 	s.out.local(seq, nil)
 	s.publish()
