@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/respguard/respguard/pool"
 )
 
 // clientMemory is what a proxy's Go runtime holds per connected client
@@ -21,7 +23,8 @@ type clientMemory struct {
 // measureClientMemory connects n clients to tp and reports the bytes per
 // client. The clients are raw sockets outside Go's runtime, so the memory
 // measured is the proxy's alone: its sessions, their goroutines, buffers and
-// accepted connections.
+// accepted connections. With parking on, each reading waits until every
+// client is parked.
 func measureClientMemory(t testing.TB, tp *testProxy, n int) clientMemory {
 	t.Helper()
 	addr, err := net.ResolveTCPAddr("tcp", tp.Addr)
@@ -38,7 +41,8 @@ func measureClientMemory(t testing.TB, tp *testProxy, n int) clientMemory {
 	for range n {
 		fds = append(fds, rawDial(t, addr))
 	}
-	idle, idleStack := settledMemory(t, func() bool { return tp.Server.Connected() == int64(n) })
+	parked := func() bool { return tp.Server.parker == nil || tp.Server.Parked() == int64(n) }
+	idle, idleStack := settledMemory(t, func() bool { return tp.Server.Connected() == int64(n) && parked() })
 	ping := []byte("*1\r\n$4\r\nPING\r\n")
 	for _, fd := range fds {
 		if _, err := syscall.Write(fd, ping); err != nil {
@@ -48,7 +52,7 @@ func measureClientMemory(t testing.TB, tp *testProxy, n int) clientMemory {
 	for _, fd := range fds {
 		rawExpect(t, fd, "+PONG\r\n")
 	}
-	after, afterStack := settledMemory(t, func() bool { return true })
+	after, afterStack := settledMemory(t, parked)
 	per := func(v, base uint64) float64 { return (float64(v) - float64(base)) / float64(n) }
 	return clientMemory{
 		idle: per(idle, base), afterPing: per(after, base),
@@ -115,17 +119,24 @@ func rawExpect(t testing.TB, fd int, want string) {
 }
 
 // BenchmarkClientMemory reports the proxy's memory per connected client,
-// idle and after one PING each (run with -benchtime=1x: each run connects
-// 2,000 clients).
+// idle and after one PING each, with idle clients parked and with parking
+// off (run with -benchtime=1x: each run connects 2,000 clients).
 func BenchmarkClientMemory(b *testing.B) {
-	tp := startProxy(b, nil)
-	for b.Loop() {
+	for _, bc := range []struct {
+		name      string
+		parkAfter time.Duration
+	}{{"parked", 20 * time.Millisecond}, {"goroutine", -1}} {
+		b.Run(bc.name, func(b *testing.B) {
+			tp := startProxy(b, func(c *Config, _ *pool.Config) { c.Client.ParkAfter = bc.parkAfter })
+			for b.Loop() {
+			}
+			m := measureClientMemory(b, tp, 2000)
+			b.ReportMetric(m.idle, "B/idle-client")
+			b.ReportMetric(m.afterPing, "B/client-after-PING")
+			b.ReportMetric(m.idleStack, "stack-B/idle-client")
+			b.ReportMetric(m.afterPingStack, "stack-B/client-after-PING")
+		})
 	}
-	m := measureClientMemory(b, tp, 2000)
-	b.ReportMetric(m.idle, "B/idle-client")
-	b.ReportMetric(m.afterPing, "B/client-after-PING")
-	b.ReportMetric(m.idleStack, "stack-B/idle-client")
-	b.ReportMetric(m.afterPingStack, "stack-B/client-after-PING")
 }
 
 // TestClientMemory holds the proxy's heap per client after a command well

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"errors"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -12,8 +13,8 @@ import (
 // previous sweep to park; the session's reader, if it is waiting for input
 // with nothing unparsed and no reply outstanding, hands its socket to the
 // server's parker (an epoll instance of respguard's own) and its goroutine
-// returns. When the socket has input or hangs up, the parker starts a new
-// reader goroutine. Whatever else ends or wakes a session resumes a parked
+// returns. A new session starts parked. When the socket has input or hangs
+// up, the parker starts a new reader goroutine. Whatever else ends or wakes a session resumes a parked
 // one first, so that the reader's usual exit runs: its output ending
 // (EOF, CLIENT KILL, an output limit, Close), Shutdown, the idle timeout.
 // Replies, Pub/Sub messages and invalidations are written by the upstream
@@ -103,12 +104,28 @@ func (s *session) park() bool {
 		return false
 	}
 	s.shrink()
+	if !s.parkNow() {
+		s.declinePark()
+		return false
+	}
+	s.srv.stats.goroutinesParked.Add(1)
+	return true
+}
+
+// parkAtStart parks a new session before its reader ever runs, and
+// reports whether it did.
+func (s *session) parkAtStart() bool {
+	return s.sock != nil && s.srv.parker != nil && s.parkNow()
+}
+
+// parkNow registers the session's socket with the parker and arms its
+// idle timeout, unless the server is stopping or the reader must stay.
+func (s *session) parkNow() bool {
 	due, timed := s.idleDue()
 	p := &s.parking
 	p.mu.Lock()
-	if p.state != readerParkAsked || s.srv.shuttingDown() || s.register() != nil {
-		p.mu.Unlock()
-		s.declinePark()
+	defer p.mu.Unlock()
+	if p.state != readerRunning && p.state != readerParkAsked || s.srv.shuttingDown() || s.register() != nil {
 		return false
 	}
 	p.state = readerParked
@@ -116,7 +133,6 @@ func (s *session) park() bool {
 		p.idle = time.AfterFunc(time.Until(due), s.resume)
 	}
 	s.srv.stats.parked.Add(1)
-	p.mu.Unlock()
 	return true
 }
 
@@ -216,11 +232,19 @@ func (srv *Server) runParker(p *parker) {
 	}
 }
 
+// Returning memory to the OS after mass parking (see releaseMemory).
+const (
+	releaseAfterParks = 1000             // reader goroutines parked since the last release
+	releaseEvery      = 10 * time.Second // at most this often
+)
+
 // sweep asks, every interval, the sessions that have read nothing since
 // the previous sweep to park, until the server stops.
 func (srv *Server) sweep(p *parker, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
+	var released time.Time
+	var lastParks int64
 	for {
 		select {
 		case <-srv.stopping:
@@ -233,9 +257,35 @@ func (srv *Server) sweep(p *parker, every time.Duration) {
 			}
 			srv.mu.Unlock()
 			srv.stats.sweeps.Add(1)
+			parks := srv.stats.goroutinesParked.Load()
+			if shouldRelease(parks, lastParks, now.Sub(released)) {
+				srv.stats.goroutinesParked.Add(-parks)
+				releaseMemory()
+				released, parks = time.Now(), 0
+			}
+			lastParks = parks
 		}
 	}
 }
+
+// shouldRelease decides, at a sweep, whether to return memory to the OS:
+// a thousand reader goroutines or more have parked since the last release
+// and the wave of parking is over (none parked since the previous sweep),
+// or ten times as many have; and not within releaseEvery of the last one.
+func shouldRelease(parks, parksAtLastSweep int64, sinceRelease time.Duration) bool {
+	if sinceRelease < releaseEvery || parks < releaseAfterParks {
+		return false
+	}
+	return parks == parksAtLastSweep || parks >= 10*releaseAfterParks
+}
+
+// releaseMemory returns to the OS the memory that parked sessions let go
+// of. Go frees a dead goroutine's stack only at a garbage collection, and
+// its scavenger returns free pages only down to the heap goal of the last
+// one, which a burst of activity has raised: without a collection and a
+// scavenge, the process keeps the memory of every goroutine it ever ran at
+// once. It runs from the sweeper (see shouldRelease), never per request.
+func releaseMemory() { debug.FreeOSMemory() }
 
 // Parked reports how many clients are parked: idle, with no goroutine.
 func (srv *Server) Parked() int64 { return srv.stats.parked.Load() }

@@ -199,3 +199,24 @@ func TestParkingOff(t *testing.T) {
 		t.Fatalf("reader state %d with parking off", st)
 	}
 }
+
+func TestShouldRelease(t *testing.T) {
+	for _, tc := range []struct {
+		name               string
+		parks, atLastSweep int64
+		sinceRelease       time.Duration
+		want               bool
+	}{
+		{"a wave of a thousand parks that is over releases", 1500, 1500, time.Minute, true},
+		{"a wave still parking waits for its end", 1500, 800, time.Minute, false},
+		{"ten thousand parks release even while parking goes on", 10000, 9000, time.Minute, true},
+		{"a few parks do not release", 999, 999, time.Minute, false},
+		{"never twice within releaseEvery", 20000, 20000, releaseEvery - time.Second, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := shouldRelease(tc.parks, tc.atLastSweep, tc.sinceRelease); got != tc.want {
+				t.Fatalf("shouldRelease(%d, %d, %v) = %v", tc.parks, tc.atLastSweep, tc.sinceRelease, got)
+			}
+		})
+	}
+}

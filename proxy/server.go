@@ -70,6 +70,8 @@ type Stats struct {
 	authFailures    atomic.Int64
 	parked          atomic.Int64 // clients parked now
 	sweeps          atomic.Int64 // sweeps for idle clients run
+
+	goroutinesParked atomic.Int64 // reader goroutines parked since memory was last released (see sweep)
 }
 
 // Options are a Server's collaborators. Nil fields mean: a discarding
@@ -232,7 +234,7 @@ func (s *Server) start(ctx context.Context, conn net.Conn) {
 	if s.tel != nil {
 		s.tel.ClientAccepted()
 	}
-	go sess.serve(ctx)
+	sess.begin(ctx)
 }
 
 // sessionEnded forgets a session whose reader has stopped for good.

@@ -121,13 +121,24 @@ func newSession(srv *Server, conn net.Conn, id uint64) *session {
 	return s
 }
 
-// serve runs the session: it starts the output side, then reads commands
-// until the client leaves, errs, or the server stops.
-func (s *session) serve(ctx context.Context) {
+// begin starts the session: its output side, then its reader. A client on
+// a plain socket starts parked when parking is on, so that one that has
+// sent nothing costs no goroutine: the parker starts its reader once it
+// sends something.
+func (s *session) begin(ctx context.Context) {
 	s.ctx = ctx
 	// The outbox closes the connection once the output is over (see
 	// closeConn), which unblocks the reader; writerDone is closed then.
 	s.out.start(s.conn, s.srv.cfg.Client.WriteTimeout, s.srv.bytesOut)
+	if s.parkAtStart() {
+		return
+	}
+	go s.serve()
+}
+
+// serve is the reader goroutine of a session that did not start parked:
+// it reads commands until the client leaves, errs, or the server stops.
+func (s *session) serve() {
 	if s.sock != nil {
 		s.sock.awaitInput()
 	}

@@ -19,6 +19,9 @@
 #   BENCH_N_C50_P1=300000 BENCH_N_C50_P16=2000000 BENCH_N_C1_P1=50000
 #   BENCH_N_D1024_C50_P16=1000000 BENCH_N_C1000_P1=300000
 #   BENCH_IDLE_CLIENTS=10000  idle connections for the RSS measurement (0: skip)
+#   BENCH_IDLE_SETTLE=5       seconds between the PINGs and the RSS reading after
+#                             them (respguard parks a client idle for 1-2 s and
+#                             then returns the memory freed to the OS)
 #   BENCH_REDIS_CPU=0 BENCH_CLIENT_CPU=1
 #   BENCH_RESPGUARD_BIN=      use this respguard binary instead of building one
 #   BENCH_OUT_DIR=deploy/bench/results
@@ -26,7 +29,7 @@
 # the script, not a measurement.
 set -euo pipefail
 
-usage() { sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; }
 
 QUICK=0
 TARGETS=${BENCH_TARGETS:-direct respguard twemproxy}
@@ -46,6 +49,7 @@ BENCH=$ROOT/deploy/bench
 ROUNDS=${BENCH_ROUNDS:-1}
 TESTS=${BENCH_TESTS:-set,get}
 IDLE=${BENCH_IDLE_CLIENTS:-10000}
+IDLE_SETTLE=${BENCH_IDLE_SETTLE:-5}
 REDIS_CPU=${BENCH_REDIS_CPU:-0}
 CLIENT_CPU=${BENCH_CLIENT_CPU:-1}
 OUT_DIR=${BENCH_OUT_DIR:-$BENCH/results}
@@ -265,7 +269,7 @@ measure_idle() { # target
 		kill "$idle_pid" 2>/dev/null || true
 		return
 	fi
-	sleep 1
+	sleep "$IDLE_SETTLE"
 	after=$(rss_kib "$pid")
 	kill "$idle_pid"
 	wait "$idle_pid" 2>/dev/null || true
