@@ -142,17 +142,21 @@ func BenchmarkClientMemory(b *testing.B) {
 // TestClientMemory holds the proxy's heap per client after a command well
 // under what a held read buffer (4 KiB) and a ring of eight reply slots
 // (2 KiB) took on their own: both are taken only while a client has work.
-// A client that has sent nothing keeps its goroutines on minimal stacks
-// (the race detector's are larger).
+// An idle client is parked: no goroutine, so almost no stack (the runtime
+// keeps a few dead goroutines' stacks per P for reuse), and under 3.5 KiB
+// in all (4.8 KiB with a goroutine).
 func TestClientMemory(t *testing.T) {
-	tp := startProxy(t, nil)
+	tp := startProxy(t, func(c *Config, _ *pool.Config) { c.Client.ParkAfter = 20 * time.Millisecond })
 	m := measureClientMemory(t, tp, 500)
 	heap := m.afterPing - m.afterPingStack
 	t.Logf("per client: idle %.0f B (stacks %.0f B), after PING %.0f B (stacks %.0f B)", m.idle, m.idleStack, m.afterPing, m.afterPingStack)
 	if heap > 6<<10 {
 		t.Fatalf("%.0f bytes of heap per client after a PING", heap)
 	}
-	if !raceEnabled && m.idleStack > 5<<10 {
-		t.Fatalf("%.0f bytes of goroutine stacks per client that sent nothing", m.idleStack)
+	if m.idleStack > 512 || m.afterPingStack > 1024 { // a goroutine each: 2 KiB at the least
+		t.Fatalf("%.0f and %.0f bytes of goroutine stacks per parked client (idle, after a PING)", m.idleStack, m.afterPingStack)
+	}
+	if !raceEnabled && m.idle > 3584 {
+		t.Fatalf("%.0f bytes per parked client that sent nothing", m.idle)
 	}
 }
