@@ -3,7 +3,10 @@
 package proxy
 
 import (
+	"errors"
 	"net"
+	"os"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -28,23 +31,34 @@ func (s *session) watchClose() (closed <-chan struct{}, stop func()) {
 		return nil, func() {}
 	}
 	gone, done := make(chan struct{}), make(chan struct{})
+	var stopped atomic.Bool
 	go func() {
 		defer close(done)
 		var b [1]byte
 		eof := false
-		err := raw.Read(func(fd uintptr) bool {
+		peek := func(fd uintptr) bool {
 			n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
 			if err == syscall.EAGAIN || err == syscall.EINTR {
 				return false // wait until readable
 			}
 			eof = n == 0 || err != nil
 			return true
-		})
+		}
+		err := raw.Read(peek)
+		for errors.Is(err, os.ErrDeadlineExceeded) && !stopped.Load() {
+			// The sweeper's request to park (see parking): not now.
+			_ = s.conn.SetReadDeadline(time.Time{})
+			if stopped.Load() { // stop's deadline may just have been cleared
+				break
+			}
+			err = raw.Read(peek)
+		}
 		if err == nil && eof {
 			close(gone)
 		}
 	}()
 	return gone, func() {
+		stopped.Store(true)
 		_ = s.conn.SetReadDeadline(time.Now()) // ends the watcher's wait
 		<-done
 		_ = s.conn.SetReadDeadline(time.Time{}) // deadlineReader sets the next one

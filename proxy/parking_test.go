@@ -220,3 +220,26 @@ func TestShouldRelease(t *testing.T) {
 		})
 	}
 }
+
+func TestClientHeldByPauseIsStillWatchedWhileSweepsGoBy(t *testing.T) {
+	tp := startParkingProxy(t, nil)
+	admin, c := tp.raw(t), tp.raw(t)
+	id := clientID(t, c)
+	admin.send("CLIENT PAUSE 100000 WRITE\r\n")
+	admin.reply()
+	c.send("SET held:k v\r\n")
+	waitHeld(t, tp, id)
+	swept := tp.Server.stats.sweeps.Load()
+	pollUntil(t, 10*time.Second, "three more sweeps", func() bool { return tp.Server.stats.sweeps.Load() >= swept+3 })
+	c.Close()
+	pollUntil(t, 10*time.Second, "the held session to end when its client leaves", func() bool {
+		for _, s := range tp.Server.clients() {
+			if s.id == uint64(id) {
+				return false
+			}
+		}
+		return true
+	})
+	admin.send("CLIENT UNPAUSE\r\n")
+	admin.reply()
+}
