@@ -79,7 +79,7 @@ type outbox struct {
 	wn    int         // ...how many it wrote
 	werr  error       // ...and its error (EAGAIN is not one)
 
-	wake     chan struct{} // cap 1: ready grew or state changed (for the writer goroutine)
+	wake     chan struct{} // cap 1: ready grew or state changed (for a lifelong writer goroutine; nil with a descriptor)
 	finished chan struct{} // closed once output is over and conn is closed
 
 	onDone    func(s *slot) // called with no lock held when a slot completes, one slot at a time
@@ -113,7 +113,7 @@ type slotMeta struct {
 }
 
 func newOutbox(limit, soft int, softFor time.Duration) *outbox {
-	o := &outbox{limit: limit, soft: soft, softFor: softFor, wake: make(chan struct{}, 1), finished: make(chan struct{})} // slots: on first command
+	o := &outbox{limit: limit, soft: soft, softFor: softFor, finished: make(chan struct{})} // slots: on first command; wake: in start, if needed
 	o.cond.L = &o.mu
 	return o
 }

@@ -27,7 +27,7 @@ func (o *outbox) start(conn net.Conn, writeTimeout time.Duration, bytesOut func(
 			return
 		}
 	}
-	o.busy, o.loop = true, true
+	o.busy, o.loop, o.wake = true, true, make(chan struct{}, 1)
 	go o.writeLoop()
 }
 
@@ -111,7 +111,7 @@ func (o *outbox) takeWriteLocked() bool {
 
 // wakeLocked wakes the writer goroutine if it runs. Caller must hold mu.
 func (o *outbox) wakeLocked() {
-	if !o.loop {
+	if !o.loop || o.wake == nil { // a writer goroutine on a descriptor never waits for a wake-up
 		return
 	}
 	select {

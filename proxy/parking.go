@@ -189,11 +189,11 @@ func (s *session) stopReading(now time.Time) {
 	s.resume()
 }
 
-// shrink lets go of what an idle session can rebuild: the parser's and the
+// shrink lets go of what an idle session can rebuild: the parser, the
 // session's scratch, the outbox's reply ring and spare buffers. Reader
 // goroutine.
 func (s *session) shrink() {
-	s.rd.Idle()
+	s.rd = nil // nothing is left unparsed: a new one is made at the next input
 	s.reply, s.keyIdx, s.guardArgs, s.stmtBuf = nil, nil, nil, nil
 	if len(s.txQueued) == 0 {
 		s.txQueued = nil

@@ -29,9 +29,9 @@ type session struct {
 	conn net.Conn
 	id   uint64
 	addr string
-	rd   *resp.RequestReader
-	sock *socketReader // rd's source on a plain socket; nil: TLS
-	lim  *resp.Limits  // rd's limits, from Server.requestLimits
+	rd   *resp.RequestReader // nil on a plain socket while parked (see parser)
+	sock *socketReader       // rd's source on a plain socket; nil: TLS
+	lim  *resp.Limits        // rd's limits, from Server.requestLimits
 	out  *outbox
 
 	// Reader-goroutine state.
@@ -103,7 +103,9 @@ func newSession(srv *Server, conn net.Conn, id uint64) *session {
 	s.userName.Store("")
 	s.publish()
 	s.lim = srv.requestLimits()
-	s.rd = resp.NewRequestReader(newClientReader(s), *s.lim)
+	if src := newClientReader(s); s.sock == nil { // a plain socket's parser is made when it has input (see parser)
+		s.rd = resp.NewRequestReader(src, *s.lim)
+	}
 	s.route, s.pinnedTarget = s.routeStandalone, s.out
 	if srv.cluster != nil {
 		s.pinned = pinnedReplies{out: s.out, cl: srv.cluster}
@@ -164,11 +166,12 @@ func (s *session) readCommands() {
 		s.end(r)
 	}()
 	for {
+		rd := s.parser()
 		if lim := s.srv.requestLimits(); lim != s.lim { // Redis's limits changed
 			s.lim = lim
-			s.rd.SetLimits(*lim)
+			rd.SetLimits(*lim)
 		}
-		cmd, err := s.rd.ReadCommand()
+		cmd, err := rd.ReadCommand()
 		if err == errPark {
 			if parked = s.park(); parked {
 				return
@@ -186,6 +189,15 @@ func (s *session) readCommands() {
 			return
 		}
 	}
+}
+
+// parser returns the session's request parser, made anew for a session
+// that parked (see shrink).
+func (s *session) parser() *resp.RequestReader {
+	if s.rd == nil {
+		s.rd = resp.NewRequestReader(s.sock, *s.lim)
+	}
+	return s.rd
 }
 
 // end runs once the reader has stopped for good (panicked is what it

@@ -168,17 +168,6 @@ func (rr *RequestReader) SetLimits(lim Limits) { rr.lim = lim.withDefaults() }
 // ReadCommand: when it is zero, the next ReadCommand will block on the network.
 func (rr *RequestReader) Buffered() int { return rr.w - rr.r }
 
-// Idle lets go of the parser's scratch (argument and inline slices) when
-// nothing received is left unparsed and no buffer is held, for a client
-// that is going quiet; the next command makes them again. Otherwise it does
-// nothing.
-func (rr *RequestReader) Idle() {
-	if rr.r != rr.w || rr.buf != nil || rr.argc != 0 {
-		return
-	}
-	rr.spans, rr.args, rr.inline, rr.inlineAt = nil, nil, nil, nil
-}
-
 // Detach returns the received bytes ReadCommand has not consumed, and
 // forgets them: for a caller that stops parsing and takes the connection's
 // byte stream over. The slice is the caller's until the next ReadCommand.
