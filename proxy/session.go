@@ -25,7 +25,7 @@ import (
 // client sends something (see parking); one reader runs at a time.
 type session struct {
 	srv  *Server
-	ctx  context.Context // the session's context, set by serve
+	ctx  context.Context // the session's context, set by begin
 	conn net.Conn
 	id   uint64
 	addr string
