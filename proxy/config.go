@@ -34,8 +34,8 @@ type ClientConfig struct {
 	WriteTimeout          time.Duration `mapstructure:"write_timeout"` // a write to a client that stopped reading fails after (60s)
 	// ParkAfter: a client on a plain TCP or Unix socket (Linux) that has
 	// sent nothing for between one and two of these, with no reply
-	// outstanding, is parked: it keeps no goroutine until it sends again
-	// (1s; negative = never).
+	// outstanding, is parked: it keeps no goroutine until it sends again;
+	// new clients then start parked (0 = off; 1s is a good value).
 	ParkAfter time.Duration `mapstructure:"park_after"`
 }
 
@@ -47,7 +47,6 @@ const (
 	DefaultOutputBufferLimit = 256 << 20
 	DefaultMaxPending        = 10000
 	DefaultWriteTimeout      = 60 * time.Second
-	DefaultParkAfter         = time.Second
 )
 
 // WithDefaults returns c with zero fields set to their defaults.
@@ -83,9 +82,6 @@ func (c Config) WithDefaults() Config {
 	if cc.WriteTimeout == 0 {
 		cc.WriteTimeout = DefaultWriteTimeout
 	}
-	if cc.ParkAfter == 0 {
-		cc.ParkAfter = DefaultParkAfter
-	}
 	return c
 }
 
@@ -113,6 +109,7 @@ func (c Config) Validate() error {
 	neg("client.output_buffer_soft_time", cc.OutputBufferSoftTime < 0)
 	neg("client.max_pending", cc.MaxPending < 0)
 	neg("client.write_timeout", cc.WriteTimeout < 0)
+	neg("client.park_after", cc.ParkAfter < 0)
 	return errors.Join(errs...)
 }
 
