@@ -30,7 +30,7 @@
 # the script, not a measurement.
 set -euo pipefail
 
-usage() { sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; }
 
 QUICK=0
 TARGETS=${BENCH_TARGETS:-direct respguard twemproxy}
