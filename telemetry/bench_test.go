@@ -53,6 +53,19 @@ func BenchmarkCommandDone(b *testing.B) {
 	}
 }
 
+// BenchmarkCommandDoneSaturated is a saturated proxy: every command waited
+// past slow_threshold (queueing included), as at redis-benchmark -c 1000 on
+// one CPU. Spans are bounded per second; the slow log still takes each one.
+func BenchmarkCommandDoneSaturated(b *testing.B) {
+	tel := newBenchTelemetry(b, 0.01)
+	c := benchCommand()
+	c.Done = c.Start.Add(50 * time.Millisecond)
+	b.ReportAllocs()
+	for b.Loop() {
+		tel.CommandDone(c)
+	}
+}
+
 func BenchmarkCommandDoneParallel(b *testing.B) {
 	tel := newBenchTelemetry(b, 0.01)
 	b.ReportAllocs()

@@ -57,7 +57,7 @@ type Command struct {
 // CommandDone records a completed command: latency and error metrics
 // always; a slow-log entry when it took longer than slowlog.threshold; a
 // span when the sampler picks it (ratio, or slower than
-// traces.slow_threshold). It is the hot path: once a command name (and
+// traces.slow_threshold, at most slowSpansPerSecond of those a second). It is the hot path: once a command name (and
 // error code) has been seen, a call without a span or slow-log entry does
 // not allocate.
 func (t *Telemetry) CommandDone(c *Command) {
@@ -65,7 +65,7 @@ func (t *Telemetry) CommandDone(c *Command) {
 	t.recordCommand(context.Background(), c, cm)
 	total := c.Done.Sub(c.Start)
 	slow := t.slowlogOn && total > t.slowlogThreshold
-	traced := t.sampler.sample(total)
+	traced := t.sampler.sample(total, c.Done)
 	if slow || traced {
 		t.recordDetail(c, cm, total, slow, traced)
 	}

@@ -65,8 +65,8 @@ type TracesConfig struct {
 	// SampleRatio is the fraction of ordinary commands traced, in [0,1].
 	// nil means DefaultSampleRatio (0.01); use new(0.0) for "slow ones only".
 	SampleRatio *float64 `mapstructure:"sample_ratio"`
-	// SlowThreshold: every command whose total time exceeds it is traced
-	// whatever the ratio. 0 means DefaultSlowThreshold (10ms); negative
+	// SlowThreshold: a command whose total time exceeds it is traced
+	// whatever the ratio, at most 100 such commands a second. 0 means DefaultSlowThreshold (10ms); negative
 	// disables this rule.
 	SlowThreshold time.Duration `mapstructure:"slow_threshold"`
 	// Statement selects db.query.text redaction; "" means "keys".

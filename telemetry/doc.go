@@ -5,10 +5,10 @@
 // providers; it holds no global state. The proxy calls [Telemetry.CommandDone]
 // once per completed command on its hot path: with tracing off that costs a
 // couple of histogram observations and no allocation. Tracing decides at the
-// end of each command whether to export it (a ratio sampler, plus every
-// command slower than traces.slow_threshold) and only then builds the span,
-// with the command's real start and end timestamps, so unsampled commands
-// cost almost nothing.
+// end of each command whether to export it (a ratio sampler, plus commands
+// slower than traces.slow_threshold, at most 100 a second) and only then
+// builds the span, with the command's real start and end timestamps, so
+// unsampled commands cost almost nothing.
 //
 // Metrics are written with the OpenTelemetry metric API so a MeterProvider
 // can be injected (and pushed over OTLP); by default an SDK provider feeds

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -26,13 +27,51 @@ const (
 	attrDecision = attribute.Key("respguard.decision")
 )
 
+// slowSpansPerSecond bounds the spans the slow rule adds in any one second
+// of the clock. When the proxy or Redis is saturated every command is slow
+// (queueing included), and a span per command would multiply the CPU spent
+// per command just when there is none to spare.
+const slowSpansPerSecond = 100
+
 // sampler decides, once a command is done, whether it gets a span. The zero
-// value never samples. Immutable after New.
+// value never samples. Immutable after New but for slowSpans, which is shared.
 type sampler struct {
-	tracer trace.Tracer  // nil: tracing off
-	all    bool          // ratio 1
-	bound  uint64        // sampled when rand.Uint64() < bound (ratio * 2^64)
-	slow   time.Duration // > 0: commands slower than this are always traced
+	tracer    trace.Tracer  // nil: tracing off
+	all       bool          // ratio 1
+	bound     uint64        // sampled when rand.Uint64() < bound (ratio * 2^64)
+	slow      time.Duration // > 0: commands slower than this are traced, within slowSpans
+	slowSpans *spanBudget   // non-nil when slow > 0
+}
+
+// spanBudget hands out at most max spans per second of the clock, counted
+// by the second a command finished in. Safe for concurrent use.
+type spanBudget struct {
+	max   uint64        // below 1<<spanCountBits
+	state atomic.Uint64 // Unix second << spanCountBits | spans taken in it
+}
+
+const spanCountBits = 20
+
+// take reports whether a command that finished at done may have a span.
+// A command finished in a second earlier than one already counted gets none.
+func (b *spanBudget) take(done time.Time) bool {
+	sec := uint64(done.Unix())
+	for {
+		old := b.state.Load()
+		cur, used := old>>spanCountBits, old&(1<<spanCountBits-1)
+		next := sec<<spanCountBits | 1
+		switch {
+		case sec < cur:
+			return false
+		case sec == cur && used >= b.max:
+			return false
+		case sec == cur:
+			next = old + 1
+		}
+		if b.state.CompareAndSwap(old, next) {
+			return true
+		}
+	}
 }
 
 func newSampler(tracer trace.Tracer, s traceSettings) sampler {
@@ -41,21 +80,27 @@ func newSampler(tracer trace.Tracer, s traceSettings) sampler {
 	}
 	ratio := *s.SampleRatio
 	sm := sampler{tracer: tracer, all: ratio >= 1, slow: s.SlowThreshold}
+	if sm.slow > 0 {
+		sm.slowSpans = &spanBudget{max: slowSpansPerSecond}
+	}
 	if ratio > 0 && ratio < 1 {
 		sm.bound = uint64(ratio * (1 << 64))
 	}
 	return sm
 }
 
-// sample reports whether a command that took total should be traced.
-func (s *sampler) sample(total time.Duration) bool {
+// sample reports whether a command that took total and finished at done
+// should be traced: by the ratio, or by the slow rule within its budget.
+func (s *sampler) sample(total time.Duration, done time.Time) bool {
 	switch {
 	case s.tracer == nil:
 		return false
-	case s.all, s.slow > 0 && total > s.slow:
+	case s.all:
+		return true
+	case s.bound != 0 && rand.Uint64() < s.bound:
 		return true
 	}
-	return s.bound != 0 && rand.Uint64() < s.bound
+	return s.slow > 0 && total > s.slow && s.slowSpans.take(done)
 }
 
 // newTracerProvider builds the SDK provider for s.Exporter, or returns nil

@@ -6,6 +6,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -70,6 +72,46 @@ func TestRatioZeroStillTracesSlowCommands(t *testing.T) {
 	spans := exp.GetSpans()
 	if len(spans) != 1 || spans[0].Name != "DEBUG" {
 		t.Fatalf("exported %d spans (%v), want only the slow DEBUG", len(spans), spans)
+	}
+}
+
+func TestSlowCommandsAreTracedAtMostABudgetPerSecond(t *testing.T) {
+	tel, exp := newTracedTelemetry(t, Config{Traces: TracesConfig{SampleRatio: new(0.0), SlowThreshold: 5 * time.Millisecond}})
+	for range 3 * slowSpansPerSecond { // a saturated proxy: every command queued past the threshold
+		tel.CommandDone(command("get", 50*time.Millisecond))
+	}
+	if n := len(exp.GetSpans()); n != slowSpansPerSecond {
+		t.Fatalf("%d spans for %d slow commands in one second, want %d", n, 3*slowSpansPerSecond, slowSpansPerSecond)
+	}
+	next := command("debug", 50*time.Millisecond)
+	next.Start = next.Start.Add(time.Second)
+	next.Done = next.Done.Add(time.Second)
+	tel.CommandDone(next)
+	if spans := exp.GetSpans(); len(spans) != slowSpansPerSecond+1 || spans[len(spans)-1].Name != "DEBUG" {
+		t.Fatalf("the next second's slow command was not traced (%d spans)", len(spans))
+	}
+}
+
+func TestSpanBudgetIsSharedByConcurrentCallers(t *testing.T) {
+	b := &spanBudget{max: 50}
+	done := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
+	var taken atomic.Int64
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for range 100 {
+				if b.take(done) {
+					taken.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if n := taken.Load(); n != 50 {
+		t.Fatalf("%d spans taken from a budget of 50", n)
+	}
+	if b.take(done.Add(-time.Second)) {
+		t.Error("a command finished in an earlier second took from a spent budget")
 	}
 }
 
