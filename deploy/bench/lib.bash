@@ -71,3 +71,24 @@ workload_n() {
 	var=BENCH_N_${1^^}
 	echo "${BENCH_N:-${!var:-$2}}"
 }
+
+# start_twemproxy PORT REDIS_PORT CPU LOG: nutcracker (twemproxy) on
+# 127.0.0.1:PORT in front of the Redis on REDIS_PORT with one server
+# connection, pinned to CPU, logging to LOG, in the background: $! is its
+# pid once this returns.
+start_twemproxy() {
+	cat >"$TMP/nutcracker.yml" <<-EOF
+		bench:
+		  listen: 127.0.0.1:$1
+		  redis: true
+		  hash: fnv1a_64
+		  distribution: ketama
+		  auto_eject_hosts: false
+		  preconnect: true
+		  server_connections: 1
+		  servers:
+		    - 127.0.0.1:$2:1
+	EOF
+	taskset -c "$3" nutcracker -c "$TMP/nutcracker.yml" -s "$(free_ports 1)" -a 127.0.0.1 \
+		-o "$4" -p "$TMP/nutcracker.pid" &
+}

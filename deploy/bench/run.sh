@@ -160,20 +160,7 @@ PID[direct]=$REDIS_PID
 
 if has_target twemproxy; then
 	PORT[twemproxy]=$(free_ports 1)
-	cat >"$TMP/nutcracker.yml" <<-EOF
-		bench:
-		  listen: 127.0.0.1:${PORT[twemproxy]}
-		  redis: true
-		  hash: fnv1a_64
-		  distribution: ketama
-		  auto_eject_hosts: false
-		  preconnect: true
-		  server_connections: 1
-		  servers:
-		    - 127.0.0.1:${REDIS_PORT}:1
-	EOF
-	taskset -c "$CLIENT_CPU" nutcracker -c "$TMP/nutcracker.yml" -s "$(free_ports 1)" -a 127.0.0.1 \
-		-o "$TMP/twemproxy.log" -p "$TMP/nutcracker.pid" &
+	start_twemproxy "${PORT[twemproxy]}" "$REDIS_PORT" "$CLIENT_CPU" "$TMP/twemproxy.log"
 	PID[twemproxy]=$!
 	PIDS+=("${PID[twemproxy]}")
 	wait_ping "${PORT[twemproxy]}" twemproxy "${PID[twemproxy]}" "$TMP/twemproxy.log"

@@ -87,20 +87,7 @@ for t in $TARGETS; do
 	PORT[$t]=$(free_ports 1)
 	case $t in
 	twemproxy)
-		cat >"$TMP/nutcracker.yml" <<-EOF
-			bench:
-			  listen: 127.0.0.1:${PORT[$t]}
-			  redis: true
-			  hash: fnv1a_64
-			  distribution: ketama
-			  auto_eject_hosts: false
-			  preconnect: true
-			  server_connections: 1
-			  servers:
-			    - 127.0.0.1:${REDIS_PORT}:1
-		EOF
-		taskset -c "$CLIENT_CPU" nutcracker -c "$TMP/nutcracker.yml" -s "$(free_ports 1)" -a 127.0.0.1 \
-			-o "$TMP/$t.log" -p "$TMP/nutcracker.pid" &
+		start_twemproxy "${PORT[$t]}" "$REDIS_PORT" "$CLIENT_CPU" "$TMP/$t.log"
 		;;
 	respguard | base)
 		bin=$RESPGUARD
