@@ -19,7 +19,7 @@ type Config struct {
 	MinIdleConns   int           `mapstructure:"min_idle_conns"`  // dedicated connections kept idle (0)
 	IdleTimeout    time.Duration `mapstructure:"idle_timeout"`    // idle dedicated connection closed after (5m)
 	AcquireTimeout time.Duration `mapstructure:"acquire_timeout"` // wait for a dedicated connection (5s)
-	SharedConns    int           `mapstructure:"shared_conns"`    // multiplexed connections per (db, protocol) (2)
+	SharedConns    int           `mapstructure:"shared_conns"`    // multiplexed connections per (db, protocol) (1)
 	RetryBackoff   time.Duration `mapstructure:"retry_backoff"`   // after a failed dial, fail fast for this long (250ms, doubling to 5s)
 	// CommandTimeout fails a shared connection whose awaited reply makes no
 	// progress for this long (Redis paused or hung): its in-flight commands

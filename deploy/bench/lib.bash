@@ -92,3 +92,18 @@ start_twemproxy() {
 	taskset -c "$3" nutcracker -c "$TMP/nutcracker.yml" -s "$(free_ports 1)" -a 127.0.0.1 \
 		-o "$4" -p "$TMP/nutcracker.pid" &
 }
+
+# tcp_counters_reset / tcp_counters: the kernel's TCP counters that tell a
+# slow phase of a loopback benchmark from TCP loss (accept-queue overflows,
+# retransmits), since the last reset; "n/a" without nstat (iproute2).
+tcp_counters_reset() {
+	if command -v nstat >/dev/null; then nstat -n >/dev/null 2>&1 || true; fi
+}
+tcp_counters() {
+	if ! command -v nstat >/dev/null; then
+		echo n/a
+		return
+	fi
+	nstat -z TcpExtListenOverflows TcpExtListenDrops TcpRetransSegs TcpExtTCPTimeouts 2>/dev/null |
+		awk 'NR > 1 && $1 !~ /^#/ { printf "%s%s=%s", sep, $1, $2; sep = " " }'
+}

@@ -240,7 +240,7 @@ wait_line() {
 }
 
 measure_idle() { # target
-	local target=$1 pid=${PID[$1]} before idle after idle_pid
+	local target=$1 pid=${PID[$1]} before idle after idle_pid t0 ms
 	alive "$target" || return 0
 	before=$(rss_kib "$pid")
 	python3 "$BENCH/idle_clients.py" --port "${PORT[$target]}" --count "$IDLE" >"$TMP/idle.out" 2>&1 &
@@ -253,11 +253,22 @@ measure_idle() { # target
 	fi
 	sleep 1 # let lazily allocated per-client state settle
 	idle=$(rss_kib "$pid")
+	tcp_counters_reset
+	t0=$(date +%s%N)
 	kill -USR1 "$idle_pid" # each client now sends one PING
 	if ! wait_line "$TMP/idle.out" ready "$idle_pid"; then
 		note "idle clients' PINGs against $target failed: $(cat "$TMP/idle.out")"
 		kill "$idle_pid" 2>/dev/null || true
 		return
+	fi
+	# A PING phase far slower than the others is TCP retransmitting (a
+	# connection the listener dropped at its accept queue's limit), not
+	# the proxy: the counters say which.
+	ms=$((($(date +%s%N) - t0) / 1000000))
+	if ((ms > 5000)); then
+		note "idle $target: $IDLE PINGs answered in $ms ms; TCP counters during them: $(tcp_counters)"
+	else
+		log "idle $target: $IDLE PINGs answered in $ms ms; TCP counters during them: $(tcp_counters)"
 	fi
 	sleep "$IDLE_SETTLE"
 	after=$(rss_kib "$pid")
