@@ -131,7 +131,7 @@ func BenchmarkClientMemory(b *testing.B) {
 	for _, bc := range []struct {
 		name      string
 		parkAfter time.Duration
-	}{{"parked", 20 * time.Millisecond}, {"goroutine", 0}} {
+	}{{"parked", 20 * time.Millisecond}, {"goroutine", -1}} {
 		b.Run(bc.name, func(b *testing.B) {
 			tp := startProxy(b, func(c *Config, _ *pool.Config) { c.Client.ParkAfter = bc.parkAfter })
 			for b.Loop() {

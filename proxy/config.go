@@ -35,7 +35,7 @@ type ClientConfig struct {
 	// ParkAfter: a client on a plain TCP or Unix socket (Linux) that has
 	// sent nothing for between one and two of these, with no reply
 	// outstanding, is parked: it keeps no goroutine until it sends again;
-	// new clients then start parked (0 = off; 1s is a good value).
+	// new clients then start parked (5s; negative = off).
 	ParkAfter time.Duration `mapstructure:"park_after"`
 }
 
@@ -47,6 +47,7 @@ const (
 	DefaultOutputBufferLimit = 256 << 20
 	DefaultMaxPending        = 10000
 	DefaultWriteTimeout      = 60 * time.Second
+	DefaultParkAfter         = 5 * time.Second
 )
 
 // WithDefaults returns c with zero fields set to their defaults.
@@ -75,6 +76,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if cc.OutputBufferLimit == 0 {
 		cc.OutputBufferLimit = DefaultOutputBufferLimit
+	}
+	if cc.ParkAfter == 0 {
+		cc.ParkAfter = DefaultParkAfter
 	}
 	if cc.MaxPending == 0 {
 		cc.MaxPending = DefaultMaxPending
@@ -109,7 +113,6 @@ func (c Config) Validate() error {
 	neg("client.output_buffer_soft_time", cc.OutputBufferSoftTime < 0)
 	neg("client.max_pending", cc.MaxPending < 0)
 	neg("client.write_timeout", cc.WriteTimeout < 0)
-	neg("client.park_after", cc.ParkAfter < 0)
 	return errors.Join(errs...)
 }
 

@@ -202,7 +202,7 @@ func (s *session) shrink() {
 }
 
 // startParking starts the sweeper and the parker, unless parking is off
-// (client.park_after 0) or not available here (it is then logged). They
+// (client.park_after negative) or not available here (it is then logged). They
 // stop when the server does.
 func (srv *Server) startParking() {
 	every := srv.cfg.Client.ParkAfter

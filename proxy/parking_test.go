@@ -187,13 +187,13 @@ func TestClientAwaitingAReplyDoesNotPark(t *testing.T) {
 }
 
 func TestParkingOff(t *testing.T) {
-	tp := startProxy(t, nil) // client.park_after 0: off
+	tp := startProxy(t, func(c *Config, _ *pool.Config) { c.Client.ParkAfter = -1 })
 	rc := tp.raw(t)
 	rc.send("PING\r\n")
 	expectLines(t, rc, "+PONG")
 	s := sessionOf(t, tp.Server, rc.LocalAddr().String())
 	if tp.Server.parker != nil {
-		t.Fatal("a parker runs with client.park_after 0")
+		t.Fatal("a parker runs with client.park_after negative")
 	}
 	if st := s.readerState(); st != readerRunning {
 		t.Fatalf("reader state %d with parking off", st)

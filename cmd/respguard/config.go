@@ -136,7 +136,7 @@ func defaults() map[string]any {
 		"client.output_buffer_soft_time":  time.Duration(0),
 		"client.max_pending":              proxy.DefaultMaxPending,
 		"client.write_timeout":            proxy.DefaultWriteTimeout,
-		"client.park_after":               time.Duration(0),
+		"client.park_after":               proxy.DefaultParkAfter,
 		"admin.listen":                    "127.0.0.1:9180",
 		"admin.pprof":                     false,
 		"telemetry.key_labels":            false,

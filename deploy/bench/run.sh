@@ -19,7 +19,7 @@
 #   BENCH_N_C50_P1=300000 BENCH_N_C50_P16=2000000 BENCH_N_C1_P1=50000
 #   BENCH_N_D1024_C50_P16=1000000 BENCH_N_C1000_P1=300000
 #   BENCH_IDLE_CLIENTS=10000  idle connections for the RSS measurement (0: skip)
-#   BENCH_PARK_AFTER=1s       respguard's client.park_after (0: off)
+#   BENCH_PARK_AFTER=1s       respguard's client.park_after (default 5s; negative: off)
 #   BENCH_IDLE_SETTLE=5       seconds between the PINGs and the RSS reading after
 #                             them (respguard parks a client idle for 1-2 s and
 #                             then returns the memory freed to the OS)
@@ -170,7 +170,8 @@ if has_target respguard; then
 	PORT[respguard]=$(free_ports 1)
 	# As in production: guardrails and metrics on (the defaults), and 1% of
 	# commands traced (spans exported by the stdout exporter, to /dev/null).
-	# Idle clients parked after 1-2 s (client.park_after, off by default).
+	# Idle clients parked after 1-2 s (client.park_after, 5s by default), so
+	# that the memory readings need not wait 10 s.
 	RESPGUARD_ADMIN_LISTEN=127.0.0.1:$(free_ports 1) RESPGUARD_CLIENT_MAX_CLIENTS=$((IDLE + 1000)) \
 		RESPGUARD_CLIENT_PARK_AFTER=${BENCH_PARK_AFTER:-1s} \
 		RESPGUARD_TELEMETRY_TRACES_EXPORTER=stdout RESPGUARD_TELEMETRY_TRACES_SAMPLE_RATIO=0.01 \
