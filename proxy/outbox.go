@@ -80,7 +80,8 @@ type outbox struct {
 	werr  error       // ...and its error (EAGAIN is not one)
 
 	wake     chan struct{} // cap 1: ready grew or state changed (for a lifelong writer goroutine; nil with a descriptor)
-	finished chan struct{} // closed once output is over and conn is closed
+	finished chan struct{} // closed once output is over and conn is closed; made by done when first asked for
+	over     bool          // output is over and conn is closed (finished, if made, is closed)
 
 	onDone    func(s *slot) // called with no lock held when a slot completes, one slot at a time
 	closeConn func()        // ends the connection once output is over; nil: conn.Close
@@ -113,7 +114,7 @@ type slotMeta struct {
 }
 
 func newOutbox(limit, soft int, softFor time.Duration) *outbox {
-	o := &outbox{limit: limit, soft: soft, softFor: softFor, finished: make(chan struct{})} // slots: on first command; wake: in start, if needed
+	o := &outbox{limit: limit, soft: soft, softFor: softFor} // slots: on first command; wake: in start, if needed; finished: in done, if asked
 	o.cond.L = &o.mu
 	return o
 }

@@ -284,5 +284,28 @@ func (o *outbox) finish() {
 	case o.conn != nil:
 		_ = o.conn.Close()
 	}
-	close(o.finished)
+	o.mu.Lock()
+	o.over = true
+	if o.finished != nil {
+		close(o.finished)
+	}
+	o.mu.Unlock()
+}
+
+// closedChan is a closed channel: what done returns once the output is over.
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+// done returns a channel closed once the output is over and the
+// connection closed. It is made when first asked for: an idle client's
+// outbox holds none.
+func (o *outbox) done() <-chan struct{} {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.finished == nil {
+		if o.over {
+			return closedChan
+		}
+		o.finished = make(chan struct{})
+	}
+	return o.finished
 }

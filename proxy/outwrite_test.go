@@ -108,7 +108,7 @@ func TestOutboxWritesDirectly(t *testing.T) {
 		o.closeWhenDone()
 		o.Deliver(seq, []byte("+OK\r\n"), true)
 		select {
-		case <-o.finished:
+		case <-o.done():
 		case <-time.After(10 * time.Second):
 			t.Fatal("the output never ended")
 		}
@@ -149,7 +149,7 @@ func TestOutboxWritesDirectly(t *testing.T) {
 		if err != nil || !bytes.Equal(got, want.Bytes()) {
 			t.Fatalf("read %d bytes (%v), want the %d delivered, in order", len(got), err, want.Len())
 		}
-		<-o.finished
+		<-o.done()
 	})
 	t.Run("onDone runs with the outbox unlocked", func(t *testing.T) {
 		server, _ := tcpPair(t)

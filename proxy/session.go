@@ -84,7 +84,6 @@ type session struct {
 	repl       replication   // SYNC/PSYNC: the link to Redis as a replica (see replicate)
 	pause      pauseGate     // CLIENT PAUSE: holds this client's commands (see holdWhilePaused)
 	noEvict    atomic.Bool   // CLIENT NO-EVICT on: shown in CLIENT LIST (respguard evicts no client)
-	writerDone chan struct{} // closed once the outbox's output is over (out.finished)
 	quit       bool          // the session ends with QUIT (reader-goroutine state)
 
 	parking parking // whether a goroutine runs the reader (see park)
@@ -97,7 +96,6 @@ func newSession(srv *Server, conn net.Conn, id uint64) *session {
 		out:   newOutbox(cc.OutputBufferLimit, cc.OutputBufferSoftLimit, cc.OutputBufferSoftTime),
 		proto: 2, pinSlot: -1, ded: newDedicated(),
 		started: time.Now(), laddr: conn.LocalAddr().String(), fd: connFD(conn),
-		pause: pauseGate{kick: make(chan struct{})},
 	}
 	s.lastAt = s.started
 	s.userName.Store("")
@@ -112,7 +110,6 @@ func newSession(srv *Server, conn net.Conn, id uint64) *session {
 		s.route, s.pinnedTarget = s.handleCluster, &s.pinned
 	}
 	s.out.onDone = s.slotDone
-	s.writerDone = s.out.finished
 	s.out.closeConn = func() {
 		if !s.repl.handedOver.Load() { // else the replication relay owns the socket
 			_ = s.conn.Close()
@@ -130,7 +127,7 @@ func newSession(srv *Server, conn net.Conn, id uint64) *session {
 func (s *session) begin(ctx context.Context) {
 	s.ctx = ctx
 	// The outbox closes the connection once the output is over (see
-	// closeConn), which unblocks the reader; writerDone is closed then.
+	// closeConn), which unblocks the reader; out.done() is closed then.
 	s.out.start(s.conn, s.srv.cfg.Client.WriteTimeout, s.srv.bytesOut)
 	if s.parkAtStart() {
 		return
@@ -211,12 +208,12 @@ func (s *session) end(panicked any) {
 	}
 	switch {
 	case s.srv.shuttingDown():
-		<-s.writerDone // drain replies in flight on a dedicated connection too; Close cuts this short
+		<-s.out.done() // drain replies in flight on a dedicated connection too; Close cuts this short
 	case s.quit:
 		s.awaitRepliesBeforeQuit()
 	}
 	s.finish()
-	<-s.writerDone
+	<-s.out.done()
 	if s.out.isOverflow() {
 		s.srv.stats.outputOverflows.Add(1)
 		if s.srv.tel != nil {
@@ -265,7 +262,7 @@ func (s *session) awaitRepliesBeforeQuit() {
 	closed, stop := s.watchClose()
 	defer stop()
 	select {
-	case <-s.writerDone:
+	case <-s.out.done():
 	case <-closed:
 		s.out.close()
 	}
