@@ -60,6 +60,7 @@ type outbox struct {
 	busy      bool // a goroutine has the writer role: it owns batch, iov and the raw-write fields
 	loop      bool // ...and it is the writer goroutine (wake it when ready grows)
 	ended     bool // output is over: conn closed (or being closed), finished closed
+	over      bool // ...and conn is closed (finished, if made, is closed)
 
 	doneq     []slot // completed slots awaiting onDone (stmt and key buffers swapped, not copied)
 	observing []slot // the batch onDone runs over, owned by whoever set observe
@@ -81,7 +82,6 @@ type outbox struct {
 
 	wake     chan struct{} // cap 1: ready grew or state changed (for a lifelong writer goroutine; nil with a descriptor)
 	finished chan struct{} // closed once output is over and conn is closed; made by done when first asked for
-	over     bool          // output is over and conn is closed (finished, if made, is closed)
 
 	onDone    func(s *slot) // called with no lock held when a slot completes, one slot at a time
 	closeConn func()        // ends the connection once output is over; nil: conn.Close
