@@ -35,7 +35,7 @@ import (
 // past its limit is closed at once, its socket's pending write cut short,
 // and later replies for it are dropped as they arrive instead of held.
 //
-// Completed slots are reported to onDone after mu is released and after the
+// Completed slots are reported to the owner after mu is released and after the
 // write their bytes went out in, so that reporting never delays a reply.
 type outbox struct {
 	mu        outboxMutex // guards every field below but those owned by the writer role
@@ -62,29 +62,33 @@ type outbox struct {
 	ended     bool // output is over: conn closed (or being closed), finished closed
 	over      bool // ...and conn is closed (finished, if made, is closed)
 
-	doneq     []slot // completed slots awaiting onDone (stmt and key buffers swapped, not copied)
-	observing []slot // the batch onDone runs over, owned by whoever set observe
-	observe   bool   // a goroutine is running onDone over observing
+	doneq     []slot // completed slots awaiting owner.slotDone (stmt and key buffers swapped, not copied)
+	observing []slot // the batch owner.slotDone runs over, owned by whoever set observe
+	observe   bool   // a goroutine is running owner.slotDone over observing
 
 	// Set by start, then read-only.
 	conn         net.Conn        // the client connection; nil until start
 	raw          syscall.RawConn // conn's descriptor for non-blocking writes; nil: TLS or none
 	writeTimeout time.Duration   // bounds each blocking write to a client that stopped reading (0 = none)
-	bytesOut     func(int)       // counts bytes written (nil: not counted)
-	rawWrite     func(fd uintptr) bool
+	owner        outboxOwner     // nil: nothing reported, conn closed at the end
 
 	// Owned by the writer role (busy).
-	batch replyBuf    // being written; then emptied and swapped in as ready
-	iov   net.Buffers // scratch for vectored writes
-	wbuf  []byte      // rawWrite's input: bytes to write...
-	wn    int         // ...how many it wrote
-	werr  error       // ...and its error (EAGAIN is not one)
+	batch    replyBuf              // being written; then emptied and swapped in as ready
+	iov      net.Buffers           // scratch for vectored writes
+	rawWrite func(fd uintptr) bool // writeFD, bound once when first needed
+	wbuf     []byte                // rawWrite's input: bytes to write...
+	wn       int                   // ...how many it wrote
+	werr     error                 // ...and its error (EAGAIN is not one)
 
 	wake     chan struct{} // cap 1: ready grew or state changed (for a lifelong writer goroutine; nil with a descriptor)
 	finished chan struct{} // closed once output is over and conn is closed; made by done when first asked for
+}
 
-	onDone    func(s *slot) // called with no lock held when a slot completes, one slot at a time
-	closeConn func()        // ends the connection once output is over; nil: conn.Close
+// outboxOwner is told what becomes of an outbox's output (the session is).
+type outboxOwner interface {
+	slotDone(sl *slot) // a slot completed: called with no lock held, one slot at a time
+	bytesOut(n int)    // n bytes were written to the client
+	outputOver()       // the output is over: end the connection
 }
 
 // slot is the reply to one command, with what telemetry reports about it.
@@ -260,7 +264,7 @@ func (o *outbox) advance() {
 		if len(s.data) > 0 {
 			o.ready.write(s.data)
 		}
-		if o.onDone != nil {
+		if o.owner != nil {
 			o.queueDone(s)
 		}
 		if cap(s.data) > 64<<10 {
@@ -307,7 +311,7 @@ func (o *outbox) HoldDeliverPush(p []byte, _ bool) (held bool) {
 	return held
 }
 
-// queueDone queues a completed slot for onDone: a copy, whose statement and
+// queueDone queues a completed slot for owner.slotDone: a copy, whose statement and
 // key buffers are swapped with those of an earlier copy, so that s can be
 // reused at once and nothing is allocated. Caller must hold mu.
 func (o *outbox) queueDone(s *slot) {

@@ -16,14 +16,14 @@ import (
 // descriptor is written without blocking by whoever makes bytes ready, and
 // by a writer goroutine only while the socket is full; any other (TLS) gets
 // a writer goroutine for its whole life. writeTimeout bounds each blocking
-// write (0 = none); bytesOut, if not nil, counts the bytes written.
-func (o *outbox) start(conn net.Conn, writeTimeout time.Duration, bytesOut func(int)) {
+// write (0 = none); owner, if not nil, is told what becomes of the output.
+func (o *outbox) start(conn net.Conn, writeTimeout time.Duration, owner outboxOwner) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	o.conn, o.writeTimeout, o.bytesOut = conn, writeTimeout, bytesOut
+	o.conn, o.writeTimeout, o.owner = conn, writeTimeout, owner
 	if sc, ok := conn.(syscall.Conn); ok {
 		if raw, err := sc.SyscallConn(); err == nil {
-			o.raw, o.rawWrite = raw, o.writeFD
+			o.raw = raw
 			return
 		}
 	}
@@ -67,8 +67,8 @@ func (o *outbox) afterRelease(write, observe bool) (end bool) {
 		var err error
 		if write {
 			n, err = o.writeRaw()
-			if o.bytesOut != nil && n > 0 {
-				o.bytesOut(n)
+			if o.owner != nil && n > 0 {
+				o.owner.bytesOut(n)
 			}
 		}
 		if observe {
@@ -162,6 +162,9 @@ func (o *outbox) writeRaw() (int, error) {
 	if len(o.batch.bufs) != 1 {
 		return 0, nil
 	}
+	if o.rawWrite == nil {
+		o.rawWrite = o.writeFD
+	}
 	o.wbuf, o.wn, o.werr = o.batch.bufs[0], 0, nil
 	err := o.raw.Write(o.rawWrite)
 	n, werr := o.wn, o.werr
@@ -212,8 +215,8 @@ func (o *outbox) writeLoop() {
 			if !closed {
 				n, err = o.batch.writeTo(o.conn, &o.iov)
 			}
-			if o.bytesOut != nil && n > 0 {
-				o.bytesOut(int(n))
+			if o.owner != nil && n > 0 {
+				o.owner.bytesOut(int(n))
 			}
 			if err != nil {
 				o.close()
@@ -252,11 +255,11 @@ func (o *outbox) takeDoneLocked() bool {
 	return true
 }
 
-// reportDone runs onDone over the slots taken by takeDoneLocked. Caller
+// reportDone runs owner.slotDone over the slots taken by takeDoneLocked. Caller
 // does not hold mu.
 func (o *outbox) reportDone() {
 	for i := range o.observing {
-		o.onDone(&o.observing[i])
+		o.owner.slotDone(&o.observing[i])
 		o.observing[i].queued = nil
 	}
 }
@@ -279,8 +282,8 @@ func (o *outbox) endLocked() bool {
 // the session's reader) and tells the session.
 func (o *outbox) finish() {
 	switch {
-	case o.closeConn != nil:
-		o.closeConn()
+	case o.owner != nil:
+		o.owner.outputOver()
 	case o.conn != nil:
 		_ = o.conn.Close()
 	}

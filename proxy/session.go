@@ -96,16 +96,21 @@ func newSession(srv *Server, conn net.Conn, id uint64) *session {
 	if srv.cluster != nil {
 		s.cl = &clusterPin{slot: -1, replies: pinnedReplies{out: s.out, cl: srv.cluster}}
 	}
-	s.out.onDone = s.slotDone
-	s.out.closeConn = func() {
-		if !s.repl.handedOver.Load() { // else the replication relay owns the socket
-			_ = s.conn.Close()
-		}
-		s.resume() // a parked reader sees the close and ends the session
-	}
 	s.parking.read.Store(true) // a full sweep interval before it may park
 	return s
 }
+
+// outputOver ends the connection once the outbox's output is over (see
+// outboxOwner).
+func (s *session) outputOver() {
+	if !s.repl.handedOver.Load() { // else the replication relay owns the socket
+		_ = s.conn.Close()
+	}
+	s.resume() // a parked reader sees the close and ends the session
+}
+
+// bytesOut counts bytes written to the client (see outboxOwner).
+func (s *session) bytesOut(n int) { s.srv.bytesOut(n) }
 
 // begin starts the session: its output side, then its reader. A client on
 // a plain socket starts parked when parking is on, so that one that has
@@ -114,8 +119,8 @@ func newSession(srv *Server, conn net.Conn, id uint64) *session {
 func (s *session) begin(ctx context.Context) {
 	s.ctx = ctx
 	// The outbox closes the connection once the output is over (see
-	// closeConn), which unblocks the reader; out.done() is closed then.
-	s.out.start(s.conn, s.srv.cfg.Client.WriteTimeout, s.srv.bytesOut)
+	// outputOver), which unblocks the reader; out.done() is closed then.
+	s.out.start(s.conn, s.srv.cfg.Client.WriteTimeout, s)
 	if s.parkAtStart() {
 		return
 	}
