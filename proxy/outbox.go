@@ -52,12 +52,12 @@ type outbox struct {
 	soft      int    // ...or past this many for longer than softFor (soft limit; 0 = none)
 	softFor   time.Duration
 	overSoft  time.Time // when held last rose above soft; zero while below
+	waiters   int       // goroutines in cond.Wait
+	holds     int       // holds taken (HoldDeliver) not yet ended by Flush: leave ready to the last Flush
 	closed    bool      // no more output: connection gone, overflow or done
 	closing   bool      // close the connection once everything reserved is written
 	overflow  bool
-	waiters   int  // goroutines in cond.Wait
-	holds     int  // holds taken (HoldDeliver) not yet ended by Flush: leave ready to the last Flush
-	busy      bool // a goroutine has the writer role: it owns batch, iov and the raw-write fields
+	busy      bool // a goroutine has the writer role: it owns w
 	loop      bool // ...and it is the writer goroutine (wake it when ready grows)
 	ended     bool // output is over: conn closed (or being closed), finished closed
 	over      bool // ...and conn is closed (finished, if made, is closed)
@@ -72,16 +72,33 @@ type outbox struct {
 	writeTimeout time.Duration   // bounds each blocking write to a client that stopped reading (0 = none)
 	owner        outboxOwner     // nil: nothing reported, conn closed at the end
 
-	// Owned by the writer role (busy).
-	batch    replyBuf              // being written; then emptied and swapped in as ready
-	iov      net.Buffers           // scratch for vectored writes
-	rawWrite func(fd uintptr) bool // writeFD, bound once when first needed
-	wbuf     []byte                // rawWrite's input: bytes to write...
-	wn       int                   // ...how many it wrote
-	werr     error                 // ...and its error (EAGAIN is not one)
+	w *outWriter // owned by the writer role (busy); nil until there is something to write (see writer)
 
 	wake     chan struct{} // cap 1: ready grew or state changed (for a lifelong writer goroutine; nil with a descriptor)
 	finished chan struct{} // closed once output is over and conn is closed; made by done when first asked for
+}
+
+// outWriter is what the writer role works with: made when the outbox
+// first has bytes to write, let go of when its client parks (see shrink).
+// The writer role owns it; it is made and dropped under mu, while no one
+// has the role.
+type outWriter struct {
+	batch    replyBuf              // being written; then emptied and swapped in as ready
+	iov      net.Buffers           // scratch for vectored writes
+	rawWrite func(fd uintptr) bool // writeFD, bound once
+	wbuf     []byte                // rawWrite's input: bytes to write...
+	wn       int                   // ...how many it wrote
+	werr     error                 // ...and its error (EAGAIN is not one)
+}
+
+// writer returns the writer role's state, made if the outbox has none.
+// Caller must hold mu and be taking the writer role.
+func (o *outbox) writer() *outWriter {
+	if o.w == nil {
+		o.w = &outWriter{}
+		o.w.rawWrite = o.w.writeFD
+	}
+	return o.w
 }
 
 // outboxOwner is told what becomes of an outbox's output (the session is).
@@ -161,7 +178,7 @@ func (o *outbox) shrink() {
 	}
 	o.slots, o.ringHead = nil, 0
 	o.doneq, o.observing = nil, nil
-	o.ready, o.batch, o.iov, o.writing = replyBuf{}, replyBuf{}, nil, 0
+	o.ready, o.w, o.writing = replyBuf{}, nil, 0
 }
 
 func (o *outbox) growRing() {

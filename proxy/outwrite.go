@@ -28,6 +28,7 @@ func (o *outbox) start(conn net.Conn, writeTimeout time.Duration, owner outboxOw
 		}
 	}
 	o.busy, o.loop, o.wake = true, true, make(chan struct{}, 1)
+	o.writer()
 	go o.writeLoop()
 }
 
@@ -104,8 +105,9 @@ func (o *outbox) takeWriteLocked() bool {
 		return false
 	}
 	o.busy = true
-	o.ready, o.batch = o.batch, o.ready
-	o.writing = o.batch.held
+	w := o.writer()
+	o.ready, w.batch = w.batch, o.ready
+	o.writing = w.batch.held
 	return true
 }
 
@@ -129,8 +131,8 @@ func (o *outbox) wroteLocked(n int, err error) bool {
 	switch {
 	case err != nil:
 		o.closeLocked()
-	case n < o.batch.n: // the socket is full
-		o.batch.skip(n)
+	case n < o.w.batch.n: // the socket is full
+		o.w.batch.skip(n)
 		o.loop = true
 		go o.writeLoop()
 		return false
@@ -140,16 +142,16 @@ func (o *outbox) wroteLocked(n int, err error) bool {
 		o.busy = false
 		return false
 	}
-	o.ready, o.batch = o.batch, o.ready
-	o.writing = o.batch.held
+	o.ready, o.w.batch = o.w.batch, o.ready
+	o.writing = o.w.batch.held
 	return true
 }
 
 // sentLocked empties the batch once written. Caller must hold mu and the
 // writer role.
 func (o *outbox) sentLocked() {
-	o.batch.reset()
-	o.writing = o.batch.held // at most a spare buffer is left
+	o.w.batch.reset()
+	o.writing = o.w.batch.held // at most a spare buffer is left
 	if o.held() <= o.soft {
 		o.overSoft = time.Time{}
 	}
@@ -159,16 +161,14 @@ func (o *outbox) sentLocked() {
 // many bytes the socket took; a batch of several buffers is left to the
 // writer goroutine's vectored write. Caller has the writer role.
 func (o *outbox) writeRaw() (int, error) {
-	if len(o.batch.bufs) != 1 {
+	w := o.w
+	if len(w.batch.bufs) != 1 {
 		return 0, nil
 	}
-	if o.rawWrite == nil {
-		o.rawWrite = o.writeFD
-	}
-	o.wbuf, o.wn, o.werr = o.batch.bufs[0], 0, nil
-	err := o.raw.Write(o.rawWrite)
-	n, werr := o.wn, o.werr
-	o.wbuf, o.werr = nil, nil
+	w.wbuf, w.wn, w.werr = w.batch.bufs[0], 0, nil
+	err := o.raw.Write(w.rawWrite)
+	n, werr := w.wn, w.werr
+	w.wbuf, w.werr = nil, nil
 	if err == nil {
 		err = werr
 	}
@@ -177,18 +177,18 @@ func (o *outbox) writeRaw() (int, error) {
 
 // writeFD is rawWrite: it writes wbuf to fd until done or the socket is
 // full, and never asks to wait.
-func (o *outbox) writeFD(fd uintptr) bool {
-	for o.wn < len(o.wbuf) {
-		n, err := sockio.Write(fd, o.wbuf[o.wn:])
+func (w *outWriter) writeFD(fd uintptr) bool {
+	for w.wn < len(w.wbuf) {
+		n, err := sockio.Write(fd, w.wbuf[w.wn:])
 		if n > 0 {
-			o.wn += n
+			w.wn += n
 		}
 		switch {
 		case errors.Is(err, syscall.EINTR):
 		case errors.Is(err, syscall.EAGAIN):
 			return true
 		case err != nil:
-			o.werr = err
+			w.werr = err
 			return true
 		case n <= 0:
 			return true // left to the writer goroutine
@@ -203,7 +203,7 @@ func (o *outbox) writeFD(fd uintptr) bool {
 // file descriptor, once ready is empty. Caller has given it the writer role.
 func (o *outbox) writeLoop() {
 	for {
-		if o.batch.n > 0 {
+		if w := o.w; w.batch.n > 0 {
 			o.mu.Lock()
 			closed := o.closed
 			if !closed && o.writeTimeout > 0 { // under mu: an overflow's immediate deadline must win
@@ -213,7 +213,7 @@ func (o *outbox) writeLoop() {
 			var n int64
 			var err error
 			if !closed {
-				n, err = o.batch.writeTo(o.conn, &o.iov)
+				n, err = w.batch.writeTo(o.conn, &w.iov)
 			}
 			if o.owner != nil && n > 0 {
 				o.owner.bytesOut(int(n))
@@ -237,8 +237,8 @@ func (o *outbox) writeLoop() {
 			o.release()
 			return
 		}
-		o.ready, o.batch = o.batch, o.ready
-		o.writing = o.batch.held
+		o.ready, o.w.batch = o.w.batch, o.ready
+		o.writing = o.w.batch.held
 		o.mu.Unlock()
 	}
 }
