@@ -71,7 +71,6 @@ func (s *session) kill() upstreamConn {
 	s.ded.mu.Unlock()
 	s.out.close()
 	_ = s.conn.Close()
-	s.kickPause()
 	return up
 }
 

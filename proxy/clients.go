@@ -38,7 +38,7 @@ func (s *subscriptions) counts() (sub, psub, ssub int) {
 // noteCommand records the command about to run for CLIENT LIST's cmd and
 // idle fields.
 func (s *session) noteCommand(cls *commandClass, args [][]byte) {
-	s.lastAt = time.Now()
+	s.lastAt = time.Now().UnixNano()
 	if !cls.container || len(args) < 2 {
 		if s.lastCmd != cls.name {
 			s.lastCmd = cls.name
@@ -56,7 +56,7 @@ func (s *session) noteCommand(cls *commandClass, args [][]byte) {
 // of the last command, and under mu what else changed (seldom).
 func (s *session) publish() {
 	v := &s.view
-	v.lastAt.Store(s.lastAt.UnixNano())
+	v.lastAt.Store(s.lastAt)
 	if v.name == s.name && v.db == s.db && v.proto == s.proto && v.cmd == s.lastCmd {
 		return
 	}
@@ -89,7 +89,7 @@ func (c *clientState) pubsub() bool { return c.sub+c.psub+c.ssub > 0 }
 // state describes the session now, from its published view and its
 // dedicated connection. Safe from any goroutine.
 func (s *session) state(now time.Time) clientState {
-	c := clientState{id: s.id, addr: s.addr, laddr: s.laddr, fd: s.fd, multi: -1, redir: -1}
+	c := clientState{id: s.id, addr: s.addr, laddr: s.conn.LocalAddr().String(), fd: s.fd, multi: -1, redir: -1}
 	v := &s.view
 	v.mu.Lock()
 	c.name, c.db, c.proto, c.cmd = v.name, v.db, v.proto, v.cmd

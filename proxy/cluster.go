@@ -84,7 +84,7 @@ func (s *session) handleCluster(ctx context.Context, seq uint64, cls *commandCla
 		return s.clusterTx(ctx, seq, k, name, cmd, slot, cross)
 	case streaming:
 		return s.forwardPinned(ctx, seq, k, name, cmd)
-	case pinned && (slot == s.pinSlot || slot < 0 && !needsPin):
+	case pinned && (slot == s.cl.slot || slot < 0 && !needsPin):
 		return s.forwardPinned(ctx, seq, k, name, cmd) // behind the blocking command, as in Redis
 	case pinned && needsPin:
 		s.unpin(seq) // its blocking command is answered: move to the new node
@@ -92,7 +92,7 @@ func (s *session) handleCluster(ctx context.Context, seq uint64, cls *commandCla
 	if k == kindMulti {
 		s.ded.mu.Lock()
 		s.ded.enter(modeMulti)
-		s.ded.tx.deferred = true // the first key will say where
+		s.ded.txn().deferred = true // the first key will say where
 		s.ded.mu.Unlock()
 		s.out.local(seq, resp.AppendSimple(nil, "OK"))
 		return true
@@ -105,7 +105,7 @@ func (s *session) handleCluster(ctx context.Context, seq uint64, cls *commandCla
 		s.pinAt(slot)
 		if k == kindWatch {
 			s.ded.mu.Lock()
-			s.ded.tx.slot = slot
+			s.ded.txn().slot = slot
 			s.ded.mu.Unlock()
 		}
 		return s.forwardPinned(ctx, seq, k, name, cmd)
@@ -158,12 +158,12 @@ func (s *session) forwardRouted(ctx context.Context, seq uint64, cmd resp.Comman
 // pinAt makes the next dedicated connection come from the node serving slot
 // (any primary when keyless).
 func (s *session) pinAt(slot int) {
-	s.pinSlot, s.pinTo = slot, nil
+	s.cl.slot, s.cl.to = slot, nil
 	if slot >= 0 {
-		s.pinTo, _ = s.srv.cluster.Primary(slot)
+		s.cl.to, _ = s.srv.cluster.Primary(slot)
 	}
-	if s.pinTo == nil {
-		s.pinTo = anyPrimary(s.srv.cluster, s.id)
+	if s.cl.to == nil {
+		s.cl.to = anyPrimary(s.srv.cluster, s.id)
 	}
 }
 
@@ -195,7 +195,7 @@ func (s *session) clusterTx(ctx context.Context, seq uint64, k kind, name string
 	}
 	if slot >= 0 && txSlot < 0 {
 		s.ded.mu.Lock()
-		s.ded.tx.slot = slot
+		s.ded.txn().slot = slot
 		s.ded.mu.Unlock()
 	}
 	return s.forwardPinned(ctx, seq, k, name, cmd)
@@ -208,7 +208,7 @@ func (s *session) clusterTx(ctx context.Context, seq uint64, k kind, name string
 // as when a watched key changed, and the client's retry loop starts over.
 // In MULTI nothing is needed: Redis aborts that EXEC itself.
 func (s *session) afterPinnedMove() {
-	if !s.pinned.moved.Swap(false) {
+	if !s.cl.replies.moved.Swap(false) {
 		return
 	}
 	s.ded.mu.Lock()
@@ -225,7 +225,7 @@ func (s *session) afterPinnedMove() {
 	}
 	lost := s.ded.tx.watchCount > 1
 	s.ded.destroy()
-	s.ded.tx.watchLost = lost
+	s.ded.txn().watchLost = lost
 }
 
 // execAfterLostWatch answers EXEC with a null array when afterPinnedMove
@@ -233,7 +233,7 @@ func (s *session) afterPinnedMove() {
 func (s *session) execAfterLostWatch(seq uint64) (done bool) {
 	s.ded.mu.Lock()
 	defer s.ded.mu.Unlock()
-	if !s.ded.tx.watchLost || !s.ded.has(modeMulti) {
+	if !s.ded.has(modeMulti) || !s.ded.tx.watchLost {
 		return false
 	}
 	if s.ded.conn != nil {
@@ -283,7 +283,7 @@ func (s *session) deferredTx(ctx context.Context, seq uint64, k kind, name strin
 	}
 	s.ded.tx.held, s.ded.tx.deferred = nil, false
 	if slot >= 0 {
-		s.ded.tx.slot = slot
+		s.ded.txn().slot = slot
 	}
 	if err != nil {
 		s.ded.endTx() // the transaction is lost with the connection
@@ -358,7 +358,8 @@ func (s *session) fanoutAll(ctx context.Context, seq uint64, cmd resp.Command, m
 // per slot, each through the guardrails, and merges the replies in the
 // client's key order.
 func (s *session) fanoutSplit(ctx context.Context, seq uint64, name string, cmd resp.Command) {
-	parts, slots, positions := splitBySlot(cmd.Args, s.keyIdx, name == "mset")
+	keyIdx := s.work.keyIdx
+	parts, slots, positions := splitBySlot(cmd.Args, keyIdx, name == "mset")
 	if g := s.srv.guard.Load(); g != nil {
 		for i := range parts {
 			switch plan := g.Plan(parts[i], nil); plan.Action {
@@ -374,7 +375,7 @@ func (s *session) fanoutSplit(ctx context.Context, seq uint64, name string, cmd 
 	}
 	merge := splittable[name]
 	if name == "mget" {
-		merge = mergeByPosition(positions, len(s.keyIdx))
+		merge = mergeByPosition(positions, len(keyIdx))
 	}
 	cl := s.srv.cluster
 	f := newFanout(s.out, seq, len(parts), merge)
@@ -459,4 +460,13 @@ func scanReply(reply []byte, node, n uint64) []byte {
 	out := resp.AppendArray(nil, 2)
 	out = resp.AppendBulk(out, strconv.AppendUint(nil, next, 10))
 	return append(out, elems[1]...)
+}
+
+// clusterPin is where a cluster-mode session's dedicated connection comes
+// from, and the filter its replies pass through. Reader-goroutine state,
+// but for replies' own (see pinnedReplies).
+type clusterPin struct {
+	to      *pool.Pool // node the next dedicated connection comes from; nil: none chosen yet
+	slot    int        // slot the dedicated connection was acquired for (-1: keyless)
+	replies pinnedReplies
 }

@@ -37,7 +37,7 @@ type dedicated struct {
 	mu   sync.Mutex
 	conn *pool.Conn // nil: not pinned
 	mode connMode
-	tx   txState
+	tx   *txState // nil: no transaction state; never nil in MULTI or while watching (see txn)
 
 	// While tracking: where invalidations are redirected (nil: to this
 	// connection) and whether in BCAST mode. Written by the reader goroutine.
@@ -75,8 +75,6 @@ type localEntry struct {
 	args [][]byte // owned copy
 }
 
-func newDedicated() dedicated { return dedicated{tx: txState{pendingDB: -1, slot: -1}} }
-
 // has reports whether any of the modes in m is on.
 func (d *dedicated) has(m connMode) bool { return d.mode&m != 0 }
 
@@ -84,11 +82,29 @@ func (d *dedicated) has(m connMode) bool { return d.mode&m != 0 }
 func (d *dedicated) stateful() bool { return d.mode != 0 }
 
 // enter turns the modes in m on.
-func (d *dedicated) enter(m connMode) { d.mode |= m }
+func (d *dedicated) enter(m connMode) {
+	if m&(modeMulti|modeWatching) != 0 {
+		d.txn()
+	}
+	d.mode |= m
+}
+
+// txn returns the transaction state, made when there was none: a client
+// that never used MULTI or WATCH, or whose transaction ended, holds none.
+func (d *dedicated) txn() *txState {
+	if d.tx == nil {
+		d.tx = &txState{pendingDB: -1, slot: -1}
+	}
+	return d.tx
+}
 
 // endWatch forgets the watches (UNWATCH).
 func (d *dedicated) endWatch() {
 	d.mode &^= modeWatching
+	if !d.has(modeMulti) {
+		d.tx = nil
+		return
+	}
 	d.tx.slot, d.tx.watchCount, d.tx.watchLost = -1, 0, false
 }
 
@@ -96,13 +112,12 @@ func (d *dedicated) endWatch() {
 // upstream.
 func (d *dedicated) endTx() {
 	d.mode &^= modeMulti | modeWatching
-	held := d.tx.held[:0]
-	d.tx = txState{pendingDB: -1, slot: -1, held: held}
+	d.tx = nil
 }
 
 // watch records a WATCH sent outside MULTI.
 func (d *dedicated) watch() {
-	d.mode |= modeWatching
+	d.enter(modeWatching)
 	d.tx.watchCount++
 }
 
@@ -157,17 +172,11 @@ func (d *dedicated) releaseIfIdle() bool {
 // execOutcome passes an EXEC's reply on to the client and notes whether the
 // transaction ran: an array means it did; a null (a watched key changed) or
 // an error (EXECABORT) means nothing queued ran. It implements pool.Target;
-// a session reuses its one execOutcome, one EXEC at a time.
+// each EXEC that needs its outcome has its own, passing the reply to next.
 type execOutcome struct {
 	next pool.Target
 	seen bool        // the reply's first bytes have come (pipe reader goroutine)
 	ran  atomic.Bool // read by the session once the reply is in
-}
-
-// start readies e for the next EXEC, whose reply goes on to next.
-func (e *execOutcome) start(next pool.Target) {
-	e.next, e.seen = next, false
-	e.ran.Store(false)
 }
 
 func (e *execOutcome) Deliver(seq uint64, p []byte, last bool) {

@@ -16,7 +16,7 @@ func (s *Server) SetGuard(g *guard.Guard) { s.guard.Store(g) }
 // route first, so execution order is kept; inside MULTI or while streaming
 // nothing is probed (the probe would be queued or unanswered).
 func (s *session) guardPlan(ctx context.Context, g *guard.Guard, cmd *resp.Command) (decision uint8, reject []byte) {
-	plan := g.Plan(cmd.Args, s.guardArgs[:0])
+	plan := g.Plan(cmd.Args, s.work.guardArgs[:0])
 	if plan.Action == guard.Probe {
 		canProbe := !s.ded.has(modeMulti | modeStreaming)
 		if !canProbe {
@@ -34,7 +34,7 @@ func (s *session) guardPlan(ctx context.Context, g *guard.Guard, cmd *resp.Comma
 		return decisionGuarded, resp.AppendError(nil, plan.Err)
 	case guard.Rewrite:
 		s.guardAction("rewrite", plan.Reason)
-		s.guardArgs = plan.Args[:0]
+		s.work.guardArgs = plan.Args[:0]
 		cmd.Args, cmd.Raw = plan.Args, nil
 		return decisionRewritten, nil
 	}

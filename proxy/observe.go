@@ -101,14 +101,15 @@ func (s *Server) bytesOut(n int) {
 // trackTransaction collects the commands queued inside MULTI so that EXEC's
 // span can parent theirs; EXEC's slot carries them to commandDone.
 func (s *session) trackTransaction(name string, meta *slotMeta, stmt []byte) {
+	w := s.work
 	switch {
 	case !s.ded.has(modeMulti): // written only by this (the reader) goroutine: no lock needed to read it
-		s.txQueued = s.txQueued[:0]
+		w.txQueued = w.txQueued[:0]
 	case name == "exec":
-		meta.queued, s.txQueued = s.txQueued, nil
+		meta.queued, w.txQueued = w.txQueued, nil
 	case name == "discard":
-		s.txQueued = s.txQueued[:0]
+		w.txQueued = w.txQueued[:0]
 	default:
-		s.txQueued = append(s.txQueued, telemetry.Command{Name: name, Start: meta.start, Statement: string(stmt), User: meta.user, DB: meta.db})
+		w.txQueued = append(w.txQueued, telemetry.Command{Name: name, Start: meta.start, Statement: string(stmt), User: meta.user, DB: meta.db})
 	}
 }

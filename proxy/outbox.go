@@ -35,7 +35,7 @@ import (
 // past its limit is closed at once, its socket's pending write cut short,
 // and later replies for it are dropped as they arrive instead of held.
 //
-// Completed slots are reported to onDone after mu is released and after the
+// Completed slots are reported to the owner after mu is released and after the
 // write their bytes went out in, so that reporting never delays a reply.
 type outbox struct {
 	mu        outboxMutex // guards every field below but those owned by the writer role
@@ -52,38 +52,60 @@ type outbox struct {
 	soft      int    // ...or past this many for longer than softFor (soft limit; 0 = none)
 	softFor   time.Duration
 	overSoft  time.Time // when held last rose above soft; zero while below
+	waiters   int       // goroutines in cond.Wait
+	holds     int       // holds taken (HoldDeliver) not yet ended by Flush: leave ready to the last Flush
 	closed    bool      // no more output: connection gone, overflow or done
 	closing   bool      // close the connection once everything reserved is written
 	overflow  bool
-	waiters   int  // goroutines in cond.Wait
-	holds     int  // holds taken (HoldDeliver) not yet ended by Flush: leave ready to the last Flush
-	busy      bool // a goroutine has the writer role: it owns batch, iov and the raw-write fields
+	busy      bool // a goroutine has the writer role: it owns w
 	loop      bool // ...and it is the writer goroutine (wake it when ready grows)
 	ended     bool // output is over: conn closed (or being closed), finished closed
+	over      bool // ...and conn is closed (finished, if made, is closed)
 
-	doneq     []slot // completed slots awaiting onDone (stmt and key buffers swapped, not copied)
-	observing []slot // the batch onDone runs over, owned by whoever set observe
-	observe   bool   // a goroutine is running onDone over observing
+	doneq     []slot // completed slots awaiting owner.slotDone (stmt and key buffers swapped, not copied)
+	observing []slot // the batch owner.slotDone runs over, owned by whoever set observe
+	observe   bool   // a goroutine is running owner.slotDone over observing
 
 	// Set by start, then read-only.
 	conn         net.Conn        // the client connection; nil until start
 	raw          syscall.RawConn // conn's descriptor for non-blocking writes; nil: TLS or none
 	writeTimeout time.Duration   // bounds each blocking write to a client that stopped reading (0 = none)
-	bytesOut     func(int)       // counts bytes written (nil: not counted)
-	rawWrite     func(fd uintptr) bool
+	owner        outboxOwner     // nil: nothing reported, conn closed at the end
 
-	// Owned by the writer role (busy).
-	batch replyBuf    // being written; then emptied and swapped in as ready
-	iov   net.Buffers // scratch for vectored writes
-	wbuf  []byte      // rawWrite's input: bytes to write...
-	wn    int         // ...how many it wrote
-	werr  error       // ...and its error (EAGAIN is not one)
+	w *outWriter // owned by the writer role (busy); nil until there is something to write (see writer)
 
 	wake     chan struct{} // cap 1: ready grew or state changed (for a lifelong writer goroutine; nil with a descriptor)
-	finished chan struct{} // closed once output is over and conn is closed
+	finished chan struct{} // closed once output is over and conn is closed; made by done when first asked for
+}
 
-	onDone    func(s *slot) // called with no lock held when a slot completes, one slot at a time
-	closeConn func()        // ends the connection once output is over; nil: conn.Close
+// outWriter is what the writer role works with: made when the outbox
+// first has bytes to write, let go of when its client parks (see shrink).
+// The writer role owns it; it is made and dropped under mu, while no one
+// has the role.
+type outWriter struct {
+	batch    replyBuf              // being written; then emptied and swapped in as ready
+	iov      net.Buffers           // scratch for vectored writes
+	rawWrite func(fd uintptr) bool // writeFD, bound once
+	wbuf     []byte                // rawWrite's input: bytes to write...
+	wn       int                   // ...how many it wrote
+	werr     error                 // ...and its error (EAGAIN is not one)
+}
+
+// writer returns the writer role's state, made if the outbox has none.
+// Caller must hold mu and be taking the writer role.
+func (o *outbox) writer() *outWriter {
+	if o.w == nil {
+		o.w = &outWriter{}
+		o.w.rawWrite = o.w.writeFD
+	}
+	return o.w
+}
+
+// outboxOwner is told what becomes of an outbox's output (the session is).
+type outboxOwner interface {
+	slotDone(sl *slot) // a slot completed: called with no lock held, one slot at a time
+	bytesOut(n int)    // n bytes were written to the client
+	outputOver()       // the output is over: end the connection
 }
 
 // slot is the reply to one command, with what telemetry reports about it.
@@ -113,7 +135,7 @@ type slotMeta struct {
 }
 
 func newOutbox(limit, soft int, softFor time.Duration) *outbox {
-	o := &outbox{limit: limit, soft: soft, softFor: softFor, finished: make(chan struct{})} // slots: on first command; wake: in start, if needed
+	o := &outbox{limit: limit, soft: soft, softFor: softFor} // slots: on first command; wake: in start, if needed; finished: in done, if asked
 	o.cond.L = &o.mu
 	return o
 }
@@ -156,7 +178,7 @@ func (o *outbox) shrink() {
 	}
 	o.slots, o.ringHead = nil, 0
 	o.doneq, o.observing = nil, nil
-	o.ready, o.batch, o.iov, o.writing = replyBuf{}, replyBuf{}, nil, 0
+	o.ready, o.w, o.writing = replyBuf{}, nil, 0
 }
 
 func (o *outbox) growRing() {
@@ -259,7 +281,7 @@ func (o *outbox) advance() {
 		if len(s.data) > 0 {
 			o.ready.write(s.data)
 		}
-		if o.onDone != nil {
+		if o.owner != nil {
 			o.queueDone(s)
 		}
 		if cap(s.data) > 64<<10 {
@@ -306,7 +328,7 @@ func (o *outbox) HoldDeliverPush(p []byte, _ bool) (held bool) {
 	return held
 }
 
-// queueDone queues a completed slot for onDone: a copy, whose statement and
+// queueDone queues a completed slot for owner.slotDone: a copy, whose statement and
 // key buffers are swapped with those of an earlier copy, so that s can be
 // reused at once and nothing is allocated. Caller must hold mu.
 func (o *outbox) queueDone(s *slot) {

@@ -55,7 +55,7 @@ func TestOutboxCountsMemoryHeld(t *testing.T) {
 		client, peer := net.Pipe() // peer never reads: every write blocks
 		defer peer.Close()
 		o.start(client, time.Hour, nil) // net.Pipe has no descriptor: a writer goroutine writes
-		done := o.finished
+		done := o.done()
 		seq, _ := o.reserve(1<<20, slotMeta{}, nil, nil)
 		chunk := make([]byte, 16<<10)
 		o.Deliver(seq, chunk, false)

@@ -16,18 +16,19 @@ import (
 // descriptor is written without blocking by whoever makes bytes ready, and
 // by a writer goroutine only while the socket is full; any other (TLS) gets
 // a writer goroutine for its whole life. writeTimeout bounds each blocking
-// write (0 = none); bytesOut, if not nil, counts the bytes written.
-func (o *outbox) start(conn net.Conn, writeTimeout time.Duration, bytesOut func(int)) {
+// write (0 = none); owner, if not nil, is told what becomes of the output.
+func (o *outbox) start(conn net.Conn, writeTimeout time.Duration, owner outboxOwner) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	o.conn, o.writeTimeout, o.bytesOut = conn, writeTimeout, bytesOut
+	o.conn, o.writeTimeout, o.owner = conn, writeTimeout, owner
 	if sc, ok := conn.(syscall.Conn); ok {
 		if raw, err := sc.SyscallConn(); err == nil {
-			o.raw, o.rawWrite = raw, o.writeFD
+			o.raw = raw
 			return
 		}
 	}
 	o.busy, o.loop, o.wake = true, true, make(chan struct{}, 1)
+	o.writer()
 	go o.writeLoop()
 }
 
@@ -67,8 +68,8 @@ func (o *outbox) afterRelease(write, observe bool) (end bool) {
 		var err error
 		if write {
 			n, err = o.writeRaw()
-			if o.bytesOut != nil && n > 0 {
-				o.bytesOut(n)
+			if o.owner != nil && n > 0 {
+				o.owner.bytesOut(n)
 			}
 		}
 		if observe {
@@ -104,8 +105,9 @@ func (o *outbox) takeWriteLocked() bool {
 		return false
 	}
 	o.busy = true
-	o.ready, o.batch = o.batch, o.ready
-	o.writing = o.batch.held
+	w := o.writer()
+	o.ready, w.batch = w.batch, o.ready
+	o.writing = w.batch.held
 	return true
 }
 
@@ -129,8 +131,8 @@ func (o *outbox) wroteLocked(n int, err error) bool {
 	switch {
 	case err != nil:
 		o.closeLocked()
-	case n < o.batch.n: // the socket is full
-		o.batch.skip(n)
+	case n < o.w.batch.n: // the socket is full
+		o.w.batch.skip(n)
 		o.loop = true
 		go o.writeLoop()
 		return false
@@ -140,16 +142,16 @@ func (o *outbox) wroteLocked(n int, err error) bool {
 		o.busy = false
 		return false
 	}
-	o.ready, o.batch = o.batch, o.ready
-	o.writing = o.batch.held
+	o.ready, o.w.batch = o.w.batch, o.ready
+	o.writing = o.w.batch.held
 	return true
 }
 
 // sentLocked empties the batch once written. Caller must hold mu and the
 // writer role.
 func (o *outbox) sentLocked() {
-	o.batch.reset()
-	o.writing = o.batch.held // at most a spare buffer is left
+	o.w.batch.reset()
+	o.writing = o.w.batch.held // at most a spare buffer is left
 	if o.held() <= o.soft {
 		o.overSoft = time.Time{}
 	}
@@ -159,13 +161,14 @@ func (o *outbox) sentLocked() {
 // many bytes the socket took; a batch of several buffers is left to the
 // writer goroutine's vectored write. Caller has the writer role.
 func (o *outbox) writeRaw() (int, error) {
-	if len(o.batch.bufs) != 1 {
+	w := o.w
+	if len(w.batch.bufs) != 1 {
 		return 0, nil
 	}
-	o.wbuf, o.wn, o.werr = o.batch.bufs[0], 0, nil
-	err := o.raw.Write(o.rawWrite)
-	n, werr := o.wn, o.werr
-	o.wbuf, o.werr = nil, nil
+	w.wbuf, w.wn, w.werr = w.batch.bufs[0], 0, nil
+	err := o.raw.Write(w.rawWrite)
+	n, werr := w.wn, w.werr
+	w.wbuf, w.werr = nil, nil
 	if err == nil {
 		err = werr
 	}
@@ -174,18 +177,18 @@ func (o *outbox) writeRaw() (int, error) {
 
 // writeFD is rawWrite: it writes wbuf to fd until done or the socket is
 // full, and never asks to wait.
-func (o *outbox) writeFD(fd uintptr) bool {
-	for o.wn < len(o.wbuf) {
-		n, err := sockio.Write(fd, o.wbuf[o.wn:])
+func (w *outWriter) writeFD(fd uintptr) bool {
+	for w.wn < len(w.wbuf) {
+		n, err := sockio.Write(fd, w.wbuf[w.wn:])
 		if n > 0 {
-			o.wn += n
+			w.wn += n
 		}
 		switch {
 		case errors.Is(err, syscall.EINTR):
 		case errors.Is(err, syscall.EAGAIN):
 			return true
 		case err != nil:
-			o.werr = err
+			w.werr = err
 			return true
 		case n <= 0:
 			return true // left to the writer goroutine
@@ -200,7 +203,7 @@ func (o *outbox) writeFD(fd uintptr) bool {
 // file descriptor, once ready is empty. Caller has given it the writer role.
 func (o *outbox) writeLoop() {
 	for {
-		if o.batch.n > 0 {
+		if w := o.w; w.batch.n > 0 {
 			o.mu.Lock()
 			closed := o.closed
 			if !closed && o.writeTimeout > 0 { // under mu: an overflow's immediate deadline must win
@@ -210,10 +213,10 @@ func (o *outbox) writeLoop() {
 			var n int64
 			var err error
 			if !closed {
-				n, err = o.batch.writeTo(o.conn, &o.iov)
+				n, err = w.batch.writeTo(o.conn, &w.iov)
 			}
-			if o.bytesOut != nil && n > 0 {
-				o.bytesOut(int(n))
+			if o.owner != nil && n > 0 {
+				o.owner.bytesOut(int(n))
 			}
 			if err != nil {
 				o.close()
@@ -234,8 +237,8 @@ func (o *outbox) writeLoop() {
 			o.release()
 			return
 		}
-		o.ready, o.batch = o.batch, o.ready
-		o.writing = o.batch.held
+		o.ready, o.w.batch = o.w.batch, o.ready
+		o.writing = o.w.batch.held
 		o.mu.Unlock()
 	}
 }
@@ -252,11 +255,11 @@ func (o *outbox) takeDoneLocked() bool {
 	return true
 }
 
-// reportDone runs onDone over the slots taken by takeDoneLocked. Caller
+// reportDone runs owner.slotDone over the slots taken by takeDoneLocked. Caller
 // does not hold mu.
 func (o *outbox) reportDone() {
 	for i := range o.observing {
-		o.onDone(&o.observing[i])
+		o.owner.slotDone(&o.observing[i])
 		o.observing[i].queued = nil
 	}
 }
@@ -279,10 +282,33 @@ func (o *outbox) endLocked() bool {
 // the session's reader) and tells the session.
 func (o *outbox) finish() {
 	switch {
-	case o.closeConn != nil:
-		o.closeConn()
+	case o.owner != nil:
+		o.owner.outputOver()
 	case o.conn != nil:
 		_ = o.conn.Close()
 	}
-	close(o.finished)
+	o.mu.Lock()
+	o.over = true
+	if o.finished != nil {
+		close(o.finished)
+	}
+	o.mu.Unlock()
+}
+
+// closedChan is a closed channel: what done returns once the output is over.
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+// done returns a channel closed once the output is over and the
+// connection closed. It is made when first asked for: an idle client's
+// outbox holds none.
+func (o *outbox) done() <-chan struct{} {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.finished == nil {
+		if o.over {
+			return closedChan
+		}
+		o.finished = make(chan struct{})
+	}
+	return o.finished
 }

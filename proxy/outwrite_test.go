@@ -39,7 +39,7 @@ func TestOutboxWritesDirectly(t *testing.T) {
 		server, client := tcpPair(t)
 		o := newOutbox(0, 0, 0)
 		var writes, bytesOut atomic.Int64
-		o.start(server, time.Hour, func(n int) { writes.Add(1); bytesOut.Add(int64(n)) })
+		o.start(server, time.Hour, &funcOwner{conn: server, bytes: func(n int) { writes.Add(1); bytesOut.Add(int64(n)) }})
 		var want []byte
 		seqs := make([]uint64, 16) // a pipelining client's commands
 		for i := range seqs {
@@ -72,7 +72,7 @@ func TestOutboxWritesDirectly(t *testing.T) {
 		server, client := tcpPair(t)
 		o := newOutbox(0, 0, 0)
 		var writes atomic.Int64
-		o.start(server, time.Hour, func(int) { writes.Add(1) })
+		o.start(server, time.Hour, &funcOwner{conn: server, bytes: func(int) { writes.Add(1) }})
 		seq, _ := o.reserve(100, slotMeta{}, nil, nil)
 		if held := o.HoldDeliver(seq, []byte("+a\r\n"), true); held || writes.Load() != 1 {
 			t.Fatalf("the only awaited reply: held %v, %d writes; want no hold and one write", held, writes.Load())
@@ -101,14 +101,13 @@ func TestOutboxWritesDirectly(t *testing.T) {
 	t.Run("output asked to end ends when its last slot completes with nothing to write", func(t *testing.T) {
 		server, _ := tcpPair(t)
 		o := newOutbox(0, 0, 0)
-		o.start(server, time.Hour, nil)
 		var reported atomic.Int64
-		o.onDone = func(*slot) { reported.Add(1) }
+		o.start(server, time.Hour, &funcOwner{conn: server, done: func(*slot) { reported.Add(1) }})
 		seq, _ := o.reserve(100, slotMeta{mute: true}, nil, nil) // under CLIENT REPLY OFF
 		o.closeWhenDone()
 		o.Deliver(seq, []byte("+OK\r\n"), true)
 		select {
-		case <-o.finished:
+		case <-o.done():
 		case <-time.After(10 * time.Second):
 			t.Fatal("the output never ended")
 		}
@@ -149,24 +148,23 @@ func TestOutboxWritesDirectly(t *testing.T) {
 		if err != nil || !bytes.Equal(got, want.Bytes()) {
 			t.Fatalf("read %d bytes (%v), want the %d delivered, in order", len(got), err, want.Len())
 		}
-		<-o.finished
+		<-o.done()
 	})
-	t.Run("onDone runs with the outbox unlocked", func(t *testing.T) {
+	t.Run("completed slots are reported with the outbox unlocked", func(t *testing.T) {
 		server, _ := tcpPair(t)
 		o := newOutbox(0, 0, 0)
-		o.start(server, time.Hour, nil)
 		unlocked := make(chan bool, 1)
-		o.onDone = func(*slot) {
+		o.start(server, time.Hour, &funcOwner{conn: server, done: func(*slot) {
 			ok := o.mu.TryLock()
 			if ok {
 				o.mu.Unlock()
 			}
 			unlocked <- ok
-		}
+		}})
 		seq, _ := o.reserve(100, slotMeta{}, []byte("GET ?"), []byte("k"))
 		o.Deliver(seq, []byte("+OK\r\n"), true)
 		if !<-unlocked {
-			t.Fatal("onDone ran with the outbox lock held")
+			t.Fatal("a slot was reported with the outbox lock held")
 		}
 	})
 }
@@ -217,6 +215,28 @@ func TestClientThatStopsReadingGetsEveryReplyLater(t *testing.T) {
 
 // replyClient is one client of a reply-path benchmark or count: its outbox,
 // writing to one end of a loopback connection, and the other end.
+// funcOwner is an outbox's owner made of functions; nil ones do nothing.
+// The output's end closes conn.
+type funcOwner struct {
+	conn  net.Conn
+	done  func(*slot)
+	bytes func(int)
+}
+
+func (f *funcOwner) slotDone(sl *slot) {
+	if f.done != nil {
+		f.done(sl)
+	}
+}
+
+func (f *funcOwner) bytesOut(n int) {
+	if f.bytes != nil {
+		f.bytes(n)
+	}
+}
+
+func (f *funcOwner) outputOver() { _ = f.conn.Close() }
+
 type replyClient struct {
 	o    *outbox
 	peer net.Conn
@@ -228,8 +248,7 @@ func newReplyClients(tb testing.TB, n int, onDone func(*slot)) []replyClient {
 	for i := range cs {
 		server, client := tcpPair(tb)
 		o := newOutbox(0, 0, 0)
-		o.start(server, time.Hour, nil)
-		o.onDone = onDone
+		o.start(server, time.Hour, &funcOwner{conn: server, done: onDone})
 		cs[i] = replyClient{o: o, peer: client}
 	}
 	return cs

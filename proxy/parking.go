@@ -35,9 +35,9 @@ const (
 // is the reader's mark of activity, cleared by each sweep.
 type parking struct {
 	mu    sync.Mutex
-	state readerState
 	idle  *time.Timer // while parked under an idle timeout: resumes the reader when it is due
 	read  atomic.Bool // the reader read input since the last sweep
+	state readerState
 }
 
 // errPark is what a read asked to park returns (see socketReader.ReadReady).
@@ -190,13 +190,12 @@ func (s *session) stopReading(now time.Time) {
 }
 
 // shrink lets go of what an idle session can rebuild: the parser, the
-// session's scratch, the outbox's reply ring and spare buffers. Reader
-// goroutine.
+// session's scratch (kept inside MULTI, where it holds the queued commands'
+// telemetry), the outbox's reply ring and spare buffers. Reader goroutine.
 func (s *session) shrink() {
 	s.rd = nil // nothing is left unparsed: a new one is made at the next input
-	s.reply, s.keyIdx, s.guardArgs, s.stmtBuf = nil, nil, nil, nil
-	if len(s.txQueued) == 0 {
-		s.txQueued = nil
+	if s.work != nil && len(s.work.txQueued) == 0 {
+		s.work = nil
 	}
 	s.out.shrink()
 }

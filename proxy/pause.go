@@ -87,9 +87,7 @@ func maxTime(a, b time.Time) time.Time {
 // Redis); the rest is reader-goroutine state.
 type pauseGate struct {
 	waiting  atomic.Bool
-	txWrites bool          // a command queued in the open MULTI writes or may replicate: EXEC does too
-	kick     chan struct{} // closed when the session is killed
-	kickOnce sync.Once
+	txWrites bool // a command queued in the open MULTI writes or may replicate: EXEC does too
 }
 
 // mayReplicate lists the commands that Redis 7.0 flags may_replicate
@@ -177,16 +175,13 @@ func (s *session) waitPauseChange(end time.Time, changed, closed <-chan struct{}
 	case <-t.C:
 	case <-s.srv.stopping:
 		return false
-	case <-s.pause.kick:
+	case <-s.out.done(): // killed, or the output ended otherwise: no reply can go
 		return false
 	case <-closed:
 		return false
 	}
 	return true
 }
-
-// kickPause ends a hold on the session (it is being killed).
-func (s *session) kickPause() { s.pause.kickOnce.Do(func() { close(s.pause.kick) }) }
 
 // clientPause answers CLIENT PAUSE timeout [WRITE|ALL] for respguard's
 // clients, with Redis 7.0's checks and errors.

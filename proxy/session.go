@@ -37,55 +37,43 @@ type session struct {
 	// Reader-goroutine state.
 	db, proto int
 	name      string
-	nameBuf   [32]byte
-	reply     []byte              // scratch for local replies
-	keyIdx    []int               // key argument indexes of the current command's args (see handle)
-	guardArgs [][]byte            // scratch for the guard's rewrites
-	txQueued  []telemetry.Command // commands queued since MULTI, children of EXEC's span
-	stmtBuf   []byte              // its redacted statement
+	work      *scratch // while the client is active (nil once parked; see scratch)
 
 	shared shared // the shared connection the client's last command went over (reader-goroutine state)
 
-	// Standalone or cluster, chosen once in newSession: how a command that
-	// respguard does not answer itself is routed, and where the replies of
-	// the dedicated connection go.
-	route        func(ctx context.Context, seq uint64, cls *commandClass, cmd resp.Command, slot int, cross bool) bool
-	pinnedTarget pool.Target
-
-	// Cluster mode (reader-goroutine state).
-	pinTo   *pool.Pool // node the next dedicated connection comes from; nil: the one upstream
-	pinSlot int        // slot the dedicated connection was acquired for (-1: keyless)
-	pinned  pinnedReplies
+	// cl is a cluster-mode session's pinning (nil: standalone), set once in
+	// newSession: it decides how a command that respguard does not answer
+	// itself is routed, and where the replies of the dedicated connection go
+	// (see route and pinnedTarget).
+	cl *clusterPin
 
 	// ded is the dedicated connection and the state it holds (see dedicated).
 	ded dedicated
 
-	replyMode replyMode // CLIENT REPLY: reader-goroutine state
-	exec      execOutcome
 	trackReq  trackingRequest // the CLIENT TRACKING being routed (reader-goroutine state)
-	redirPush redirectPushes  // pushes of a client that redirects its invalidations
+	redirPush *redirectPushes // pushes of a client that redirects its invalidations; made once, when first needed
 
 	// What CLIENT LIST shows: set once, or reader-goroutine state published
 	// to view after each command (see publish).
-	started  time.Time
-	laddr    string
-	fd       int
-	lastCmd  string
-	lastAt   time.Time
-	view     clientView
-	blocking bool        // guarded by ded.mu: the last command on the dedicated connection blocks (BLPOP...)
-	gone     atomic.Bool // the session is ending: CLIENT LIST no longer shows it
+	started time.Time
+	fd      int
+	lastCmd string
+	lastAt  int64 // when the last command came, in Unix nanoseconds
+	view    clientView
+	gone    atomic.Bool // the session is ending: CLIENT LIST no longer shows it
+	noEvict atomic.Bool // CLIENT NO-EVICT on: shown in CLIENT LIST (respguard evicts no client)
+
+	blocking  bool      // guarded by ded.mu: the last command on the dedicated connection blocks (BLPOP...)
+	replyMode replyMode // CLIENT REPLY: reader-goroutine state
+	quit      bool      // the session ends with QUIT (reader-goroutine state)
 
 	pol      *policy.Policy // policy the session last judged by
 	user     *policy.User   // nil: not authenticated (the policy requires AUTH)
 	userName atomic.Value   // string: user's name, read by Server.SetPolicy
 	subs     subscriptions  // Pub/Sub subscriptions, read by Server.SetPolicy
 
-	repl       replication   // SYNC/PSYNC: the link to Redis as a replica (see replicate)
-	pause      pauseGate     // CLIENT PAUSE: holds this client's commands (see holdWhilePaused)
-	noEvict    atomic.Bool   // CLIENT NO-EVICT on: shown in CLIENT LIST (respguard evicts no client)
-	writerDone chan struct{} // closed once the outbox's output is over (out.finished)
-	quit       bool          // the session ends with QUIT (reader-goroutine state)
+	repl  replication // SYNC/PSYNC: the link to Redis as a replica (see replicate)
+	pause pauseGate   // CLIENT PAUSE: holds this client's commands (see holdWhilePaused)
 
 	parking parking // whether a goroutine runs the reader (see park)
 }
@@ -94,34 +82,35 @@ func newSession(srv *Server, conn net.Conn, id uint64) *session {
 	cc := srv.cfg.Client
 	s := &session{
 		srv: srv, conn: conn, id: id, addr: conn.RemoteAddr().String(),
-		out:   newOutbox(cc.OutputBufferLimit, cc.OutputBufferSoftLimit, cc.OutputBufferSoftTime),
-		proto: 2, pinSlot: -1, ded: newDedicated(),
-		started: time.Now(), laddr: conn.LocalAddr().String(), fd: connFD(conn),
-		pause: pauseGate{kick: make(chan struct{})},
+		out:     newOutbox(cc.OutputBufferLimit, cc.OutputBufferSoftLimit, cc.OutputBufferSoftTime),
+		proto:   2,
+		started: time.Now(), fd: connFD(conn),
 	}
-	s.lastAt = s.started
+	s.lastAt = s.started.UnixNano()
 	s.userName.Store("")
 	s.publish()
 	s.lim = srv.requestLimits()
 	if src := newClientReader(s); s.sock == nil { // a plain socket's parser is made when it has input (see parser)
 		s.rd = resp.NewRequestReader(src, *s.lim)
 	}
-	s.route, s.pinnedTarget = s.routeStandalone, s.out
 	if srv.cluster != nil {
-		s.pinned = pinnedReplies{out: s.out, cl: srv.cluster}
-		s.route, s.pinnedTarget = s.handleCluster, &s.pinned
-	}
-	s.out.onDone = s.slotDone
-	s.writerDone = s.out.finished
-	s.out.closeConn = func() {
-		if !s.repl.handedOver.Load() { // else the replication relay owns the socket
-			_ = s.conn.Close()
-		}
-		s.resume() // a parked reader sees the close and ends the session
+		s.cl = &clusterPin{slot: -1, replies: pinnedReplies{out: s.out, cl: srv.cluster}}
 	}
 	s.parking.read.Store(true) // a full sweep interval before it may park
 	return s
 }
+
+// outputOver ends the connection once the outbox's output is over (see
+// outboxOwner).
+func (s *session) outputOver() {
+	if !s.repl.handedOver.Load() { // else the replication relay owns the socket
+		_ = s.conn.Close()
+	}
+	s.resume() // a parked reader sees the close and ends the session
+}
+
+// bytesOut counts bytes written to the client (see outboxOwner).
+func (s *session) bytesOut(n int) { s.srv.bytesOut(n) }
 
 // begin starts the session: its output side, then its reader. A client on
 // a plain socket starts parked when parking is on, so that one that has
@@ -130,8 +119,8 @@ func newSession(srv *Server, conn net.Conn, id uint64) *session {
 func (s *session) begin(ctx context.Context) {
 	s.ctx = ctx
 	// The outbox closes the connection once the output is over (see
-	// closeConn), which unblocks the reader; writerDone is closed then.
-	s.out.start(s.conn, s.srv.cfg.Client.WriteTimeout, s.srv.bytesOut)
+	// outputOver), which unblocks the reader; out.done() is closed then.
+	s.out.start(s.conn, s.srv.cfg.Client.WriteTimeout, s)
 	if s.parkAtStart() {
 		return
 	}
@@ -211,12 +200,12 @@ func (s *session) end(panicked any) {
 	}
 	switch {
 	case s.srv.shuttingDown():
-		<-s.writerDone // drain replies in flight on a dedicated connection too; Close cuts this short
+		<-s.out.done() // drain replies in flight on a dedicated connection too; Close cuts this short
 	case s.quit:
 		s.awaitRepliesBeforeQuit()
 	}
 	s.finish()
-	<-s.writerDone
+	<-s.out.done()
 	if s.out.isOverflow() {
 		s.srv.stats.outputOverflows.Add(1)
 		if s.srv.tel != nil {
@@ -265,7 +254,7 @@ func (s *session) awaitRepliesBeforeQuit() {
 	closed, stop := s.watchClose()
 	defer stop()
 	select {
-	case <-s.writerDone:
+	case <-s.out.done():
 	case <-closed:
 		s.out.close()
 	}
@@ -289,7 +278,8 @@ func (s *session) handle(ctx context.Context, cmd resp.Command) bool {
 	if known && !bytes.Equal(real, cmd.Args[0]) {
 		cmd.Args[0], cmd.Raw = real, nil // renamed: forward under Redis's name
 	}
-	cls := s.srv.models.get(pol.Commands()).classify(lowerName(s.nameBuf[:], cmd.Args[0]), cmd.Args)
+	w := s.scratch()
+	cls := s.srv.models.get(pol.Commands()).classify(lowerName(w.name[:], cmd.Args[0]), cmd.Args)
 	k, name := cls.kind, cls.name
 	s.noteCommand(cls, cmd.Args)
 	meta := slotMeta{start: time.Now(), name: name, user: s.userLabel(), db: s.db, upstream: true, mute: s.muted(cls, cmd.Args)}
@@ -301,8 +291,8 @@ func (s *session) handle(ctx context.Context, cmd resp.Command) bool {
 	}
 	slot, cross, split, haveKeys := -1, false, false, false
 	if s.srv.cluster != nil {
-		s.keyIdx, haveKeys = s.srv.keys(cmd.Args, s.keyIdx[:0]), true
-		if slot, cross = clusterSlot(name, cmd.Args, s.keyIdx); cross {
+		w.keyIdx, haveKeys = s.srv.keys(cmd.Args, w.keyIdx[:0]), true
+		if slot, cross = clusterSlot(name, cmd.Args, w.keyIdx); cross {
 			_, split = splittable[name]
 		}
 	}
@@ -319,16 +309,16 @@ func (s *session) handle(ctx context.Context, cmd resp.Command) bool {
 	if (g != nil || wantStmt) && (!haveKeys || meta.decision == decisionRewritten) {
 		// Key positions once per command (again only for a rewritten one), for
 		// the guard's detectors and the statement.
-		s.keyIdx = s.srv.keys(cmd.Args, s.keyIdx[:0])
+		w.keyIdx = s.srv.keys(cmd.Args, w.keyIdx[:0])
 	}
 	var key []byte
-	if g != nil && len(s.keyIdx) > 0 {
-		key = cmd.Args[s.keyIdx[0]]
+	if g != nil && len(w.keyIdx) > 0 {
+		key = cmd.Args[w.keyIdx[0]]
 	}
 	var stmt []byte
 	if wantStmt {
-		s.stmtBuf = telemetry.FormatStatement(s.stmtBuf[:0], s.srv.tel.StatementMode(), cmd.Args, s.keyIdx)
-		stmt = s.stmtBuf
+		w.stmt = telemetry.FormatStatement(w.stmt[:0], s.srv.tel.StatementMode(), cmd.Args, w.keyIdx)
+		stmt = w.stmt
 	}
 	if s.srv.tel != nil {
 		s.trackTransaction(name, &meta, stmt)
@@ -395,6 +385,15 @@ func (s *session) handle(ctx context.Context, cmd resp.Command) bool {
 	return s.route(ctx, seq, cls, cmd, slot, cross)
 }
 
+// route routes a command that respguard does not answer itself: to the one
+// upstream, or in cluster mode to the node serving its keys.
+func (s *session) route(ctx context.Context, seq uint64, cls *commandClass, cmd resp.Command, slot int, cross bool) bool {
+	if s.cl != nil {
+		return s.handleCluster(ctx, seq, cls, cmd, slot, cross)
+	}
+	return s.routeStandalone(ctx, seq, cls, cmd)
+}
+
 // pubsubRefusal returns Redis's refusal of a command that a RESP2 client in
 // Pub/Sub mode may not run, or nil. Redis refuses it after the unknown
 // command, arity and ACL checks and before anything runs, naming it by its
@@ -431,7 +430,7 @@ func changedByGuard(g *guard.Guard, args [][]byte) bool {
 // routeStandalone routes a command to the one upstream: over a shared
 // connection when the model allows it and the client holds no dedicated
 // one, else over its dedicated connection.
-func (s *session) routeStandalone(ctx context.Context, seq uint64, cls *commandClass, cmd resp.Command, _ int, _ bool) bool {
+func (s *session) routeStandalone(ctx context.Context, seq uint64, cls *commandClass, cmd resp.Command) bool {
 	k, name := cls.kind, cls.name
 	s.ded.mu.Lock()
 	// A connection with no state and nothing in flight is given back now,
@@ -642,7 +641,16 @@ func (s *session) replyTarget(matched bool) pool.Target {
 	if !matched {
 		return nil
 	}
-	return s.pinnedTarget
+	return s.pinnedTarget()
+}
+
+// pinnedTarget is where the dedicated connection's replies go: the outbox,
+// through the cluster filter in cluster mode.
+func (s *session) pinnedTarget() pool.Target {
+	if s.cl != nil {
+		return &s.cl.replies
+	}
+	return s.out
 }
 
 // sendTo writes cmd to the dedicated connection, its reply going to
@@ -684,11 +692,11 @@ func (s *session) track(k kind, name string, cmd resp.Command) {
 func (s *session) execApplying(seq uint64, cmd resp.Command) bool {
 	db := s.ded.tx.pendingDB
 	s.ded.conn.MarkDirty() // its db is known only once the reply is in; never pooled on a guess
-	s.exec.start(s.replyTarget(true))
-	s.sendTo(&s.exec, seq, cmd)
+	exec := &execOutcome{next: s.replyTarget(true)}
+	s.sendTo(exec, seq, cmd)
 	s.ded.endTx()
 	s.ded.mu.Unlock()
-	if !s.out.waitBefore(seq+1) || !s.exec.ran.Load() {
+	if !s.out.waitBefore(seq+1) || !exec.ran.Load() {
 		return true
 	}
 	s.db = db
@@ -704,8 +712,8 @@ func (s *session) execApplying(seq uint64, cmd resp.Command) bool {
 // Caller holds ded.mu.
 func (s *session) acquire(ctx context.Context) error {
 	p := s.srv.pool
-	if s.pinTo != nil {
-		p = s.pinTo
+	if s.cl != nil && s.cl.to != nil {
+		p = s.cl.to
 	}
 	c, err := p.Acquire(ctx)
 	if err != nil {
@@ -737,4 +745,24 @@ func equalFold(b []byte, s string) bool { return bytes.EqualFold(b, []byte(s)) }
 // clientStartsState reports CLIENT subcommands that need a dedicated connection.
 func clientStartsState(args [][]byte) bool {
 	return clientSub(args) == "tracking" && len(args) > 2 && equalFold(args[2], "on")
+}
+
+// scratch is the reader goroutine's working memory for one command at a
+// time, kept while the client is active and let go when it parks (see
+// shrink): an idle client holds none.
+type scratch struct {
+	name      [32]byte            // the command's lower-case name
+	keyIdx    []int               // key argument indexes of the current command's args (see handle)
+	guardArgs [][]byte            // the guard's rewrites
+	stmt      []byte              // the command's redacted statement
+	txQueued  []telemetry.Command // commands queued since MULTI, children of EXEC's span
+}
+
+// scratch returns the session's scratch, made anew after it parked.
+// Reader goroutine.
+func (s *session) scratch() *scratch {
+	if s.work == nil {
+		s.work = new(scratch)
+	}
+	return s.work
 }

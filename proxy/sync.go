@@ -150,7 +150,7 @@ func (s *session) replicate(ctx context.Context, seq uint64, name string, cmd re
 	s.out.local(seq, nil)
 	s.publish()
 	s.out.closeWhenDone() // the writer sends what is due, then stops
-	<-s.writerDone
+	<-s.out.done()
 	s.relay(up, pending)
 	return false
 }

@@ -212,11 +212,11 @@ func (s *session) applyTracking(on bool) {
 	}
 	s.ded.redir, s.ded.bcast = s.trackReq.redirect, s.trackReq.bcast
 	if s.ded.redir != nil {
-		if s.redirPush.next == nil { // set once: a pipe's reader may be reading it
-			s.redirPush.next = s.out
+		if s.redirPush == nil { // made once: a pipe's reader may be reading it
+			s.redirPush = &redirectPushes{next: s.out}
 		}
 		s.redirPush.redir.Store(s.ded.redir)
-		s.ded.conn.SetOwner(&s.redirPush, s.releaseIfIdle)
+		s.ded.conn.SetOwner(s.redirPush, s.releaseIfIdle)
 	}
 }
 
@@ -230,7 +230,7 @@ func (s *session) redirectReply(seq uint64, cmd *resp.Command) bool {
 	if r == nil || s.ded.conn == nil || s.ded.has(modeMulti|modeStreaming) {
 		return false
 	}
-	t := &redirectedReply{next: s.pinnedTarget, redir: *r}
+	t := &redirectedReply{next: s.pinnedTarget(), redir: *r}
 	if err := s.ded.conn.Send(t, seq, cmd.Raw, cmd.Args); err != nil {
 		s.out.local(seq, pool.UnavailableReply(err))
 	}

@@ -55,7 +55,7 @@ func (s *session) execSplicing(seq uint64, cmd resp.Command) bool {
 	}
 	elems, ran := resp.Elements(reply)
 	if !ran {
-		s.pinnedTarget.Deliver(seq, reply, true)
+		s.pinnedTarget().Deliver(seq, reply, true)
 		return true
 	}
 	if db >= 0 {
@@ -76,7 +76,7 @@ func (s *session) execSplicing(seq uint64, cmd resp.Command) bool {
 		out = append(out, elems[e]...)
 		e++
 	}
-	s.pinnedTarget.Deliver(seq, out, true)
+	s.pinnedTarget().Deliver(seq, out, true)
 	return true
 }
 
