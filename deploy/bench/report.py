@@ -145,8 +145,8 @@ def idle_table(idle):
         return []
     count = int(idle[0][3])
     out = ["", f"## Memory with {count:,} clients", "",
-           "RSS of the server process: before, with the clients connected and idle (no command "
-           "sent), and after each sent one PING.", "",
+           "RSS of the server process, fresh (measured before the load cells): before, with the "
+           "clients connected and idle (no command sent), and after each sent one PING.", "",
            "| target | process | RSS before (MiB) | idle (MiB) | after a PING (MiB) "
            "| KiB per idle client | KiB per client after a PING |",
            "|---|---|---|---|---|---|---|"]

@@ -189,6 +189,8 @@ CPU=$TMP/cpu.tsv     # round workload target proxy_ticks redis_ticks requests
 IDLE_TSV=$TMP/idle.tsv
 for f in "$CELLS" "$CPU" "$IDLE_TSV"; do : >"$f"; done
 NTESTS=$(tr ',' '\n' <<<"$TESTS" | grep -c .)
+read -r -a TARGET_LIST <<<"$TARGETS"
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 
 
 run_cell() { # round workload args n target
@@ -214,19 +216,6 @@ run_cell() { # round workload args n target
 	log "round $round $name $target: $(awk -F, 'NR > 1 { gsub(/"/, ""); printf "%s %s/s  ", $1, $2 }' "$TMP/cell.csv")"
 }
 
-read -r -a TARGET_LIST <<<"$TARGETS"
-LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
-for ((round = 1; round <= ROUNDS; round++)); do
-	for w in "${WORKLOADS[@]}"; do
-		IFS='|' read -r name args n <<<"$w"
-		n=$(workload_n "$name" "$n")
-		# Rotate the target order by round and workload: no target always runs first.
-		for ((i = 0; i < ${#TARGET_LIST[@]}; i++)); do
-			t=${TARGET_LIST[$(((i + round + ${#name}) % ${#TARGET_LIST[@]}))]}
-			run_cell "$round" "$name" "$args" "$n" "$t"
-		done
-	done
-done
 
 # wait_line FILE PREFIX PID: wait (up to 60 s) until FILE has a line starting
 # with PREFIX; false if PID exits or time runs out first.
@@ -280,11 +269,25 @@ measure_idle() { # target
 	sleep 2 # let the server reap the closed connections
 }
 
+# Memory first, on fresh processes: after the load cells a proxy's heap has
+# grown, and new clients' state would fill memory it already holds.
 if ((IDLE > 0)); then
 	for t in "${TARGET_LIST[@]}"; do
 		measure_idle "$t"
 	done
 fi
+
+for ((round = 1; round <= ROUNDS; round++)); do
+	for w in "${WORKLOADS[@]}"; do
+		IFS='|' read -r name args n <<<"$w"
+		n=$(workload_n "$name" "$n")
+		# Rotate the target order by round and workload: no target always runs first.
+		for ((i = 0; i < ${#TARGET_LIST[@]}; i++)); do
+			t=${TARGET_LIST[$(((i + round + ${#name}) % ${#TARGET_LIST[@]}))]}
+			run_cell "$round" "$name" "$args" "$n" "$t"
+		done
+	done
+done
 
 # --- report ------------------------------------------------------------------
 
