@@ -210,7 +210,7 @@ func (srv *Server) startParking() {
 	}
 	p, err := newParker()
 	if err != nil {
-		srv.log.Warn("idle clients keep their goroutine: parking is not available", "error", err)
+		srv.log.Info("idle clients keep their goroutine: parking is not available here", "error", err)
 		return
 	}
 	srv.parker = p
