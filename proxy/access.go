@@ -25,7 +25,7 @@ func (s *Server) SetPolicy(p *policy.Policy) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for sess := range s.sessions {
-		name, _ := sess.userName.Load().(string)
+		name := *sess.userName.Load()
 		if name == "" {
 			continue
 		}
@@ -92,7 +92,7 @@ func (s *session) setUser(u *policy.User) {
 	if u != nil {
 		name = u.Name()
 	}
-	s.userName.Store(name)
+	s.userName.Store(&name)
 }
 
 // userLabel names the session's user for telemetry.

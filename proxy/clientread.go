@@ -31,10 +31,10 @@ type clientReader struct {
 // holds no buffer while the client is idle, for a plain TCP or Unix socket;
 // a clientReader reading into a buffer the parser keeps for any other
 // connection (TLS).
-func newClientReader(s *session) io.Reader {
-	c := &clientReader{s: s, lastRead: s.started}
+func newClientReader(s *session, started time.Time) io.Reader {
+	c := &clientReader{s: s, lastRead: started}
 	if idle := s.srv.cfg.Client.IdleTimeout; idle > 0 {
-		_ = s.conn.SetReadDeadline(s.started.Add(idle))
+		_ = s.conn.SetReadDeadline(started.Add(idle))
 	}
 	switch conn := s.conn.(type) {
 	case *net.TCPConn, *net.UnixConn:

@@ -107,7 +107,8 @@ func (c idleTestConn) expectClosedWithin(since time.Time, timeout, slack time.Du
 // BenchmarkPublish is what a session pays after each command to keep
 // CLIENT LIST's view of it current.
 func BenchmarkPublish(b *testing.B) {
-	s := &session{proto: 2, lastCmd: "get", lastAt: time.Now().UnixNano()}
+	s := &session{proto: 2, lastCmd: "get"}
+	s.view.lastAt.Store(time.Now().UnixNano())
 	b.ReportAllocs()
 	for b.Loop() {
 		s.publish()

@@ -38,7 +38,7 @@ func (s *subscriptions) counts() (sub, psub, ssub int) {
 // noteCommand records the command about to run for CLIENT LIST's cmd and
 // idle fields.
 func (s *session) noteCommand(cls *commandClass, args [][]byte) {
-	s.lastAt = time.Now().UnixNano()
+	s.view.lastAt.Store(time.Now().UnixNano())
 	if !cls.container || len(args) < 2 {
 		if s.lastCmd != cls.name {
 			s.lastCmd = cls.name
@@ -52,11 +52,11 @@ func (s *session) noteCommand(cls *commandClass, args [][]byte) {
 	}
 }
 
-// publish copies the reader goroutine's state into the view: the time
-// of the last command, and under mu what else changed (seldom).
+// publish copies the reader goroutine's state into the view under mu,
+// when it changed (seldom); the time of the last command goes to the view
+// directly (see noteCommand).
 func (s *session) publish() {
 	v := &s.view
-	v.lastAt.Store(s.lastAt)
 	if v.name == s.name && v.db == s.db && v.proto == s.proto && v.cmd == s.lastCmd {
 		return
 	}
@@ -99,8 +99,8 @@ func (s *session) state(now time.Time) clientState {
 	// already counted (published only after the command, it might not be).
 	c.sub, c.psub, c.ssub = s.subs.counts()
 	c.idle = int64(now.Sub(time.Unix(0, v.lastAt.Load())) / time.Second)
-	c.age = int64(now.Sub(s.started) / time.Second)
-	c.user, _ = s.userName.Load().(string)
+	c.age = int64(now.Sub(time.Unix(0, s.started)) / time.Second)
+	c.user = *s.userName.Load()
 	if c.user == "" {
 		c.user = "default"
 	}
@@ -122,7 +122,7 @@ func (s *session) state(now time.Time) clientState {
 	}
 	c.omem = int64(s.out.heldNow())
 	c.flags = clientFlags(c.pubsub(), inMulti, c.blocked, c.tracking, broken, c.tracking && bcast)
-	if c.replica = s.repl.handedOver.Load(); c.replica {
+	if c.replica = s.replicaHandedOver(); c.replica {
 		c.flags = "S" + strings.TrimPrefix(c.flags, "N") // Redis spells a replica's flag first
 	}
 	if s.noEvict.Load() {

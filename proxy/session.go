@@ -55,10 +55,9 @@ type session struct {
 
 	// What CLIENT LIST shows: set once, or reader-goroutine state published
 	// to view after each command (see publish).
-	started time.Time
+	started int64 // when the client connected, in Unix nanoseconds
 	fd      int
 	lastCmd string
-	lastAt  int64 // when the last command came, in Unix nanoseconds
 	view    clientView
 	gone    atomic.Bool // the session is ending: CLIENT LIST no longer shows it
 	noEvict atomic.Bool // CLIENT NO-EVICT on: shown in CLIENT LIST (respguard evicts no client)
@@ -67,13 +66,13 @@ type session struct {
 	replyMode replyMode // CLIENT REPLY: reader-goroutine state
 	quit      bool      // the session ends with QUIT (reader-goroutine state)
 
-	pol      *policy.Policy // policy the session last judged by
-	user     *policy.User   // nil: not authenticated (the policy requires AUTH)
-	userName atomic.Value   // string: user's name, read by Server.SetPolicy
-	subs     subscriptions  // Pub/Sub subscriptions, read by Server.SetPolicy
+	pol      *policy.Policy         // policy the session last judged by
+	user     *policy.User           // nil: not authenticated (the policy requires AUTH)
+	userName atomic.Pointer[string] // user's name ("" when unset), read by Server.SetPolicy
+	subs     subscriptions          // Pub/Sub subscriptions, read by Server.SetPolicy
 
-	repl  replication // SYNC/PSYNC: the link to Redis as a replica (see replicate)
-	pause pauseGate   // CLIENT PAUSE: holds this client's commands (see holdWhilePaused)
+	repl  atomic.Pointer[replication] // SYNC/PSYNC: the link to Redis as a replica, made when first used (see replicate)
+	pause pauseGate                   // CLIENT PAUSE: holds this client's commands (see holdWhilePaused)
 
 	parking parking // whether a goroutine runs the reader (see park)
 }
@@ -82,15 +81,17 @@ func newSession(srv *Server, conn net.Conn, id uint64) *session {
 	cc := srv.cfg.Client
 	s := &session{
 		srv: srv, conn: conn, id: id, addr: conn.RemoteAddr().String(),
-		out:     newOutbox(cc.OutputBufferLimit, cc.OutputBufferSoftLimit, cc.OutputBufferSoftTime),
-		proto:   2,
-		started: time.Now(), fd: connFD(conn),
+		out:   newOutbox(cc.OutputBufferLimit, cc.OutputBufferSoftLimit, cc.OutputBufferSoftTime),
+		proto: 2,
+		fd:    connFD(conn),
 	}
-	s.lastAt = s.started.UnixNano()
-	s.userName.Store("")
+	now := time.Now()
+	s.started = now.UnixNano()
+	s.view.lastAt.Store(s.started)
+	s.userName.Store(new(string))
 	s.publish()
 	s.lim = srv.requestLimits()
-	if src := newClientReader(s); s.sock == nil { // a plain socket's parser is made when it has input (see parser)
+	if src := newClientReader(s, now); s.sock == nil { // a plain socket's parser is made when it has input (see parser)
 		s.rd = resp.NewRequestReader(src, *s.lim)
 	}
 	if srv.cluster != nil {
@@ -103,7 +104,7 @@ func newSession(srv *Server, conn net.Conn, id uint64) *session {
 // outputOver ends the connection once the outbox's output is over (see
 // outboxOwner).
 func (s *session) outputOver() {
-	if !s.repl.handedOver.Load() { // else the replication relay owns the socket
+	if !s.replicaHandedOver() { // else the replication relay owns the socket
 		_ = s.conn.Close()
 	}
 	s.resume() // a parked reader sees the close and ends the session
@@ -262,7 +263,9 @@ func (s *session) awaitRepliesBeforeQuit() {
 
 // finish returns or destroys the dedicated connection.
 func (s *session) finish() {
-	s.repl.close()
+	if r := s.repl.Load(); r != nil {
+		r.close()
+	}
 	s.ded.mu.Lock()
 	defer s.ded.mu.Unlock()
 	s.ded.dropConn()

@@ -30,6 +30,24 @@ type replication struct {
 	handedOver atomic.Bool
 }
 
+// replication returns the session's replication link, made if it has none.
+// Reader goroutine.
+func (s *session) replication() *replication {
+	r := s.repl.Load()
+	if r == nil {
+		r = &replication{}
+		s.repl.Store(r)
+	}
+	return r
+}
+
+// replicaHandedOver reports whether the client's socket belongs to a
+// replication relay (see replicate). Any goroutine.
+func (s *session) replicaHandedOver() bool {
+	r := s.repl.Load()
+	return r != nil && r.handedOver.Load()
+}
+
 // close closes the link's connection, if the handshake left one open.
 // Reader-goroutine only.
 func (r *replication) close() {
@@ -65,8 +83,9 @@ func (s *session) replconf(ctx context.Context, seq uint64, cmd resp.Command) {
 	}
 	reply, err := s.replicationRoundTrip(ctx, cmd)
 	if err != nil {
-		s.repl.conn.Close()
-		s.repl.conn = nil
+		r := s.replication()
+		r.conn.Close()
+		r.conn = nil
 		reply = pool.UnavailableReply(err)
 	}
 	s.out.local(seq, reply)
@@ -78,17 +97,18 @@ func (s *session) replicationRoundTrip(ctx context.Context, cmd resp.Command) ([
 	if err := s.dialReplication(ctx); err != nil {
 		return pool.UnavailableReply(err), nil
 	}
-	c := s.repl.conn
+	r := s.replication()
+	c := r.conn
 	_ = c.SetDeadline(time.Now().Add(controlTimeout))
 	defer c.SetDeadline(time.Time{})
 	if _, err := c.Write(encoded(cmd)); err != nil {
 		return nil, err
 	}
 	var reply captureReply
-	if err := s.repl.rd.ReadReply(&reply); err != nil {
+	if err := r.rd.ReadReply(&reply); err != nil {
 		return nil, err
 	}
-	if s.repl.rd.Buffered() > 0 {
+	if r.rd.Buffered() > 0 {
 		return nil, errors.New("redis sent more than one reply to REPLCONF")
 	}
 	return reply.b, nil
@@ -96,14 +116,15 @@ func (s *session) replicationRoundTrip(ctx context.Context, cmd resp.Command) ([
 
 // dialReplication dials the replication link unless it is open.
 func (s *session) dialReplication(ctx context.Context) error {
-	if s.repl.conn != nil {
+	r := s.replication()
+	if r.conn != nil {
 		return nil
 	}
 	c, err := s.srv.pool.DialRaw(ctx)
 	if err != nil {
 		return err
 	}
-	s.repl.conn, s.repl.rd = c, resp.NewReplyReader(c)
+	r.conn, r.rd = c, resp.NewReplyReader(c)
 	return nil
 }
 
@@ -138,15 +159,16 @@ func (s *session) replicate(ctx context.Context, seq uint64, name string, cmd re
 		s.out.local(seq, pool.UnavailableReply(err))
 		return true
 	}
-	up := s.repl.conn
+	r := s.replication()
+	up := r.conn
 	if _, err := up.Write(encoded(cmd)); err != nil {
-		s.repl.close()
+		r.close()
 		s.out.local(seq, pool.UnavailableReply(err))
 		return true
 	}
 	pending := s.rd.Detach() // bytes the client sent after the command
 	s.stayUnparked()         // the relay reads the socket from now on
-	s.repl.handedOver.Store(true)
+	r.handedOver.Store(true)
 	s.out.local(seq, nil)
 	s.publish()
 	s.out.closeWhenDone() // the writer sends what is due, then stops
