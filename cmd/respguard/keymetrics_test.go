@@ -25,6 +25,7 @@ func startWithAdmin(t *testing.T, rs *redistest.Server, adminKeys, extra string)
 	serveInProcess(t, fmt.Sprintf("listen: %s\nupstream:\n  address: %s\n  dial_timeout: 1s\nadmin:\n  listen: %s\n%s%s",
 		listen, rs.Addr, admin, adminKeys, extra))
 	waitListening(t, listen)
+	waitListening(t, admin) // the admin server starts beside the proxy's listener, not before it
 	return listen, admin
 }
 

@@ -68,6 +68,7 @@ func liveRespguard(t *testing.T, bin string) string {
 		}
 	}()
 	t.Cleanup(func() { cancel(); <-done })
+	waitListening(t, admin) // the admin server starts beside the proxy's listener, not before it
 	return admin
 }
 
