@@ -118,6 +118,7 @@ func NewServer(cfg Config, p *pool.Pool, info pool.ServerInfo, opts Options) (*S
 	s.guard.Store(opts.Guard)
 	if s.tel != nil {
 		s.tel.ObserveInFlight(s.commandsInFlight)
+		s.tel.ObserveParked(s.Parked)
 	}
 	return s, nil
 }

@@ -78,7 +78,8 @@ type Telemetry struct {
 	info     infoState
 	reloads  configReloads
 	pool     atomic.Pointer[func() PoolStats]
-	inFlight atomic.Pointer[func() int64] // see ObserveInFlight
+	inFlight gaugeSource // see ObserveInFlight
+	parked   gaugeSource // see ObserveParked
 
 	workersMu sync.Mutex         // guards stopped and workers.Add
 	stopped   bool               // Shutdown has begun
@@ -201,7 +202,7 @@ func (t *Telemetry) newMetrics(m metric.Meter) error {
 	t.poolInst = newPoolInstruments(m, errs)
 	t.infoInst = newInfoInstruments(m, errs)
 	t.reloadInst = newConfigReloadInstruments(m, errs)
-	t.newInFlightGauge(m, errs)
+	t.newSourceGauges(m, errs)
 	if errs.err != nil {
 		return fmt.Errorf("telemetry: create instruments: %w", errs.err)
 	}

@@ -113,6 +113,15 @@ policy:
 	c.FlushAll(ctx)             // denied by policy
 	c.Del(ctx, "gone")          // rewritten by the unlink guard
 	c.Do(ctx, "AUTH", "nobody", "wrong")
+	// A client that has sent nothing is held parked (client.park_after, on
+	// by default): it counts until it leaves.
+	idle, err := net.Dial("tcp", listen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	peaks.pollMetric(t, admin, "respguard_clients_parked")
+	idle.Close()
+	waitClients(t, admin, 1)
 	// INFO's pool total counts the shared connection these commands used.
 	info := c.Info(ctx, "respguard").Val()
 	if n, _ := strconv.Atoi(infoField(info, "respguard_pool_total_conns")); n < 1 || infoField(info, "respguard_pool_shared_conns") == "0" {
