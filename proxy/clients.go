@@ -35,10 +35,10 @@ func (s *subscriptions) counts() (sub, psub, ssub int) {
 	return len(s.sets[subChannel]), len(s.sets[subPattern]), len(s.sets[subShard])
 }
 
-// noteCommand records the command about to run for CLIENT LIST's cmd and
-// idle fields.
-func (s *session) noteCommand(cls *commandClass, args [][]byte) {
-	s.view.lastAt.Store(time.Now().UnixNano())
+// noteCommand records the command about to run, read at now, for CLIENT
+// LIST's cmd and idle fields.
+func (s *session) noteCommand(cls *commandClass, args [][]byte, now time.Time) {
+	s.view.lastAt.Store(now.UnixNano())
 	if !cls.container || len(args) < 2 {
 		if s.lastCmd != cls.name {
 			s.lastCmd = cls.name

@@ -37,7 +37,7 @@ type dedicated struct {
 	mu   sync.Mutex
 	conn *pool.Conn // nil: not pinned
 	mode connMode
-	tx   *txState // nil: no transaction state; never nil in MULTI or while watching (see txn)
+	tx   *txState // never nil in MULTI or while watching (see txn); else nil, or a lost watch's outcome (see afterPinnedMove)
 
 	// While tracking: where invalidations are redirected (nil: to this
 	// connection) and whether in BCAST mode. Written by the reader goroutine.
@@ -90,7 +90,8 @@ func (d *dedicated) enter(m connMode) {
 }
 
 // txn returns the transaction state, made when there was none: a client
-// that never used MULTI or WATCH, or whose transaction ended, holds none.
+// that never used MULTI or WATCH, or whose transaction ended, holds none
+// (but for a cluster watch lost with its node, kept for the next EXEC).
 func (d *dedicated) txn() *txState {
 	if d.tx == nil {
 		d.tx = &txState{pendingDB: -1, slot: -1}

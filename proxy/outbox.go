@@ -59,8 +59,8 @@ type outbox struct {
 	overflow  bool
 	busy      bool // a goroutine has the writer role: it owns w
 	loop      bool // ...and it is the writer goroutine (wake it when ready grows)
-	ended     bool // output is over: conn closed (or being closed), finished closed
-	over      bool // ...and conn is closed (finished, if made, is closed)
+	ended     bool // output is over: finish runs (or ran)
+	over      bool // ...and finish is done: conn closed, finished (if made) closed
 
 	doneq     []slot // completed slots awaiting owner.slotDone (stmt and key buffers swapped, not copied)
 	observing []slot // the batch owner.slotDone runs over, owned by whoever set observe

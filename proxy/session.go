@@ -284,8 +284,9 @@ func (s *session) handle(ctx context.Context, cmd resp.Command) bool {
 	w := s.scratch()
 	cls := s.srv.models.get(pol.Commands()).classify(lowerName(w.name[:], cmd.Args[0]), cmd.Args)
 	k, name := cls.kind, cls.name
-	s.noteCommand(cls, cmd.Args)
-	meta := slotMeta{start: time.Now(), name: name, user: s.userLabel(), db: s.db, upstream: true, mute: s.muted(cls, cmd.Args)}
+	now := time.Now() // one clock read for CLIENT LIST's idle and the command's timing
+	s.noteCommand(cls, cmd.Args, now)
+	meta := slotMeta{start: now, name: name, user: s.userLabel(), db: s.db, upstream: true, mute: s.muted(cls, cmd.Args)}
 	var d policy.Decision
 	if known {
 		if d = pol.Check(s.user, cmd.Args); !d.Allowed && !d.Audit {
