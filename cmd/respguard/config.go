@@ -29,6 +29,7 @@ import (
 type Config struct {
 	Listen          string              `mapstructure:"listen"`
 	ShutdownTimeout time.Duration       `mapstructure:"shutdown_timeout"`
+	SchedPolicy     string              `mapstructure:"sched_policy"` // normal or batch (see SchedBatch)
 	Upstream        UpstreamConfig      `mapstructure:"upstream"`
 	Pool            PoolConfig          `mapstructure:"pool"`
 	Client          proxy.ClientConfig  `mapstructure:"client"`
@@ -104,6 +105,7 @@ func defaults() map[string]any {
 	return map[string]any{
 		"listen":                          proxy.DefaultListen,
 		"shutdown_timeout":                proxy.DefaultShutdownTimeout,
+		"sched_policy":                    SchedNormal,
 		"upstream.address":                pool.DefaultAddress,
 		"upstream.mode":                   ModeStandalone,
 		"upstream.addresses":              []string{},
@@ -363,7 +365,8 @@ func (c Config) poolConfig() pool.Config {
 // Validate checks every section, naming offending keys.
 func (c Config) Validate() error {
 	return errors.Join(c.proxyConfig().Validate(), c.poolConfig().Validate(), c.telemetryConfig().Validate(), c.Policy.Validate(), c.Guard.Validate(),
-		c.TLS.Validate(), c.Upstream.TLS.validate(), c.Security.validate(), c.validateListeners(), c.validateTopology())
+		c.TLS.Validate(), c.Upstream.TLS.validate(), c.Security.validate(), c.validateListeners(), c.validateTopology(),
+		validateSchedPolicy(c.SchedPolicy))
 }
 
 // validateListeners checks that tls.listen and listen are different addresses.

@@ -60,6 +60,7 @@ func TestConfigRefusesBadInput(t *testing.T) {
 		"an address without a port":         {"listen: localhost\n", "listen"},
 		"min idle above max conns":          {"pool:\n  max_conns: 2\n  min_idle_conns: 3\n", "pool.min_idle_conns"},
 		"a duration that is not a duration": {"client:\n  idle_timeout: soon\n", "idle_timeout"},
+		"an unknown scheduling policy":      {"sched_policy: fifo\n", "sched_policy"},
 	}
 	expectRefused(t, cases)
 }

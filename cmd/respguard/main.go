@@ -76,6 +76,9 @@ func run(args []string) error {
 type reloadFunc func() (Config, error)
 
 func serve(ctx context.Context, cfg Config, log *slog.Logger, reload reloadFunc, configFile string) error {
+	if err := applySchedPolicy(cfg.SchedPolicy, log); err != nil {
+		return err
+	}
 	pcfg, err := cfg.upstreamPoolConfig(log) // security (issue 6): upstream TLS
 	if err != nil {
 		return err
