@@ -76,7 +76,7 @@ if [[ -n ${BENCH_WORKLOADS:-} ]]; then
 fi
 ((QUICK)) && BENCH_N=${BENCH_N:-2000}
 
-# shellcheck source=lib.bash
+# shellcheck source=lib.bash source-path=SCRIPTDIR
 source "$BENCH/lib.bash"
 bench_init respguard-cluster-bench
 

@@ -75,7 +75,7 @@ if ((QUICK)); then
 	IDLE=${BENCH_IDLE_CLIENTS:-200}
 fi
 
-# shellcheck source=lib.bash
+# shellcheck source=lib.bash source-path=SCRIPTDIR
 source "$BENCH/lib.bash"
 bench_init respguard-bench
 

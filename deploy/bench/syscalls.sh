@@ -56,7 +56,7 @@ WORKLOADS=(
 	"c50|-c 50 -P 1|${BENCH_N_C50:-200000}"
 )
 
-# shellcheck source=lib.bash
+# shellcheck source=lib.bash source-path=SCRIPTDIR
 source "$BENCH/lib.bash"
 bench_init respguard-syscalls
 
