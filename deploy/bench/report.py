@@ -15,7 +15,18 @@ import collections
 import statistics
 import sys
 
-TARGET_ORDER = ["direct", "respguard", "twemproxy"]
+TARGET_ORDER = ["direct", "respguard", "respguard_batch", "twemproxy", "twemproxy_batch"]
+# The process behind each target: a _batch target is the same program as its
+# base target, under SCHED_BATCH.
+PROCESS = {"direct": "redis-server", "respguard": "respguard", "respguard_batch": "respguard",
+           "twemproxy": "nutcracker", "twemproxy_batch": "nutcracker"}
+LABEL = {"respguard": "respguard (default scheduling)",
+         "respguard_batch": "respguard (sched_policy: batch)",
+         "twemproxy": "twemproxy (default scheduling)",
+         "twemproxy_batch": "twemproxy (SCHED_BATCH: chrt -b 0)"}
+# The goal tables, in this order; a pair missing from the data is skipped.
+GOAL_PAIRS = [("respguard", "twemproxy"), ("respguard_batch", "twemproxy"),
+              ("respguard_batch", "twemproxy_batch")]
 # The performance goals for respguard against twemproxy, measured in the same
 # run: at least its throughput, at most its CPU (and Redis's) per request, its
 # p50 at one client; per-client memory at most MAX_IDLE_KIB idle and at most
@@ -65,7 +76,8 @@ def fmt(x, digits=2):
 def header(meta):
     out = ["# respguard load comparison", ""]
     out.append(f"Command: `{meta['command'][0][0].strip()}`  ")
-    for key in ("date", "machine", "load", "pinning", "redis", "twemproxy", "respguard", "tests"):
+    for key in ("date", "machine", "load", "pinning", "scheduling", "redis", "twemproxy", "respguard",
+                "tests"):
         if key in meta:
             out.append(f"{key.capitalize()}: {meta[key][0][0]}  ")
     out.append("")
@@ -117,24 +129,34 @@ def stalls(cells):
 
 
 def targets_table(summary, workloads, p50):
-    if not any(k[1] == "respguard" for k in summary) or not any(k[1] == "twemproxy" for k in summary):
+    present = {t for _, t in summary}
+    pairs = [(a, b) for a, b in GOAL_PAIRS if a in present and b in present]
+    if not pairs:
         return []
-    out = ["", "## Goals: respguard against twemproxy, same run", "",
+    out = ["", "## Goals: respguard against twemproxy, same run"]
+    for a, b in pairs:
+        out += pair_table(a, b, summary, workloads, p50)
+    return out
+
+
+def pair_table(a, b, summary, workloads, p50):
+    """The goals for target a (a respguard) against target b (a twemproxy)."""
+    out = ["", f"### {LABEL[a]} against {LABEL[b]}", "",
            f"| workload | throughput ratio (>= {MIN_THROUGHPUT_RATIO:.2f}) "
            f"| proxy CPU ratio (<= {MAX_PROXY_CPU_RATIO:.2f}) "
            f"| Redis CPU ratio (<= {MAX_REDIS_CPU_RATIO:.2f}) |", "|---|---|---|---|"]
     for w in workloads:
-        rg, tw = summary[(w, "respguard")], summary[(w, "twemproxy")]
+        rg, tw = summary[(w, a)], summary[(w, b)]
         ratios = [rg[i] / tw[i] if tw[i] else float("nan") for i in range(3)]
         marks = [ratios[0] >= MIN_THROUGHPUT_RATIO, ratios[1] <= MAX_PROXY_CPU_RATIO,
                  ratios[2] <= MAX_REDIS_CPU_RATIO]
         cells = [f"{fmt(r)} {'ok' if ok else 'MISSED'}" if r == r else "n/a (too few CPU ticks)"
                  for r, ok in zip(ratios, marks)]
         out.append(f"| {w} | " + " | ".join(cells) + " |")
-    if ("c1_p1", "respguard") in p50 and ("c1_p1", "twemproxy") in p50:
-        rg, tw = p50[("c1_p1", "respguard")], p50[("c1_p1", "twemproxy")]
+    if ("c1_p1", a) in p50 and ("c1_p1", b) in p50:
+        rg, tw = p50[("c1_p1", a)], p50[("c1_p1", b)]
         r = rg / tw if tw else float("nan")
-        out += ["", f"p50 at `c1_p1` (mean of the tests' medians): respguard {rg:.3f} ms, twemproxy "
+        out += ["", f"p50 at `c1_p1` (mean of the tests' medians): {a} {rg:.3f} ms, {b} "
                 f"{tw:.3f} ms, ratio {fmt(r)} (<= {MAX_P50_RATIO_C1:.2f}) "
                 f"{'ok' if r <= MAX_P50_RATIO_C1 else 'MISSED'}."]
     return out
@@ -150,14 +172,13 @@ def idle_table(idle):
            "| target | process | RSS before (MiB) | idle (MiB) | after a PING (MiB) "
            "| KiB per idle client | KiB per client after a PING |",
            "|---|---|---|---|---|---|---|"]
-    process = {"direct": "redis-server", "respguard": "respguard", "twemproxy": "nutcracker"}
     per = {}
     for t, before, after, n, *rest in idle:
         b, a, n = int(before), int(after), int(n)
         i = int(rest[0]) if rest else None  # older runs measured only after a PING
         per[t] = ((i - b) / n if i is not None else float("nan"), (a - b) / n)
         idle_mib = f"{i / 1024:.1f}" if i is not None else "n/a"
-        out.append(f"| {t} | {process.get(t, t)} | {b / 1024:.1f} | {idle_mib} | {a / 1024:.1f} "
+        out.append(f"| {t} | {PROCESS.get(t, t)} | {b / 1024:.1f} | {idle_mib} | {a / 1024:.1f} "
                    f"| {fmt(per[t][0], 1)} | {per[t][1]:.1f} |")
     if "respguard" in per and "direct" in per:
         rg, rd = per["respguard"], per["direct"]
