@@ -72,14 +72,19 @@ workload_n() {
 	echo "${BENCH_N:-${!var:-$2}}"
 }
 
-# start_twemproxy PORT REDIS_PORT CPU LOG: nutcracker (twemproxy) on
-# 127.0.0.1:PORT in front of the Redis on REDIS_PORT with one server
-# connection, pinned to CPU, logging to LOG, in the background: $! is its
-# pid once this returns.
+# start_twemproxy NAME PORT REDIS_PORT CPU [WRAPPER...]: nutcracker
+# (twemproxy) on 127.0.0.1:PORT in front of the Redis on REDIS_PORT with one
+# server connection, pinned to CPU, in the background: $! is its pid once this
+# returns. Its config, pid file and log are $TMP/NAME.yml, .pid and .log, so
+# instances with different names can run side by side. WRAPPER, if given, is
+# a command that execs the rest of its arguments (e.g. chrt -b 0), so $! stays
+# nutcracker's pid.
 start_twemproxy() {
-	cat >"$TMP/nutcracker.yml" <<-EOF
+	local name=$1 port=$2 redis_port=$3 cpu=$4
+	shift 4
+	cat >"$TMP/$name.yml" <<-EOF
 		bench:
-		  listen: 127.0.0.1:$1
+		  listen: 127.0.0.1:$port
 		  redis: true
 		  hash: fnv1a_64
 		  distribution: ketama
@@ -87,10 +92,23 @@ start_twemproxy() {
 		  preconnect: true
 		  server_connections: 1
 		  servers:
-		    - 127.0.0.1:$2:1
+		    - 127.0.0.1:$redis_port:1
 	EOF
-	taskset -c "$3" nutcracker -c "$TMP/nutcracker.yml" -s "$(free_ports 1)" -a 127.0.0.1 \
-		-o "$4" -p "$TMP/nutcracker.pid" &
+	"$@" taskset -c "$cpu" nutcracker -c "$TMP/$name.yml" -s "$(free_ports 1)" -a 127.0.0.1 \
+		-o "$TMP/$name.log" -p "$TMP/$name.pid" &
+}
+
+# sched_policies PID: the scheduling policies of PID's threads, counted, e.g.
+# "SCHED_BATCH x 7" or "SCHED_OTHER x 2, SCHED_BATCH x 5" (field 41 of
+# /proc/PID/task/TID/stat).
+sched_policies() {
+	local stat
+	for stat in /proc/"$1"/task/*/stat; do
+		sed 's/.*) //' "$stat" 2>/dev/null | awk '{print $39}'
+	done | awk '
+		BEGIN { split("SCHED_OTHER SCHED_FIFO SCHED_RR SCHED_BATCH SCHED_ISO SCHED_IDLE SCHED_DEADLINE", name, " ") }
+		{ p = ($1 + 1 in name) ? name[$1 + 1] : "policy " $1; if (!(p in n)) order[++k] = p; n[p]++ }
+		END { for (i = 1; i <= k; i++) printf "%s%s x %d", (i > 1 ? ", " : ""), order[i], n[order[i]] }'
 }
 
 # tcp_counters_reset / tcp_counters: the kernel's TCP counters that tell a

@@ -4,6 +4,20 @@
 #
 # Usage: deploy/bench/run.sh [--quick] [--targets "direct respguard twemproxy"]
 #
+# Targets (all by default, in one interleaved run; --targets or BENCH_TARGETS
+# picks any of them):
+#   direct            redis-server itself
+#   respguard         respguard, default scheduling
+#   respguard_batch   a second respguard, same binary and settings, with
+#                     sched_policy batch (RESPGUARD_SCHED_POLICY=batch: all its
+#                     threads under Linux SCHED_BATCH)
+#   twemproxy         nutcracker, default scheduling
+#   twemproxy_batch   a second nutcracker, same settings, started under
+#                     chrt -b 0 (SCHED_BATCH)
+# The report has one goals table per pair present: respguard against
+# twemproxy, respguard_batch against twemproxy, respguard_batch against
+# twemproxy_batch.
+#
 # Prints a markdown report on stdout (progress goes to stderr) and keeps a
 # copy in deploy/bench/results/ (git-ignored). Starts its own redis-server,
 # respguard and nutcracker on free loopback ports and stops them on exit.
@@ -18,7 +32,9 @@
 #   BENCH_N=                  force one -n for every workload
 #   BENCH_N_C50_P1=300000 BENCH_N_C50_P16=2000000 BENCH_N_C1_P1=50000
 #   BENCH_N_D1024_C50_P16=1000000 BENCH_N_C1000_P1=300000
-#   BENCH_IDLE_CLIENTS=10000  idle connections for the RSS measurement (0: skip)
+#   BENCH_IDLE_CLIENTS=10000  idle connections for the RSS measurement (0: skip);
+#                             measured for direct, respguard and twemproxy only
+#                             (the _batch targets differ in scheduling, not memory)
 #   BENCH_PARK_AFTER=1s       respguard's client.park_after (default 5s; negative: off)
 #   BENCH_IDLE_SETTLE=5       seconds between the PINGs and the RSS reading after
 #                             them (respguard parks a client idle for 1-2 s and
@@ -30,10 +46,10 @@
 # the script, not a measurement.
 set -euo pipefail
 
-usage() { sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { awk 'NR > 1 && !/^#/ { exit } NR > 1' "$0" | sed 's/^# \{0,1\}//'; }
 
 QUICK=0
-TARGETS=${BENCH_TARGETS:-direct respguard twemproxy}
+TARGETS=${BENCH_TARGETS:-direct respguard respguard_batch twemproxy twemproxy_batch}
 ARGS_SEEN="$*"
 while [[ $# -gt 0 ]]; do
 	case $1 in
@@ -97,8 +113,16 @@ command -v redis-server >/dev/null && command -v redis-benchmark >/dev/null ||
 	install_debian redis-server redis-tools || die "redis-server and redis-benchmark are needed"
 command -v python3 >/dev/null || die "python3 is needed (idle clients and the report)"
 command -v taskset >/dev/null || install_debian util-linux || die "taskset is needed"
-if has_target twemproxy && ! command -v nutcracker >/dev/null; then
-	install_debian nutcracker || { note "twemproxy skipped: nutcracker is not installed"; drop_target twemproxy; }
+if { has_target twemproxy || has_target twemproxy_batch; } && ! command -v nutcracker >/dev/null; then
+	install_debian nutcracker || {
+		note "twemproxy and twemproxy_batch skipped: nutcracker is not installed"
+		drop_target twemproxy
+		drop_target twemproxy_batch
+	}
+fi
+if has_target twemproxy_batch && ! chrt -b 0 true 2>/dev/null; then
+	note "twemproxy_batch skipped: chrt -b 0 (util-linux) is missing or cannot set SCHED_BATCH"
+	drop_target twemproxy_batch
 fi
 
 if (($(nproc) < 2)); then
@@ -113,18 +137,21 @@ if ((IDLE > 0 && $(ulimit -n) < IDLE + 100)); then
 	IDLE=$(($(ulimit -n) - 200))
 fi
 
+# One build serves both respguard targets.
 RESPGUARD=${BENCH_RESPGUARD_BIN:-}
-if has_target respguard && [[ -z $RESPGUARD ]]; then
+if { has_target respguard || has_target respguard_batch; } && [[ -z $RESPGUARD ]]; then
 	if [[ ! -d $ROOT/cmd/respguard ]]; then
-		note "respguard skipped: $ROOT/cmd/respguard does not exist yet"
+		note "respguard and respguard_batch skipped: $ROOT/cmd/respguard does not exist yet"
 		drop_target respguard
+		drop_target respguard_batch
 	else
 		log "building respguard"
 		RESPGUARD=$TMP/respguard
 		if ! (cd "$ROOT" && CGO_ENABLED=0 go build -o "$RESPGUARD" ./cmd/respguard) >"$TMP/build.log" 2>&1; then
 			cat "$TMP/build.log" >&2
-			note "respguard skipped: go build ./cmd/respguard failed"
+			note "respguard and respguard_batch skipped: go build ./cmd/respguard failed"
 			drop_target respguard
+			drop_target respguard_batch
 		fi
 	fi
 fi
@@ -158,28 +185,47 @@ wait_ping "$REDIS_PORT" redis "$REDIS_PID" "$TMP/redis.log"
 PORT[direct]=$REDIS_PORT
 PID[direct]=$REDIS_PID
 
+# started TARGET: records the pid of the process just started in the
+# background ($!) and waits until it answers PING.
+started() {
+	PID[$1]=$!
+	PIDS+=("${PID[$1]}")
+	wait_ping "${PORT[$1]}" "$1" "${PID[$1]}" "$TMP/$1.log"
+}
+
 if has_target twemproxy; then
 	PORT[twemproxy]=$(free_ports 1)
-	start_twemproxy "${PORT[twemproxy]}" "$REDIS_PORT" "$CLIENT_CPU" "$TMP/twemproxy.log"
-	PID[twemproxy]=$!
-	PIDS+=("${PID[twemproxy]}")
-	wait_ping "${PORT[twemproxy]}" twemproxy "${PID[twemproxy]}" "$TMP/twemproxy.log"
+	start_twemproxy twemproxy "${PORT[twemproxy]}" "$REDIS_PORT" "$CLIENT_CPU"
+	started twemproxy
+fi
+if has_target twemproxy_batch; then
+	PORT[twemproxy_batch]=$(free_ports 1)
+	start_twemproxy twemproxy_batch "${PORT[twemproxy_batch]}" "$REDIS_PORT" "$CLIENT_CPU" chrt -b 0
+	started twemproxy_batch
 fi
 
-if has_target respguard; then
-	PORT[respguard]=$(free_ports 1)
-	# As in production: guardrails and metrics on (the defaults), and 1% of
-	# commands traced (spans exported by the stdout exporter, to /dev/null).
-	# Idle clients parked after 1-2 s (client.park_after, 5s by default), so
-	# that the memory readings need not wait 10 s.
-	RESPGUARD_ADMIN_LISTEN=127.0.0.1:$(free_ports 1) RESPGUARD_CLIENT_MAX_CLIENTS=$((IDLE + 1000)) \
-		RESPGUARD_CLIENT_PARK_AFTER=${BENCH_PARK_AFTER:-1s} \
+# start_respguard TARGET [VAR=value...]: respguard as TARGET, with VARs added
+# to its environment. As in production: guardrails and metrics on (the
+# defaults), and 1% of commands traced (spans exported by the stdout exporter,
+# to /dev/null). Idle clients parked after 1-2 s (client.park_after, 5s by
+# default), so that the memory readings need not wait 10 s.
+start_respguard() {
+	local target=$1
+	shift
+	PORT[$target]=$(free_ports 1)
+	env "$@" RESPGUARD_ADMIN_LISTEN="127.0.0.1:$(free_ports 1)" RESPGUARD_CLIENT_MAX_CLIENTS=$((IDLE + 1000)) \
+		RESPGUARD_CLIENT_PARK_AFTER="${BENCH_PARK_AFTER:-1s}" \
 		RESPGUARD_TELEMETRY_TRACES_EXPORTER=stdout RESPGUARD_TELEMETRY_TRACES_SAMPLE_RATIO=0.01 \
-		taskset -c "$CLIENT_CPU" "$RESPGUARD" --listen "127.0.0.1:${PORT[respguard]}" \
-		--upstream "127.0.0.1:$REDIS_PORT" >/dev/null 2>"$TMP/respguard.log" &
-	PID[respguard]=$!
-	PIDS+=("${PID[respguard]}")
-	wait_ping "${PORT[respguard]}" respguard "${PID[respguard]}" "$TMP/respguard.log"
+		taskset -c "$CLIENT_CPU" "$RESPGUARD" --listen "127.0.0.1:${PORT[$target]}" \
+		--upstream "127.0.0.1:$REDIS_PORT" >/dev/null 2>"$TMP/$target.log" &
+	started "$target"
+}
+
+if has_target respguard; then
+	start_respguard respguard
+fi
+if has_target respguard_batch; then
+	start_respguard respguard_batch RESPGUARD_SCHED_POLICY=batch
 fi
 
 # --- measurements ------------------------------------------------------------
@@ -270,10 +316,12 @@ measure_idle() { # target
 }
 
 # Memory first, on fresh processes: after the load cells a proxy's heap has
-# grown, and new clients' state would fill memory it already holds.
+# grown, and new clients' state would fill memory it already holds. Only
+# direct, respguard and twemproxy: the _batch targets run the same code with
+# another scheduling policy, which does not change memory.
 if ((IDLE > 0)); then
 	for t in "${TARGET_LIST[@]}"; do
-		measure_idle "$t"
+		[[ $t == *_batch ]] || measure_idle "$t"
 	done
 fi
 
@@ -291,6 +339,20 @@ done
 
 # --- report ------------------------------------------------------------------
 
+# The proxies' threads' scheduling policies, read at the end of the run (the
+# Go runtime starts threads as the load needs them). A _batch target with a
+# thread outside SCHED_BATCH is noted: its numbers are not what they claim.
+SCHED=()
+for t in "${TARGET_LIST[@]}"; do
+	[[ $t == direct ]] && continue
+	alive "$t" || continue
+	policies=$(sched_policies "${PID[$t]}")
+	SCHED+=("$t: $policies")
+	if [[ $t == *_batch && ! $policies =~ ^SCHED_BATCH\ x\ [0-9]+$ ]]; then
+		note "$t's threads are not all SCHED_BATCH ($policies)"
+	fi
+done
+
 {
 	echo "command	BENCH_ROUNDS=$ROUNDS deploy/bench/run.sh $ARGS_SEEN"
 	echo "date	$(date -u +%Y-%m-%dT%H:%M:%SZ)"
@@ -298,8 +360,15 @@ done
 	echo "load	load average $LOAD_BEFORE before the run, $(cut -d' ' -f1-3 /proc/loadavg) after (other work on the machine skews the numbers)"
 	echo "pinning	redis-server on CPU $REDIS_CPU; proxies and redis-benchmark on CPU $CLIENT_CPU"
 	echo "redis	$(redis-server --version | awk '{print $3}' | sed 's/v=//')"
-	has_target twemproxy && echo "twemproxy	$(nutcracker -V 2>&1 | head -1 | sed 's/This is //')"
-	has_target respguard && echo "respguard	$("$RESPGUARD" --version 2>&1 | head -1)"
+	if has_target twemproxy || has_target twemproxy_batch; then
+		echo "twemproxy	$(nutcracker -V 2>&1 | head -1 | sed 's/This is //')"
+	fi
+	if has_target respguard || has_target respguard_batch; then
+		echo "respguard	$("$RESPGUARD" --version 2>&1 | head -1)"
+	fi
+	if ((${#SCHED[@]} > 0)); then
+		echo "scheduling	respguard_batch runs with RESPGUARD_SCHED_POLICY=batch, twemproxy_batch under chrt -b 0; threads' policies at the end of the run: $(printf '%s; ' "${SCHED[@]}" | sed 's/; $//')"
+	fi
 	for w in "${WORKLOADS[@]}"; do
 		IFS='|' read -r name args n <<<"$w"
 		echo "workload	$name	$args	$(workload_n "$name" "$n")"

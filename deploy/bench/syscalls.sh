@@ -87,7 +87,7 @@ for t in $TARGETS; do
 	PORT[$t]=$(free_ports 1)
 	case $t in
 	twemproxy)
-		start_twemproxy "${PORT[$t]}" "$REDIS_PORT" "$CLIENT_CPU" "$TMP/$t.log"
+		start_twemproxy "$t" "${PORT[$t]}" "$REDIS_PORT" "$CLIENT_CPU"
 		;;
 	respguard | base)
 		bin=$RESPGUARD
