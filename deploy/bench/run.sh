@@ -2,7 +2,7 @@
 # Load comparison: redis-benchmark against Redis direct, through respguard and
 # through twemproxy (Debian's nutcracker), in the same run, interleaved.
 #
-# Usage: deploy/bench/run.sh [--quick] [--targets "direct respguard twemproxy"]
+# Usage: deploy/bench/run.sh [--quick] [--targets "direct respguard ..."]
 #
 # Targets (all by default, in one interleaved run; --targets or BENCH_TARGETS
 # picks any of them):
