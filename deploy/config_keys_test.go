@@ -73,6 +73,7 @@ var configKeys = []string{
 	"pool.shared_conns",
 	"security.auth_rate_limit",
 	"security.protected_mode",
+	"sched_policy",
 	"shutdown_timeout",
 	"telemetry.key_labels",
 	"telemetry.scrape_interval",
