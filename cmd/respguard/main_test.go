@@ -92,6 +92,19 @@ func TestBinaryServesAndDrainsOnSIGTERM(t *testing.T) {
 	}
 }
 
+// startBinary starts cmd, collecting its standard error, and kills it when
+// the test ends.
+func startBinary(t *testing.T, cmd *exec.Cmd) *syncBuffer {
+	t.Helper()
+	stderr := new(syncBuffer)
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	return stderr
+}
+
 // waitForCommand polls the upstream's CLIENT LIST until a client is running cmd.
 func waitForCommand(t *testing.T, addr string, cmd string) {
 	t.Helper()
@@ -126,13 +139,7 @@ func TestBinaryReloadsPolicyOnFileChange(t *testing.T) {
 		return fmt.Sprintf("listen: %s\nupstream:\n  address: %s\nadmin:\n  listen: \"off\"\nsecurity:\n  auth_rate_limit: 0\npolicy:\n  users:\n    default: \"off\"\n    app: \"on >%s ~* +@all\"\n", listen, rs.Addr, pass)
 	}
 	write(policyYAML("first-pass"))
-	cmd := exec.Command(bin, "--config", cfgPath)
-	var stderr syncBuffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	stderr := startBinary(t, exec.Command(bin, "--config", cfgPath))
 	ctx := context.Background()
 	auth := func(pass string) error {
 		c := redis.NewClient(&redis.Options{Addr: listen, Username: "app", Password: pass, DisableIdentity: true, MaxRetries: -1})

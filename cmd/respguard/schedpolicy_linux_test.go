@@ -50,12 +50,7 @@ func TestBinarySchedPolicyCoversEveryThread(t *testing.T) {
 			listen := fmt.Sprintf("127.0.0.1:%d", redistest.FreePort(t))
 			cmd := exec.Command(bin, "--listen", listen, "--upstream", rs.Addr, "--admin-listen", "off")
 			cmd.Env = append(os.Environ(), "RESPGUARD_SCHED_POLICY="+policy, "GOMAXPROCS=4")
-			var stderr syncBuffer
-			cmd.Stderr = &stderr
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+			stderr := startBinary(t, cmd)
 			// Load from many clients at once makes the runtime start more
 			// threads than it had at start.
 			ctx := context.Background()
