@@ -83,9 +83,7 @@ func (s *session) replconf(ctx context.Context, seq uint64, cmd resp.Command) {
 	}
 	reply, err := s.replicationRoundTrip(ctx, cmd)
 	if err != nil {
-		r := s.replication()
-		r.conn.Close()
-		r.conn = nil
+		s.replication().close()
 		reply = pool.UnavailableReply(err)
 	}
 	s.out.local(seq, reply)
