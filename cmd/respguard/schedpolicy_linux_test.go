@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -28,7 +29,7 @@ func threadPolicies(t *testing.T, pid int) map[uint32]int {
 	for _, e := range entries {
 		tid, _ := strconv.Atoi(e.Name())
 		attr, err := unix.SchedGetAttr(tid, 0)
-		if err == unix.ESRCH {
+		if errors.Is(err, unix.ESRCH) { // the thread has exited
 			continue
 		}
 		if err != nil {
@@ -51,6 +52,7 @@ func TestBinarySchedPolicyCoversEveryThread(t *testing.T) {
 			cmd := exec.Command(bin, "--listen", listen, "--upstream", rs.Addr, "--admin-listen", "off")
 			cmd.Env = append(os.Environ(), "RESPGUARD_SCHED_POLICY="+policy, "GOMAXPROCS=4")
 			stderr := startBinary(t, cmd)
+			waitListening(t, listen)
 			// Load from many clients at once makes the runtime start more
 			// threads than it had at start.
 			ctx := context.Background()
@@ -58,7 +60,7 @@ func TestBinarySchedPolicyCoversEveryThread(t *testing.T) {
 			errs := make(chan error, 32)
 			for i := range 32 {
 				wg.Go(func() {
-					c := redis.NewClient(&redis.Options{Addr: listen, DisableIdentity: true, MaxRetries: 50})
+					c := redis.NewClient(&redis.Options{Addr: listen, DisableIdentity: true, ReadTimeout: -1, WriteTimeout: -1})
 					defer c.Close()
 					for j := range 200 {
 						if err := c.Set(ctx, fmt.Sprintf("sched:%d:%d", i, j), j, 0).Err(); err != nil {
