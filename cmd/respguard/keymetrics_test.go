@@ -67,7 +67,13 @@ func TestMetricsShowBigKeysAndGuardCounters(t *testing.T) {
 			if n := len(c.HGetAll(ctx, "profile:1").Val()); n != 50 {
 				t.Fatalf("HGETALL returned %d fields", n)
 			}
-			_, body := httpGet(t, "http://"+admin+"/metrics")
+			// A command is observed after its reply is written, off the
+			// reply's path: wait until HGETALL's is.
+			var body string
+			poll(t, func() bool {
+				_, body = httpGet(t, "http://"+admin+"/metrics")
+				return strings.Contains(body, `respguard_command_duration_seconds_count{command="hgetall"`)
+			}, "HGETALL observed in /metrics")
 			series := `respguard_bigkey_elements{rank="1"}`
 			if keyLabels {
 				series = `respguard_bigkey_elements{key="profile:1",rank="1"}`
