@@ -68,7 +68,11 @@ type pending struct {
 // Many goroutines may Send concurrently. Writes to the socket belong to
 // whoever holds the writer role (Pipe.writing, passed under mu): a sender
 // that finds the pipe idle writes its command itself without waiting, and
-// the writer goroutine writes everything else, gathering bursts. One reader
+// the writer goroutine writes everything else, gathering bursts. While
+// written commands await their replies, new ones are held (up to
+// holdLimit) and written together once those replies are in, as Nagle's
+// algorithm holds small segments while data is unacknowledged: Redis then
+// reads many commands per read, which is what its CPU costs. One reader
 // goroutine owns reads, as in rueidis' pipe.
 type Pipe struct {
 	conn     net.Conn
@@ -84,6 +88,7 @@ type Pipe struct {
 	spare     []byte        // a written buffer, reused as the next out
 	writing   bool          // a goroutine holds the writer role (see enqueue and writeLoop)
 	outCmds   int           // commands in out
+	unsent    int           // queue entries whose commands are still in out (see holdingLocked)
 	lastBurst int           // commands the last write took
 	queue     fifo          // commands written or to be written, awaiting replies
 	streamTo  Target        // non-nil: every reply goes to it out of band
@@ -162,17 +167,27 @@ func (p *Pipe) enqueue(asking bool, w pending, raw []byte, args [][]byte) error 
 	}
 	p.outCmds++
 	wasIdle := p.inFlight.Load() == 0 // a reply being read still counts
+	hold := p.holdingLocked()
 	if p.streamTo == nil || p.ending {
 		if asking {
 			p.queue.push(pending{})
 			p.inFlight.Add(1)
+			p.unsent++
 		}
 		p.queue.push(w)
 		p.inFlight.Add(1)
+		p.unsent++
 		if wasIdle {
 			p.progress.Store(time.Now().UnixNano())
 			p.armLocked() // the reader may be blocked in a read with no deadline
 		}
+	}
+	if hold && len(p.out) < holdLimit {
+		// Redis has yet to answer what was written: the command waits for
+		// the reader, which writes everything held once those replies are
+		// in (see sendHeld), so that Redis reads many commands at a time.
+		p.mu.Unlock()
+		return nil
 	}
 	if wasEmpty && wasIdle && p.lastBurst <= 1 && !p.writing && p.direct != nil && p.streamTo == nil {
 		// Nothing in flight and the last write carried one command: one
@@ -185,7 +200,7 @@ func (p *Pipe) enqueue(asking bool, w pending, raw []byte, args [][]byte) error 
 		p.writeDirect(buf)
 		return nil
 	}
-	wake := wasEmpty && !p.writing
+	wake := (wasEmpty || hold) && !p.writing
 	p.mu.Unlock()
 	if wake {
 		p.signalWriter()
@@ -193,11 +208,36 @@ func (p *Pipe) enqueue(asking bool, w pending, raw []byte, args [][]byte) error 
 	return nil
 }
 
+// holdLimit is how many bytes of commands wait for written ones' replies
+// before they are written anyway: Redis reads 16 KiB at a time.
+const holdLimit = 16 << 10
+
+// holdingLocked reports whether commands written to Redis still await
+// replies, so that commands queued now wait (see enqueue). Only matched
+// replies are awaited this way: a streaming pipe writes at once. Caller
+// holds mu.
+func (p *Pipe) holdingLocked() bool {
+	return p.streamTo == nil && p.inFlight.Load() > int64(p.unsent)
+}
+
+// sendHeld has the commands held while replies were awaited written, once
+// none is: the reader goroutine calls it at the end of each burst of
+// input. The writer goroutine writes them, after letting the clients the
+// poller readied add theirs (see writeLoop).
+func (p *Pipe) sendHeld() {
+	p.mu.Lock()
+	send := !p.writing && len(p.out) > 0 && !p.holdingLocked()
+	p.mu.Unlock()
+	if send {
+		p.signalWriter()
+	}
+}
+
 // takeOutLocked takes the writer role and the commands to write. Caller
 // holds mu.
 func (p *Pipe) takeOutLocked() []byte {
 	p.writing = true
-	p.lastBurst, p.outCmds = p.outCmds, 0
+	p.lastBurst, p.outCmds, p.unsent = p.outCmds, 0, 0
 	buf := p.out
 	p.out, p.spare = p.spare[:0], nil
 	return buf
@@ -212,10 +252,11 @@ func (p *Pipe) releaseWriterLocked(buf []byte, n int) (more bool) {
 	case n < len(buf):
 		p.out = append(append(make([]byte, 0, len(buf)-n+len(p.out)), buf[n:]...), p.out...)
 		p.outCmds++ // (part of) a command is left
+		return true
 	case cap(buf) <= 1<<20: // don't keep a buffer grown for one huge command
 		p.spare = buf[:0]
 	}
-	return len(p.out) > 0
+	return len(p.out) > 0 && (!p.holdingLocked() || len(p.out) >= holdLimit)
 }
 
 // writeDirect writes buf, taken with the writer role, without waiting:
@@ -277,6 +318,7 @@ func (p *Pipe) Mark(target Target, seq uint64, end, echoed bool) error {
 	}
 	p.out = append(p.out, p.markCmd...)
 	p.outCmds++
+	p.unsent++
 	p.queue.push(pending{target: target, seq: seq, mark: true, end: end, echoed: echoed})
 	p.inFlight.Add(1)
 	p.marks++
@@ -297,6 +339,7 @@ func (p *Pipe) SendReset(target Target, seq uint64) error {
 	}
 	p.out = resp.AppendCommandStrings(p.out, "RESET")
 	p.outCmds++
+	p.unsent++
 	p.queue.push(pending{target: target, seq: seq})
 	p.inFlight.Add(1)
 	p.resetAt++
@@ -365,6 +408,7 @@ type progressReader struct {
 func (r *progressReader) Read(b []byte) (int, error) {
 	if p := r.pipe.Load(); p != nil {
 		p.burst.flush() // the burst is over: the read may block
+		p.sendHeld()
 		if p.timed.Load() {
 			p.mu.Lock()
 			p.armLocked()

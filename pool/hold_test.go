@@ -1,0 +1,130 @@
+package pool
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/respguard/respguard/pool/redistest"
+	"github.com/respguard/respguard/proxy/resp"
+)
+
+// pingCalls returns how many PINGs Redis has run, from INFO commandstats.
+func pingCalls(t *testing.T, addr string) int {
+	t.Helper()
+	info, err := redistest.Do(addr, "INFO", "commandstats")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(info, "\r\n") {
+		if rest, ok := strings.CutPrefix(line, "cmdstat_ping:calls="); ok {
+			var n int
+			if _, err := fmt.Sscanf(rest, "%d", &n); err != nil {
+				t.Fatalf("commandstats line %q: %v", line, err)
+			}
+			return n
+		}
+	}
+	return 0
+}
+
+// stalledPipe returns a pipe whose reader is held in the middle of a long
+// reply (see gate): Redis has answered nothing else written on it.
+func stalledPipe(t *testing.T, srv *redistest.Server) (*Pipe, *gate) {
+	t.Helper()
+	value := strings.Repeat("v", 1<<20) // many times the reader's buffer
+	if _, err := redistest.Do(srv.Addr, "SET", "big", value); err != nil {
+		t.Fatal(err)
+	}
+	p, err := Dial(context.Background(), Config{Address: srv.Addr}, 0, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	g := newGate()
+	g.pipe = p
+	if err := p.Send(g, 0, nil, bytesArgs([]string{"GET", "big"})); err != nil {
+		t.Fatal(err)
+	}
+	g.wait(t, g.stalled, "first part of the reply")
+	return p, g
+}
+
+// TestCommandsWaitForTheRepliesToWhatWasWritten: while commands written to
+// Redis await their replies, commands sent meanwhile are not written; once
+// the replies are in, one write carries them all, so Redis reads them in
+// one go.
+func TestCommandsWaitForTheRepliesToWhatWasWritten(t *testing.T) {
+	srv := redistest.Start(t)
+	p, g := stalledPipe(t, srv)
+	before := pingCalls(t, srv.Addr) // PINGs of the set-up
+	const n = 100
+	rec := newRecorder(n)
+	for i := 1; i <= n; i++ {
+		if err := p.Send(rec, uint64(i), nil, bytesArgs([]string{"PING", fmt.Sprint(i)})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.mu.Lock()
+	held := p.outCmds
+	p.mu.Unlock()
+	if held != n {
+		t.Errorf("%d commands held while a written one awaits its reply, want %d", held, n)
+	}
+	if calls := pingCalls(t, srv.Addr) - before; calls != 0 {
+		t.Errorf("Redis ran %d PINGs sent while a written command awaited its reply, want 0", calls)
+	}
+	close(g.open)
+	g.wait(t, g.done, "whole reply")
+	select {
+	case <-rec.done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("no replies to the held commands")
+	}
+	for i := 1; i <= n; i++ {
+		if want := fmt.Sprintf("$%d\r\n%d\r\n", len(fmt.Sprint(i)), i); rec.replies[uint64(i)] != want {
+			t.Fatalf("reply %d = %q, want %q", i, rec.replies[uint64(i)], want)
+		}
+	}
+	p.mu.Lock()
+	last := p.lastBurst
+	p.mu.Unlock()
+	if last != n {
+		t.Errorf("the last write carried %d commands, want all %d held", last, n)
+	}
+}
+
+// TestHeldCommandsAreWrittenPastTheHoldLimit: commands held while replies
+// are awaited are written anyway once they pass holdLimit bytes, so a
+// long reply does not hold everything behind it.
+func TestHeldCommandsAreWrittenPastTheHoldLimit(t *testing.T) {
+	srv := redistest.Start(t)
+	p, g := stalledPipe(t, srv)
+	before := pingCalls(t, srv.Addr) // PINGs of the set-up
+	arg := strings.Repeat("a", 1024)
+	cmd := resp.AppendCommand(nil, []byte("PING"), []byte(arg))
+	n := (holdLimit + len(cmd) - 1) / len(cmd) // the last one takes the held bytes past the limit
+	rec := newRecorder(n)
+	for i := 1; i <= n; i++ {
+		if err := p.Send(rec, uint64(i), nil, bytesArgs([]string{"PING", arg})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Redis runs them although the reader is still held.
+	deadline := time.Now().Add(20 * time.Second)
+	for calls := pingCalls(t, srv.Addr) - before; calls < n; calls = pingCalls(t, srv.Addr) - before {
+		if time.Now().After(deadline) {
+			t.Fatalf("Redis ran %d of the %d commands held past the limit", calls, n)
+		}
+		time.Sleep(time.Millisecond) // polling Redis's counter
+	}
+	close(g.open)
+	g.wait(t, g.done, "whole reply")
+	select {
+	case <-rec.done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("no replies to the commands written past the hold limit")
+	}
+}
