@@ -1,7 +1,6 @@
 package pool
 
 import (
-	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -30,26 +29,14 @@ func pingCalls(t *testing.T, addr string) int {
 	return 0
 }
 
-// stalledPipe returns a pipe whose reader is held in the middle of a long
-// reply (see gate): Redis has answered nothing else written on it.
-func stalledPipe(t *testing.T, srv *redistest.Server) (*Pipe, *gate) {
+// waitReplies waits until rec has all the replies it wants.
+func waitReplies(t *testing.T, rec *recorder, what string) {
 	t.Helper()
-	value := strings.Repeat("v", 1<<20) // many times the reader's buffer
-	if _, err := redistest.Do(srv.Addr, "SET", "big", value); err != nil {
-		t.Fatal(err)
+	select {
+	case <-rec.done:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("no replies to %s", what)
 	}
-	p, err := Dial(context.Background(), Config{Address: srv.Addr}, 0, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Close() })
-	g := newGate()
-	g.pipe = p
-	if err := p.Send(g, 0, nil, bytesArgs([]string{"GET", "big"})); err != nil {
-		t.Fatal(err)
-	}
-	g.wait(t, g.stalled, "first part of the reply")
-	return p, g
 }
 
 // TestCommandsWaitForTheRepliesToWhatWasWritten: while commands written to
@@ -58,7 +45,7 @@ func stalledPipe(t *testing.T, srv *redistest.Server) (*Pipe, *gate) {
 // one go.
 func TestCommandsWaitForTheRepliesToWhatWasWritten(t *testing.T) {
 	srv := redistest.Start(t)
-	p, g := stalledPipe(t, srv)
+	p, g, _ := stalledPipe(t, srv)
 	before := pingCalls(t, srv.Addr) // PINGs of the set-up
 	const n = 100
 	rec := newRecorder(n)
@@ -78,11 +65,7 @@ func TestCommandsWaitForTheRepliesToWhatWasWritten(t *testing.T) {
 	}
 	close(g.open)
 	g.wait(t, g.done, "whole reply")
-	select {
-	case <-rec.done:
-	case <-time.After(20 * time.Second):
-		t.Fatal("no replies to the held commands")
-	}
+	waitReplies(t, rec, "the held commands")
 	for i := 1; i <= n; i++ {
 		if want := fmt.Sprintf("$%d\r\n%d\r\n", len(fmt.Sprint(i)), i); rec.replies[uint64(i)] != want {
 			t.Fatalf("reply %d = %q, want %q", i, rec.replies[uint64(i)], want)
@@ -101,7 +84,7 @@ func TestCommandsWaitForTheRepliesToWhatWasWritten(t *testing.T) {
 // long reply does not hold everything behind it.
 func TestHeldCommandsAreWrittenPastTheHoldLimit(t *testing.T) {
 	srv := redistest.Start(t)
-	p, g := stalledPipe(t, srv)
+	p, g, _ := stalledPipe(t, srv)
 	before := pingCalls(t, srv.Addr) // PINGs of the set-up
 	arg := strings.Repeat("a", 1024)
 	cmd := resp.AppendCommand(nil, []byte("PING"), []byte(arg))
@@ -122,9 +105,5 @@ func TestHeldCommandsAreWrittenPastTheHoldLimit(t *testing.T) {
 	}
 	close(g.open)
 	g.wait(t, g.done, "whole reply")
-	select {
-	case <-rec.done:
-	case <-time.After(20 * time.Second):
-		t.Fatal("no replies to the commands written past the hold limit")
-	}
+	waitReplies(t, rec, "the commands written past the hold limit")
 }

@@ -56,13 +56,11 @@ func (g *gate) wait(t *testing.T, ch <-chan struct{}, what string) {
 	}
 }
 
-// TestAReplyIsInFlightUntilReadWhole: a reply whose first bytes have come
-// but whose rest is still to be read keeps its connection in flight: not
-// reusable, not closed as idle (which would cut the reply off and, on a
-// client's dedicated connection, close the client). Once read whole it is
-// not in flight any more, already when its last bytes are delivered.
-func TestAReplyIsInFlightUntilReadWhole(t *testing.T) {
-	srv := redistest.Start(t)
+// stalledPipe returns a pipe whose reader is held in the middle of a long
+// reply, to GET of the value it returns (see gate): Redis has answered
+// nothing else written on it.
+func stalledPipe(t *testing.T, srv *redistest.Server) (*Pipe, *gate, string) {
+	t.Helper()
 	value := strings.Repeat("v", 1<<20) // many times the reader's buffer
 	if _, err := redistest.Do(srv.Addr, "SET", "big", value); err != nil {
 		t.Fatal(err)
@@ -71,13 +69,24 @@ func TestAReplyIsInFlightUntilReadWhole(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer p.Close()
+	t.Cleanup(func() { p.Close() })
 	g := newGate()
 	g.pipe = p
-	if err := p.Send(g, 1, nil, bytesArgs([]string{"GET", "big"})); err != nil {
+	if err := p.Send(g, 0, nil, bytesArgs([]string{"GET", "big"})); err != nil {
 		t.Fatal(err)
 	}
 	g.wait(t, g.stalled, "first part of the reply")
+	return p, g, value
+}
+
+// TestAReplyIsInFlightUntilReadWhole: a reply whose first bytes have come
+// but whose rest is still to be read keeps its connection in flight: not
+// reusable, not closed as idle (which would cut the reply off and, on a
+// client's dedicated connection, close the client). Once read whole it is
+// not in flight any more, already when its last bytes are delivered.
+func TestAReplyIsInFlightUntilReadWhole(t *testing.T) {
+	srv := redistest.Start(t)
+	p, g, value := stalledPipe(t, srv)
 	if n := p.InFlight(); n != 1 {
 		t.Errorf("in flight = %d while the reply is being read, want 1", n)
 	}
