@@ -27,6 +27,9 @@ func TestShutdownDrainsWaitingClientsPromptly(t *testing.T) {
 	if v := mon.reply(); v != "OK" {
 		t.Fatalf("MONITOR = %#v", v)
 	}
+	// MONITOR's slot completes when its marker's reply is in (see
+	// sendStreaming): then only BLPOP's reply is awaited.
+	pollUntil(t, 10*time.Second, "MONITOR's slot complete", func() bool { return awaitedReplies(fp.Server) == 1 })
 	slow := fp.raw(t)
 	slow.send("DEBUG SLEEP 0.3\r\n")
 	// BLPOP's and DEBUG SLEEP's replies are awaited: both were read and sent.
