@@ -18,7 +18,7 @@ const schedBatchSupported = true
 // next pass, and passes repeat until one finds nothing to change.
 func setSchedBatch() (threads int, err error) {
 	for range 100 {
-		tids, err := threadIDs()
+		tids, err := threadIDs("/proc/self/task")
 		if err != nil {
 			return 0, err
 		}
@@ -47,9 +47,9 @@ func setSchedBatch() (threads int, err error) {
 	return 0, errors.New("threads kept appearing without the policy")
 }
 
-// threadIDs lists the process's threads.
-func threadIDs() ([]int, error) {
-	entries, err := os.ReadDir("/proc/self/task")
+// threadIDs lists the threads in a process's /proc task directory.
+func threadIDs(taskDir string) ([]int, error) {
+	entries, err := os.ReadDir(taskDir)
 	if err != nil {
 		return nil, fmt.Errorf("list threads: %w", err)
 	}

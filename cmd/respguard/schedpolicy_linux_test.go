@@ -21,13 +21,12 @@ import (
 // threadPolicies counts pid's threads by scheduling policy.
 func threadPolicies(t *testing.T, pid int) map[uint32]int {
 	t.Helper()
-	entries, err := os.ReadDir(filepath.Join("/proc", strconv.Itoa(pid), "task"))
+	tids, err := threadIDs(filepath.Join("/proc", strconv.Itoa(pid), "task"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	out := map[uint32]int{}
-	for _, e := range entries {
-		tid, _ := strconv.Atoi(e.Name())
+	for _, tid := range tids {
 		attr, err := unix.SchedGetAttr(tid, 0)
 		if errors.Is(err, unix.ESRCH) { // the thread has exited
 			continue
