@@ -32,15 +32,13 @@ func (s *Server) SetPolicy(p *policy.Policy) {
 		u := p.User(name)
 		if u == nil || !u.Enabled() {
 			s.log.Info("disconnecting client: its user was removed or disabled", "client", sess.addr, "user", name)
-			sess.out.close()
-			sess.conn.Close()
+			sess.hangUp()
 			continue
 		}
 		if channel, revoked := sess.subs.revokedBy(u); revoked {
 			s.log.Info("disconnecting client: its user may no longer hold its subscription", "client", sess.addr, "user", name, "channel", channel, "audit", p.Audit())
 			if !p.Audit() {
-				sess.out.close()
-				sess.conn.Close()
+				sess.hangUp()
 			}
 		}
 	}

@@ -69,8 +69,7 @@ func (s *session) kill() upstreamConn {
 		up = upstreamConn{pool: c.Pool(), id: c.ClientID()}
 	}
 	s.ded.mu.Unlock()
-	s.out.close()
-	_ = s.conn.Close()
+	s.hangUp()
 	return up
 }
 

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/respguard/respguard/proxy/resp"
-	"github.com/respguard/respguard/proxy/sockio"
 )
 
 // clientReader is where a session's request parser reads from. It applies
@@ -40,8 +39,7 @@ func newClientReader(s *session, started time.Time) io.Reader {
 	case *net.TCPConn, *net.UnixConn:
 		raw, err := conn.(syscall.Conn).SyscallConn()
 		if err == nil {
-			r := &socketReader{clientReader: c, raw: raw}
-			r.readFn = r.readSocket
+			r := &socketReader{clientReader: c, raw: raw, held: newHeldRead(raw)}
 			s.sock = r
 			return r
 		}
@@ -124,60 +122,42 @@ func (c *clientReader) stillActive(n int, err error) bool {
 
 // socketReader is a clientReader on a plain socket: it waits for input
 // without a buffer (resp.ReadyReader), reading with the runtime's poller
-// through syscall.RawConn.
+// through syscall.RawConn, in a read held open between requests (see
+// heldRead).
 type socketReader struct {
 	*clientReader
-	raw    syscall.RawConn
-	readFn func(fd uintptr) bool // readSocket, bound once
+	raw  syscall.RawConn
+	held *heldRead
+}
 
-	// The current ReadReady's lender and outcome, for readSocket.
-	lend *resp.Lender
-	n    int
-	err  error
+// Read reads into p, the parser's buffer (it keeps one while a command is
+// incomplete or input is pipelined), through the held read. A request to
+// park comes in the middle of a command: not now.
+func (r *socketReader) Read(p []byte) (int, error) {
+	for {
+		n, err := r.held.readInto(p)
+		if r.parkWanted(n, err) {
+			r.s.declinePark()
+			continue
+		}
+		if !r.stillActive(n, err) {
+			return r.read(n, err)
+		}
+	}
 }
 
 // ReadReady implements resp.ReadyReader. A wait that the sweeper asked to
 // park ends with errPark.
 func (r *socketReader) ReadReady(b *resp.Lender) (int, error) {
-	r.lend = b
 	for {
-		r.n, r.err = 0, nil
-		err := r.raw.Read(r.readFn)
-		if err == nil {
-			err = r.err
-		}
-		if r.parkWanted(r.n, err) {
-			r.lend = nil
+		n, err := r.held.readReady(b)
+		if r.parkWanted(n, err) {
+			r.held.release() // a parked session holds no read
 			return 0, errPark
 		}
-		if !r.stillActive(r.n, err) {
-			r.lend = nil
-			return r.read(r.n, err)
+		if !r.stillActive(n, err) {
+			return r.read(n, err)
 		}
-	}
-}
-
-// readSocket is raw.Read's callback: false (nothing to read yet) makes the
-// runtime park the goroutine until the socket is readable. A buffer is
-// taken only for a read that finds input.
-func (r *socketReader) readSocket(fd uintptr) bool {
-	buf := r.lend.Take()
-	for {
-		n, err := sockio.Read(fd, buf)
-		switch {
-		case err == syscall.EINTR:
-			continue
-		case err == syscall.EAGAIN:
-			r.lend.Release()
-			return false
-		case err != nil:
-			r.err = os.NewSyscallError("read", err)
-		case n == 0:
-			r.err = io.EOF
-		default:
-			r.n = n
-		}
-		return true
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 // watching. stop ends the watch; it returns once the watcher has let go of
 // the socket.
 func (s *session) watchClose() (closed <-chan struct{}, stop func()) {
+	s.releaseInput() // the watcher reads the socket
 	conn := s.conn
 	if tc, ok := conn.(interface{ NetConn() net.Conn }); ok {
 		conn = tc.NetConn()

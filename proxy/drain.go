@@ -34,8 +34,7 @@ func (s *Server) drainWaiting(ctx context.Context, warned *bool) {
 				s.log.Warn("shutdown: could not unblock clients upstream; closing them", "error", err)
 			}
 			for _, sess := range sessions[p] {
-				sess.out.close()
-				sess.conn.Close()
+				sess.hangUp()
 			}
 		}
 	}

@@ -295,8 +295,7 @@ func (s *Server) Close() error {
 		l.Close()
 	}
 	for sess := range s.sessions {
-		sess.out.close()
-		sess.conn.Close()
+		sess.hangUp()
 	}
 	s.mu.Unlock()
 	s.scripts.close()

@@ -105,9 +105,39 @@ func newSession(srv *Server, conn net.Conn, id uint64) *session {
 // outboxOwner).
 func (s *session) outputOver() {
 	if !s.replicaHandedOver() { // else the replication relay owns the socket
-		_ = s.conn.Close()
+		s.shutSocket()
 	}
-	s.resume() // a parked reader sees the close and ends the session
+	s.resume() // a parked reader sees the shutdown and ends the session
+}
+
+// hangUp ends the connection from any goroutine, without waiting: the
+// output stops and the socket is shut down both ways, which ends the
+// reader's wait with EOF (a parked session's too); the session closes the
+// socket as it ends (see end). A Close here would wait for the reader's
+// held read (see heldRead), which may wait for the caller.
+func (s *session) hangUp() {
+	s.out.close()
+	s.shutSocket()
+}
+
+// shutSocket shuts a plain socket down both ways (the peer sees the
+// connection end; reads return EOF), or closes any other connection (TLS),
+// whose reads are never held.
+func (s *session) shutSocket() {
+	if s.sock == nil {
+		_ = s.conn.Close()
+		return
+	}
+	shutDown(s.sock.raw)
+}
+
+// releaseInput ends the reader's held read (see heldRead), so that the
+// socket may be read by another or closed without waiting. Reader
+// goroutine.
+func (s *session) releaseInput() {
+	if s.sock != nil {
+		s.sock.held.release()
+	}
 }
 
 // bytesOut counts bytes written to the client (see outboxOwner).
@@ -150,6 +180,9 @@ func (s *session) readCommands() {
 	parked := false
 	defer func() {
 		r := recover()
+		if !parked {
+			s.releaseInput()
+		}
 		if parked && r == nil {
 			return // the session is no longer this goroutine's
 		}
@@ -207,6 +240,7 @@ func (s *session) end(panicked any) {
 	}
 	s.finish()
 	<-s.out.done()
+	_ = s.conn.Close() // the reader holds no read now (see hangUp)
 	if s.out.isOverflow() {
 		s.srv.stats.outputOverflows.Add(1)
 		if s.srv.tel != nil {

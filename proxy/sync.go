@@ -181,6 +181,7 @@ func (s *session) replicate(ctx context.Context, seq uint64, name string, cmd re
 // holds the stream back until Redis's own replica output limit ends it. A
 // shutdown's read deadline on the client ends the relay.
 func (s *session) relay(up net.Conn, pending []byte) {
+	s.releaseInput() // the relay reads the socket from now on
 	_ = s.conn.SetWriteDeadline(time.Time{})
 	_ = s.conn.SetReadDeadline(time.Time{})
 	if s.srv.shuttingDown() { // its deadline may have come before the one cleared
