@@ -15,24 +15,17 @@ import (
 	"github.com/respguard/respguard/proxy/sockio"
 )
 
-// loopbackPair returns both ends of a loopback TCP connection.
-func loopbackPair(t *testing.T) (server, client *net.TCPConn) {
+// newHeldPair returns a held read of the server end of a loopback TCP
+// connection, a request parser reading through it, and both ends.
+func newHeldPair(t *testing.T) (h *heldRead, rr *resp.RequestReader, server, client *net.TCPConn) {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	server, client = tcpPair(t)
+	raw, err := server.SyscallConn()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	c, err := net.Dial("tcp", l.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := l.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close(); s.Close() })
-	return s.(*net.TCPConn), c.(*net.TCPConn)
+	h = newHeldRead(raw)
+	return h, resp.NewRequestReader(heldReady{h}, resp.Limits{}), server, client
 }
 
 // waitIOWait polls the goroutine dump until a goroutine running a held read
@@ -56,12 +49,7 @@ func waitIOWait(t *testing.T) {
 }
 
 func TestHeldReadWaitsWithoutReadingADrainedSocket(t *testing.T) {
-	server, client := loopbackPair(t)
-	raw, err := server.SyscallConn()
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := newHeldRead(raw)
+	h, rr, server, client := newHeldPair(t)
 	got := make(chan string, 1)
 	waiting := false // a readOne has not answered yet
 	defer func() {
@@ -81,7 +69,6 @@ func TestHeldReadWaitsWithoutReadingADrainedSocket(t *testing.T) {
 		return n, err
 	}
 	counts := func() (reads, eagains int32) { return readCalls.Load(), eagainCalls.Load() }
-	rr := resp.NewRequestReader(heldReady{h}, resp.Limits{})
 	readOne := func() {
 		cmd, err := rr.ReadCommand()
 		if err != nil {
@@ -149,14 +136,8 @@ func (r heldReady) ReadReady(b *resp.Lender) (int, error) { return r.h.readReady
 // is handling a command) without waiting for it, and the reader then sees
 // EOF; a Close would wait until the held read is released.
 func TestShutDownDoesNotWaitForAHeldRead(t *testing.T) {
-	server, client := loopbackPair(t)
-	raw, err := server.SyscallConn()
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := newHeldRead(raw)
+	h, rr, _, client := newHeldPair(t)
 	defer h.release()
-	rr := resp.NewRequestReader(heldReady{h}, resp.Limits{})
 	if _, err := client.Write([]byte("PING\r\n")); err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +146,7 @@ func TestShutDownDoesNotWaitForAHeldRead(t *testing.T) {
 	}
 	done := make(chan struct{})
 	go func() {
-		shutDown(raw)
+		shutDown(h.raw)
 		close(done)
 	}()
 	select {
