@@ -23,7 +23,8 @@ import (
 // Owned by the session's reader goroutine.
 type clientReader struct {
 	s        *session
-	lastRead time.Time // when the client last sent bytes (or the session started)
+	lastRead time.Time                 // when the client last sent bytes (or the session started)
+	readOnce func([]byte) (int, error) // the connection's Read, or a socket's held read (see socketReader)
 }
 
 // newClientReader returns the session's reader: a socketReader, which
@@ -31,7 +32,7 @@ type clientReader struct {
 // a clientReader reading into a buffer the parser keeps for any other
 // connection (TLS).
 func newClientReader(s *session, started time.Time) io.Reader {
-	c := &clientReader{s: s, lastRead: started}
+	c := &clientReader{s: s, lastRead: started, readOnce: s.conn.Read}
 	if idle := s.srv.cfg.Client.IdleTimeout; idle > 0 {
 		_ = s.conn.SetReadDeadline(started.Add(idle))
 	}
@@ -39,7 +40,8 @@ func newClientReader(s *session, started time.Time) io.Reader {
 	case *net.TCPConn, *net.UnixConn:
 		raw, err := conn.(syscall.Conn).SyscallConn()
 		if err == nil {
-			r := &socketReader{clientReader: c, raw: raw, held: newHeldRead(raw)}
+			r := &socketReader{clientReader: c, held: newHeldRead(raw)}
+			c.readOnce = r.held.readInto
 			s.sock = r
 			return r
 		}
@@ -47,9 +49,11 @@ func newClientReader(s *session, started time.Time) io.Reader {
 	return c
 }
 
+// Read reads into p, the parser's buffer (it keeps one while a command is
+// incomplete or input is pipelined).
 func (c *clientReader) Read(p []byte) (int, error) {
 	for {
-		n, err := c.s.conn.Read(p)
+		n, err := c.readOnce(p)
 		if c.parkWanted(n, err) { // in the middle of a command: not now
 			c.s.declinePark()
 			continue
@@ -125,25 +129,8 @@ func (c *clientReader) stillActive(n int, err error) bool {
 // through syscall.RawConn, in a read held open between requests (see
 // heldRead).
 type socketReader struct {
-	*clientReader
-	raw  syscall.RawConn
-	held *heldRead
-}
-
-// Read reads into p, the parser's buffer (it keeps one while a command is
-// incomplete or input is pipelined), through the held read. A request to
-// park comes in the middle of a command: not now.
-func (r *socketReader) Read(p []byte) (int, error) {
-	for {
-		n, err := r.held.readInto(p)
-		if r.parkWanted(n, err) {
-			r.s.declinePark()
-			continue
-		}
-		if !r.stillActive(n, err) {
-			return r.read(n, err)
-		}
-	}
+	*clientReader // its Read reads through held
+	held          *heldRead
 }
 
 // ReadReady implements resp.ReadyReader. A wait that the sweeper asked to
@@ -165,7 +152,7 @@ func (r *socketReader) ReadReady(b *resp.Lender) (int, error) {
 // reading nothing. Called first thing, it keeps a client that has not sent
 // a command on the smallest goroutine stack: the wait is a few frames deep,
 // not the parser's and the session's.
-func (r *socketReader) awaitInput() { _ = r.raw.Read(peekReady) }
+func (r *socketReader) awaitInput() { _ = r.held.raw.Read(peekReady) }
 
 // peekReady is raw.Read's callback for awaitInput: false parks until readable.
 func peekReady(fd uintptr) bool {

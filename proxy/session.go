@@ -128,7 +128,7 @@ func (s *session) shutSocket() {
 		_ = s.conn.Close()
 		return
 	}
-	shutDown(s.sock.raw)
+	shutDown(s.sock.held.raw)
 }
 
 // releaseInput ends the reader's held read (see heldRead), so that the
