@@ -13,20 +13,11 @@ import (
 // pingCalls returns how many PINGs Redis has run, from INFO commandstats.
 func pingCalls(t *testing.T, addr string) int {
 	t.Helper()
-	info, err := redistest.Do(addr, "INFO", "commandstats")
+	n, err := redistest.CommandCalls(addr, "ping")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, line := range strings.Split(info, "\r\n") {
-		if rest, ok := strings.CutPrefix(line, "cmdstat_ping:calls="); ok {
-			var n int
-			if _, err := fmt.Sscanf(rest, "%d", &n); err != nil {
-				t.Fatalf("commandstats line %q: %v", line, err)
-			}
-			return n
-		}
-	}
-	return 0
+	return n
 }
 
 // waitReplies waits until rec has all the replies it wants.

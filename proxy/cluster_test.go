@@ -390,16 +390,9 @@ func commandCalls(t testing.TB, rc *redistest.Cluster, name string) int {
 
 // cmdCalls reads cmdstat_<name> calls from the node at addr.
 func cmdCalls(t testing.TB, addr, name string) int {
-	info, err := redistest.Do(addr, "INFO", "commandstats")
+	n, err := redistest.CommandCalls(addr, name)
 	must(t, err)
-	for _, line := range strings.Split(info, "\r\n") {
-		if rest, ok := strings.CutPrefix(line, "cmdstat_"+name+":calls="); ok {
-			var v int
-			fmt.Sscan(strings.SplitN(rest, ",", 2)[0], &v)
-			return v
-		}
-	}
-	return 0
+	return n
 }
 
 func TestClusterFollowsSlotMigration(t *testing.T) {

@@ -83,3 +83,23 @@ func text(v tidwall.Value) string {
 	}
 	return strings.Join(parts, "\n")
 }
+
+// CommandCalls returns how many times the server at addr has run the
+// command name (as INFO commandstats names it: lower case, "client|list"
+// for a subcommand), 0 if never.
+func CommandCalls(addr, name string) (int, error) {
+	info, err := Do(addr, "INFO", "commandstats")
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(info, "\r\n") {
+		if rest, ok := strings.CutPrefix(line, "cmdstat_"+name+":calls="); ok {
+			var n int
+			if _, err := fmt.Sscanf(rest, "%d", &n); err != nil {
+				return 0, fmt.Errorf("commandstats line %q: %w", line, err)
+			}
+			return n, nil
+		}
+	}
+	return 0, nil
+}
