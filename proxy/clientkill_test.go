@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/respguard/respguard/policy"
+	"github.com/respguard/respguard/pool"
 	"github.com/respguard/respguard/pool/redistest"
 )
 
@@ -216,4 +217,33 @@ func TestClientUnblockUnblocksTheNamedRespguardClient(t *testing.T) {
 			}
 		}
 	})
+}
+
+func TestAClientWaitingForThePoolHoldsUpNoOtherClient(t *testing.T) {
+	tp := startProxy(t, func(_ *Config, p *pool.Config) { p.MaxConns, p.AcquireTimeout = 1, time.Hour })
+	holder, waiter, other := tp.raw(t), tp.raw(t), tp.raw(t)
+	holder.send("MULTI\r\n") // takes the only dedicated connection
+	if got := holder.line(); got != "+OK" {
+		t.Fatalf("MULTI: %q", got)
+	}
+	waiterID := clientID(t, waiter)
+	waiter.send("BLPOP waitq 0\r\n") // waits for the pool
+	waiting := func() bool { return goroutineRuns("(*session).acquire", "puddle") }
+	pollUntil(t, 10*time.Second, "BLPOP waiting for a dedicated connection", waiting)
+
+	// The raw connections' 20 s deadline fails these if they wait for the pool.
+	other.send("CLIENT LIST\r\n")
+	if list, _ := other.reply().(string); !strings.Contains(list, fmt.Sprintf("id=%d ", waiterID)) {
+		t.Fatalf("CLIENT LIST while a client waits for the pool: %q", list)
+	}
+	other.send(fmt.Sprintf("CLIENT KILL ID %d\r\n", waiterID))
+	if n, _ := other.reply().(int64); n != 1 {
+		t.Fatal("CLIENT KILL did not kill the waiting client")
+	}
+	waiter.expectClosed()
+	pollUntil(t, 10*time.Second, "the killed client to stop waiting for the pool", func() bool { return !waiting() })
+	holder.send("EXEC\r\n")
+	if got := holder.line(); got != "*0" {
+		t.Fatalf("EXEC: %q", got)
+	}
 }

@@ -36,13 +36,18 @@ const (
 type dedicated struct {
 	mu   sync.Mutex
 	conn *pool.Conn // nil: not pinned
-	mode connMode
-	tx   *txState // never nil in MULTI or while watching (see txn); else nil, or a lost watch's outcome (see afterPinnedMove)
+	tx   *txState   // never nil in MULTI or while watching (see txn); else nil, or a lost watch's outcome (see afterPinnedMove)
 
 	// While tracking: where invalidations are redirected (nil: to this
 	// connection) and whether in BCAST mode. Written by the reader goroutine.
 	redir *redirection
-	bcast bool
+
+	// While the session's reader waits for the pool without mu (see
+	// session.acquire): ends the wait.
+	stopWait func()
+
+	mode  connMode
+	bcast bool // see redir
 
 	// Other clients redirect their invalidations here: the connection is
 	// kept while the client lives, and destroyed when let go. Set, with

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"os"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -171,4 +172,28 @@ func waitRedisBlocked(t testing.TB, tp *testProxy) {
 	pollUntil(t, 10*time.Second, "a client blocked in Redis", func() bool {
 		return strings.Contains(direct.Info(ctx, "clients").Val(), "blocked_clients:1")
 	})
+}
+
+// goroutineRuns reports whether the stack of some goroutine of the test
+// process contains every one of parts (its state, function names).
+func goroutineRuns(parts ...string) bool {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		all := true
+		for _, part := range parts {
+			all = all && strings.Contains(g, part)
+		}
+		if all {
+			return true
+		}
+	}
+	return false
 }

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"io"
 	"net"
-	"runtime"
-	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -32,20 +30,7 @@ func newHeldPair(t *testing.T) (h *heldRead, rr *resp.RequestReader, server, cli
 // is parked in the network poller.
 func waitIOWait(t *testing.T) {
 	t.Helper()
-	buf := make([]byte, 1<<20)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		dump := string(buf[:runtime.Stack(buf, true)])
-		for _, g := range strings.Split(dump, "\n\n") {
-			if strings.Contains(g, "[IO wait") && strings.Contains(g, "heldRead") {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no held read waits in the poller:\n%s", dump)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	pollUntil(t, 10*time.Second, "a held read waiting in the poller", func() bool { return goroutineRuns("[IO wait", "heldRead") })
 }
 
 func TestHeldReadWaitsWithoutReadingADrainedSocket(t *testing.T) {

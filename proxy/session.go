@@ -746,24 +746,51 @@ func (s *session) execApplying(seq uint64, cmd resp.Command) bool {
 	return true
 }
 
-// acquire pins the client to a dedicated connection in its db and protocol.
-// Caller holds ded.mu.
+// acquire pins the client, which has no dedicated connection, to one in its
+// db and protocol. Caller holds ded.mu, which is let go while the pool is
+// waited on (up to its acquire timeout): CLIENT LIST, CLIENT KILL and
+// redirecting clients take it, and must not wait for the pool. A connection
+// pinned meanwhile (another client's REDIRECT, see becomeRedirectTarget) is
+// kept and the new one given back. A CLIENT KILL ends the wait.
 func (s *session) acquire(ctx context.Context) error {
 	p := s.srv.pool
 	if s.cl != nil && s.cl.to != nil {
 		p = s.cl.to
 	}
-	c, err := p.Acquire(ctx)
-	if err != nil {
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	s.ded.stopWait = stop
+	s.ded.mu.Unlock()
+	c, err := s.dialDedicated(ctx, p, s.db, s.proto)
+	s.ded.mu.Lock()
+	s.ded.stopWait = nil
+	switch {
+	case err != nil:
 		return err
-	}
-	if err := setUpConn(c, s.db, s.proto); err != nil {
+	case s.ded.conn != nil:
 		c.Release()
-		return err
+		if s.ded.adopted {
+			s.adopt()
+		}
+		return nil
 	}
-	c.SetOwner(s.out, s.releaseIfIdle)
 	s.ded.conn = c
 	return nil
+}
+
+// dialDedicated takes a connection from p, set up in db and proto, whose
+// replies go to the session.
+func (s *session) dialDedicated(ctx context.Context, p *pool.Pool, db, proto int) (*pool.Conn, error) {
+	c, err := p.Acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := setUpConn(c, db, proto); err != nil {
+		c.Release()
+		return nil, err
+	}
+	c.SetOwner(s.out, s.releaseIfIdle)
+	return c, nil
 }
 
 // releaseIfIdle runs on the dedicated pipe's reader goroutine after the last

@@ -157,25 +157,34 @@ func (s *session) becomeRedirectTarget(ctx context.Context) (*redirection, error
 	s.view.mu.Lock()
 	db, proto := s.view.db, s.view.proto
 	s.view.mu.Unlock()
-	s.ded.mu.Lock()
-	defer s.ded.mu.Unlock()
-	if s.gone.Load() {
-		return nil, nil // finish, which lets the connection go, comes after gone under ded.mu
-	}
-	if s.ded.conn == nil {
-		c, err := s.srv.pool.Acquire(ctx)
-		if err != nil {
+	var c *pool.Conn // acquired without ded.mu held (see acquire)
+	for {
+		s.ded.mu.Lock()
+		if s.gone.Load() {
+			s.ded.mu.Unlock()
+			if c != nil {
+				c.Release()
+			}
+			return nil, nil // finish, which lets the connection go, comes after gone under ded.mu
+		}
+		if s.ded.conn == nil && c != nil {
+			s.ded.conn, s.ded.adopted, c = c, true, nil
+		}
+		if s.ded.conn != nil {
+			s.ded.redirTarget = true
+			r := &redirection{id: s.id, upstream: s.ded.conn.ClientID(), pipe: s.ded.conn.Pipe}
+			s.ded.mu.Unlock()
+			if c != nil {
+				c.Release()
+			}
+			return r, nil
+		}
+		s.ded.mu.Unlock()
+		var err error
+		if c, err = s.dialDedicated(ctx, s.srv.pool, db, proto); err != nil {
 			return nil, err
 		}
-		if err := setUpConn(c, db, proto); err != nil {
-			c.Release()
-			return nil, err
-		}
-		c.SetOwner(s.out, s.releaseIfIdle)
-		s.ded.conn, s.ded.adopted = c, true
 	}
-	s.ded.redirTarget = true
-	return &redirection{id: s.id, upstream: s.ded.conn.ClientID(), pipe: s.ded.conn.Pipe}, nil
 }
 
 // adopt readies a connection another client's REDIRECT pinned the
