@@ -32,7 +32,6 @@ type clientReader struct {
 // a clientReader reading into a buffer the parser keeps for any other
 // connection (TLS).
 func newClientReader(s *session, started time.Time) io.Reader {
-	c := &clientReader{s: s, lastRead: started, readOnce: s.conn.Read}
 	if idle := s.srv.cfg.Client.IdleTimeout; idle > 0 {
 		_ = s.conn.SetReadDeadline(started.Add(idle))
 	}
@@ -40,13 +39,13 @@ func newClientReader(s *session, started time.Time) io.Reader {
 	case *net.TCPConn, *net.UnixConn:
 		raw, err := conn.(syscall.Conn).SyscallConn()
 		if err == nil {
-			r := &socketReader{clientReader: c, held: newHeldRead(raw)}
-			c.readOnce = r.held.readInto
+			r := &socketReader{clientReader: clientReader{s: s, lastRead: started}, raw: raw}
+			r.readOnce = r.readInto
 			s.sock = r
 			return r
 		}
 	}
-	return c
+	return &clientReader{s: s, lastRead: started, readOnce: s.conn.Read}
 }
 
 // Read reads into p, the parser's buffer (it keeps one while a command is
@@ -127,19 +126,21 @@ func (c *clientReader) stillActive(n int, err error) bool {
 // socketReader is a clientReader on a plain socket: it waits for input
 // without a buffer (resp.ReadyReader), reading with the runtime's poller
 // through syscall.RawConn, in a read held open between requests (see
-// heldRead).
+// heldRead). The held read is made when the session first reads and let go
+// when it parks or stops reading: a client that is idle holds none.
 type socketReader struct {
-	*clientReader // its Read reads through held
-	held          *heldRead
+	clientReader // its Read reads through held (readInto)
+	raw          syscall.RawConn
+	held         *heldRead // nil: no read held (owned by the reader goroutine)
 }
 
 // ReadReady implements resp.ReadyReader. A wait that the sweeper asked to
 // park ends with errPark.
 func (r *socketReader) ReadReady(b *resp.Lender) (int, error) {
 	for {
-		n, err := r.held.readReady(b)
+		n, err := r.hold().readReady(b)
 		if r.parkWanted(n, err) {
-			r.held.release() // a parked session holds no read
+			r.release() // a parked session holds no read
 			return 0, errPark
 		}
 		if !r.stillActive(n, err) {
@@ -148,11 +149,30 @@ func (r *socketReader) ReadReady(b *resp.Lender) (int, error) {
 	}
 }
 
+// readInto reads into p through the held read.
+func (r *socketReader) readInto(p []byte) (int, error) { return r.hold().readInto(p) }
+
+// hold returns the held read, made if there is none.
+func (r *socketReader) hold() *heldRead {
+	if r.held == nil {
+		r.held = newHeldRead(r.raw)
+	}
+	return r.held
+}
+
+// release ends the held read, if any, and lets it go.
+func (r *socketReader) release() {
+	if r.held != nil {
+		r.held.release()
+		r.held = nil
+	}
+}
+
 // awaitInput parks the goroutine until the socket has input (or fails),
 // reading nothing. Called first thing, it keeps a client that has not sent
 // a command on the smallest goroutine stack: the wait is a few frames deep,
 // not the parser's and the session's.
-func (r *socketReader) awaitInput() { _ = r.held.raw.Read(peekReady) }
+func (r *socketReader) awaitInput() { _ = r.raw.Read(peekReady) }
 
 // peekReady is raw.Read's callback for awaitInput: false parks until readable.
 func peekReady(fd uintptr) bool {

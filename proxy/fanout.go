@@ -41,7 +41,7 @@ func (f *fanout) Deliver(i uint64, p []byte, last bool) {
 	}
 	before := cap(f.parts[i])
 	f.parts[i] = append(f.parts[i], p...)
-	if f.held += cap(f.parts[i]) - before; f.dst.limit > 0 && f.held+f.dst.heldNow() > f.dst.limit {
+	if f.held += cap(f.parts[i]) - before; f.dst.limits.hard > 0 && f.held+f.dst.heldNow() > f.dst.limits.hard {
 		f.failed, f.parts = true, nil
 		f.mu.Unlock()
 		f.dst.overflowNow()

@@ -12,7 +12,7 @@ var errTest = errors.New("test: connection cut")
 
 func TestFanout(t *testing.T) {
 	t.Run("parts held for merging count against the output limit as they arrive", func(t *testing.T) {
-		o := newOutbox(10, 0, 0)
+		o := newOutbox(&outputLimits{hard: 10})
 		seq, _ := o.reserve(10, slotMeta{}, nil, nil)
 		f := newFanout(o, seq, 2, mergeSame)
 		f.Deliver(0, make([]byte, 11), false)
@@ -23,7 +23,7 @@ func TestFanout(t *testing.T) {
 		f.Deliver(1, []byte("+OK\r\n"), true)
 	})
 	t.Run("parts count on top of what the client's queue already holds", func(t *testing.T) {
-		o := newOutbox(8<<10, 0, 0)
+		o := newOutbox(&outputLimits{hard: 8 << 10})
 		first, _ := o.reserve(10, slotMeta{}, nil, nil)
 		o.Deliver(first, make([]byte, 5<<10), true) // queued, not yet written
 		seq, _ := o.reserve(10, slotMeta{}, nil, nil)
@@ -34,7 +34,7 @@ func TestFanout(t *testing.T) {
 		}
 	})
 	t.Run("replies merge in the client's key order", func(t *testing.T) {
-		o := newOutbox(0, 0, 0)
+		o := newOutbox(&outputLimits{})
 		seq, _ := o.reserve(10, slotMeta{}, nil, nil)
 		f := newFanout(o, seq, 2, mergeByPosition([][]int{{0, 2}, {1}}, 3))
 		f.Deliver(1, []byte("*1\r\n$1\r\nb\r\n"), true)
@@ -47,7 +47,7 @@ func TestFanout(t *testing.T) {
 		}
 	})
 	t.Run("a part cut off becomes an error reply", func(t *testing.T) {
-		o := newOutbox(0, 0, 0)
+		o := newOutbox(&outputLimits{})
 		seq, _ := o.reserve(10, slotMeta{}, nil, nil)
 		f := newFanout(o, seq, 2, mergeSum)
 		f.Deliver(0, []byte(":1\r\n"), true)

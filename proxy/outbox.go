@@ -43,19 +43,17 @@ type outbox struct {
 	ready     replyBuf    // in-order bytes to send next
 	slots     []slot      // ring: slots[(head+i)%len] is seq headSeq+i
 	ringHead  int
-	headSeq   uint64 // oldest slot whose reply is incomplete
-	nextSeq   uint64 // next slot to reserve
-	writing   int    // capacity of batch (being sent, or its spare buffer)
-	slotBytes int    // capacity of slots' data
-	peak      int    // most bytes ever held (see held)
-	limit     int    // close the client past this many bytes held (hard limit)
-	soft      int    // ...or past this many for longer than softFor (soft limit; 0 = none)
-	softFor   time.Duration
-	overSoft  time.Time // when held last rose above soft; zero while below
-	waiters   int       // goroutines in cond.Wait
-	holds     int       // holds taken (HoldDeliver) not yet ended by Flush: leave ready to the last Flush
-	closed    bool      // no more output: connection gone, overflow or done
-	closing   bool      // close the connection once everything reserved is written
+	headSeq   uint64        // oldest slot whose reply is incomplete
+	nextSeq   uint64        // next slot to reserve
+	writing   int           // capacity of batch (being sent, or its spare buffer)
+	slotBytes int           // capacity of slots' data
+	peak      int           // most bytes ever held (see held)
+	limits    *outputLimits // shared by the server's outboxes
+	overSoft  int64         // when held last rose above the soft limit, in Unix nanoseconds (wall clock, as Redis); 0 while below
+	waiters   int           // goroutines in cond.Wait
+	holds     int           // holds taken (HoldDeliver) not yet ended by Flush: leave ready to the last Flush
+	closed    bool          // no more output: connection gone, overflow or done
+	closing   bool          // close the connection once everything reserved is written
 	overflow  bool
 	busy      bool // a goroutine has the writer role: it owns w
 	loop      bool // ...and it is the writer goroutine (wake it when ready grows)
@@ -67,10 +65,9 @@ type outbox struct {
 	observe   bool   // a goroutine is running owner.slotDone over observing
 
 	// Set by start, then read-only.
-	conn         net.Conn        // the client connection; nil until start
-	raw          syscall.RawConn // conn's descriptor for non-blocking writes; nil: TLS or none
-	writeTimeout time.Duration   // bounds each blocking write to a client that stopped reading (0 = none)
-	owner        outboxOwner     // nil: nothing reported, conn closed at the end
+	conn  net.Conn        // the client connection; nil until start
+	raw   syscall.RawConn // conn's descriptor for non-blocking writes; nil: TLS or none
+	owner outboxOwner     // nil: nothing reported, conn closed at the end
 
 	w *outWriter // owned by the writer role (busy); nil until there is something to write (see writer)
 
@@ -134,8 +131,17 @@ type slotMeta struct {
 	queued   []telemetry.Command // EXEC: the transaction's commands, for child spans
 }
 
-func newOutbox(limit, soft int, softFor time.Duration) *outbox {
-	o := &outbox{limit: limit, soft: soft, softFor: softFor} // slots: on first command; wake: in start, if needed; finished: in done, if asked
+// outputLimits bound what an outbox holds and how long a write may block.
+// One value, made from the configuration, is shared by a server's outboxes.
+type outputLimits struct {
+	hard         int           // close the client past this many bytes held (0 = none)
+	soft         int           // ...or past this many for longer than softFor (0 = none)
+	softFor      time.Duration //
+	writeTimeout time.Duration // bounds each blocking write to a client that stopped reading (0 = none)
+}
+
+func newOutbox(limits *outputLimits) *outbox {
+	o := &outbox{limits: limits} // slots: on first command; wake: in start, if needed; finished: in done, if asked
 	o.cond.L = &o.mu
 	return o
 }
@@ -371,7 +377,7 @@ func (o *outbox) overflowNow() {
 func (o *outbox) afterAppend() {
 	held := o.held()
 	o.peak = max(o.peak, held)
-	if o.limit > 0 && held > o.limit || o.overSoftTooLong(held) {
+	if o.limits.hard > 0 && held > o.limits.hard || o.overSoftTooLong(held) {
 		o.overflow = true
 		o.closeLocked()
 	}
@@ -439,18 +445,19 @@ func (o *outbox) closeLocked() {
 // overSoftTooLong tracks the soft limit, like Redis's
 // client-output-buffer-limit <soft> <seconds>. Caller must hold mu.
 func (o *outbox) overSoftTooLong(held int) bool {
-	if o.soft <= 0 {
+	if o.limits.soft <= 0 {
 		return false
 	}
-	if held <= o.soft {
-		o.overSoft = time.Time{}
+	if held <= o.limits.soft {
+		o.overSoft = 0
 		return false
 	}
-	if o.overSoft.IsZero() {
-		o.overSoft = time.Now()
+	now := time.Now().UnixNano()
+	if o.overSoft == 0 {
+		o.overSoft = now
 		return false
 	}
-	return time.Since(o.overSoft) >= o.softFor
+	return time.Duration(now-o.overSoft) >= o.limits.softFor
 }
 
 // isOverflow reports whether the outbox closed for exceeding its limit.

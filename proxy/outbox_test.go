@@ -8,7 +8,7 @@ import (
 
 func TestOutboxLimits(t *testing.T) {
 	t.Run("the hard limit closes at once", func(t *testing.T) {
-		o := newOutbox(10, 0, 0)
+		o := newOutbox(&outputLimits{hard: 10})
 		seq, _ := o.reserve(10, slotMeta{}, nil, nil)
 		o.Deliver(seq, make([]byte, 11), false)
 		if !o.isOverflow() {
@@ -16,14 +16,14 @@ func TestOutboxLimits(t *testing.T) {
 		}
 	})
 	t.Run("the soft limit closes only when exceeded for its whole time", func(t *testing.T) {
-		o := newOutbox(0, 10, time.Hour)
+		o := newOutbox(&outputLimits{soft: 10, softFor: time.Hour})
 		seq, _ := o.reserve(10, slotMeta{}, nil, nil)
 		o.Deliver(seq, make([]byte, 11), false)
 		o.Deliver(seq, make([]byte, 11), false)
 		if o.isOverflow() {
 			t.Fatal("closed before the soft limit's time ran out")
 		}
-		o = newOutbox(0, 10, 0)
+		o = newOutbox(&outputLimits{soft: 10})
 		seq, _ = o.reserve(10, slotMeta{}, nil, nil)
 		o.Deliver(seq, make([]byte, 11), false) // starts the clock
 		if o.isOverflow() {
@@ -35,14 +35,14 @@ func TestOutboxLimits(t *testing.T) {
 		}
 	})
 	t.Run("dropping below the soft limit resets its clock", func(t *testing.T) {
-		o := newOutbox(0, 4096, 0)
+		o := newOutbox(&outputLimits{soft: 4096})
 		seq, _ := o.reserve(10, slotMeta{}, nil, nil)
 		o.Deliver(seq, make([]byte, 5000), false)
 		o.mu.Lock()
 		o.ready = replyBuf{} // as if the writer had sent everything
 		o.mu.Unlock()
 		o.Deliver(seq, make([]byte, 1), false)
-		if o.isOverflow() || !o.overSoft.IsZero() {
+		if o.isOverflow() || o.overSoft != 0 {
 			t.Fatal("the soft limit clock survived a drop below the limit")
 		}
 	})
@@ -51,10 +51,10 @@ func TestOutboxLimits(t *testing.T) {
 func TestOutboxCountsMemoryHeld(t *testing.T) {
 	t.Run("a batch blocked in a write to a client that does not read still counts, and overflow cuts the write short", func(t *testing.T) {
 		const limit = 1 << 20
-		o := newOutbox(limit, 0, 0)
+		o := newOutbox(&outputLimits{hard: limit, writeTimeout: time.Hour})
 		client, peer := net.Pipe() // peer never reads: every write blocks
 		defer peer.Close()
-		o.start(client, time.Hour, nil) // net.Pipe has no descriptor: a writer goroutine writes
+		o.start(client, nil) // net.Pipe has no descriptor: a writer goroutine writes
 		done := o.done()
 		seq, _ := o.reserve(1<<20, slotMeta{}, nil, nil)
 		chunk := make([]byte, 16<<10)

@@ -15,12 +15,12 @@ import (
 // start attaches the client connection. A connection with a file
 // descriptor is written without blocking by whoever makes bytes ready, and
 // by a writer goroutine only while the socket is full; any other (TLS) gets
-// a writer goroutine for its whole life. writeTimeout bounds each blocking
-// write (0 = none); owner, if not nil, is told what becomes of the output.
-func (o *outbox) start(conn net.Conn, writeTimeout time.Duration, owner outboxOwner) {
+// a writer goroutine for its whole life. owner, if not nil, is told what
+// becomes of the output.
+func (o *outbox) start(conn net.Conn, owner outboxOwner) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	o.conn, o.writeTimeout, o.owner = conn, writeTimeout, owner
+	o.conn, o.owner = conn, owner
 	if sc, ok := conn.(syscall.Conn); ok {
 		if raw, err := sc.SyscallConn(); err == nil {
 			o.raw = raw
@@ -152,8 +152,8 @@ func (o *outbox) wroteLocked(n int, err error) bool {
 func (o *outbox) sentLocked() {
 	o.w.batch.reset()
 	o.writing = o.w.batch.held // at most a spare buffer is left
-	if o.held() <= o.soft {
-		o.overSoft = time.Time{}
+	if o.held() <= o.limits.soft {
+		o.overSoft = 0
 	}
 }
 
@@ -206,8 +206,8 @@ func (o *outbox) writeLoop() {
 		if w := o.w; w.batch.n > 0 {
 			o.mu.Lock()
 			closed := o.closed
-			if !closed && o.writeTimeout > 0 { // under mu: an overflow's immediate deadline must win
-				_ = o.conn.SetWriteDeadline(time.Now().Add(o.writeTimeout))
+			if !closed && o.limits.writeTimeout > 0 { // under mu: an overflow's immediate deadline must win
+				_ = o.conn.SetWriteDeadline(time.Now().Add(o.limits.writeTimeout))
 			}
 			o.mu.Unlock()
 			var n int64
@@ -230,7 +230,7 @@ func (o *outbox) writeLoop() {
 			o.mu.Lock()
 		}
 		if o.closed || o.ready.n == 0 {
-			if !o.closed && o.writeTimeout > 0 {
+			if !o.closed && o.limits.writeTimeout > 0 {
 				_ = o.conn.SetWriteDeadline(time.Time{}) // an expired one would fail the next non-blocking write
 			}
 			o.busy, o.loop = false, false

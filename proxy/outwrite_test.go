@@ -37,9 +37,9 @@ func tcpPair(t testing.TB) (server, client *net.TCPConn) {
 func TestOutboxWritesDirectly(t *testing.T) {
 	t.Run("a held burst of replies leaves in one write at Flush", func(t *testing.T) {
 		server, client := tcpPair(t)
-		o := newOutbox(0, 0, 0)
+		o := newOutbox(&outputLimits{writeTimeout: time.Hour})
 		var writes, bytesOut atomic.Int64
-		o.start(server, time.Hour, &funcOwner{conn: server, bytes: func(n int) { writes.Add(1); bytesOut.Add(int64(n)) }})
+		o.start(server, &funcOwner{conn: server, bytes: func(n int) { writes.Add(1); bytesOut.Add(int64(n)) }})
 		var want []byte
 		seqs := make([]uint64, 16) // a pipelining client's commands
 		for i := range seqs {
@@ -70,9 +70,9 @@ func TestOutboxWritesDirectly(t *testing.T) {
 	})
 	t.Run("a reply that leaves no other awaited is written at once, without a hold to flush", func(t *testing.T) {
 		server, client := tcpPair(t)
-		o := newOutbox(0, 0, 0)
+		o := newOutbox(&outputLimits{writeTimeout: time.Hour})
 		var writes atomic.Int64
-		o.start(server, time.Hour, &funcOwner{conn: server, bytes: func(int) { writes.Add(1) }})
+		o.start(server, &funcOwner{conn: server, bytes: func(int) { writes.Add(1) }})
 		seq, _ := o.reserve(100, slotMeta{}, nil, nil)
 		if held := o.HoldDeliver(seq, []byte("+a\r\n"), true); held || writes.Load() != 1 {
 			t.Fatalf("the only awaited reply: held %v, %d writes; want no hold and one write", held, writes.Load())
@@ -100,9 +100,9 @@ func TestOutboxWritesDirectly(t *testing.T) {
 	})
 	t.Run("output asked to end ends when its last slot completes with nothing to write", func(t *testing.T) {
 		server, _ := tcpPair(t)
-		o := newOutbox(0, 0, 0)
+		o := newOutbox(&outputLimits{writeTimeout: time.Hour})
 		var reported atomic.Int64
-		o.start(server, time.Hour, &funcOwner{conn: server, done: func(*slot) { reported.Add(1) }})
+		o.start(server, &funcOwner{conn: server, done: func(*slot) { reported.Add(1) }})
 		seq, _ := o.reserve(100, slotMeta{mute: true}, nil, nil) // under CLIENT REPLY OFF
 		o.closeWhenDone()
 		o.Deliver(seq, []byte("+OK\r\n"), true)
@@ -118,8 +118,8 @@ func TestOutboxWritesDirectly(t *testing.T) {
 	t.Run("a client that does not read never blocks the deliverer, and gets every byte in order once it reads", func(t *testing.T) {
 		server, client := tcpPair(t)
 		_ = server.SetWriteBuffer(16 << 10)
-		o := newOutbox(0, 0, 0)
-		o.start(server, time.Hour, nil)
+		o := newOutbox(&outputLimits{writeTimeout: time.Hour})
+		o.start(server, nil)
 		var want bytes.Buffer
 		delivered := make(chan struct{})
 		go func() { // far more than the socket buffers hold
@@ -152,9 +152,9 @@ func TestOutboxWritesDirectly(t *testing.T) {
 	})
 	t.Run("completed slots are reported with the outbox unlocked", func(t *testing.T) {
 		server, _ := tcpPair(t)
-		o := newOutbox(0, 0, 0)
+		o := newOutbox(&outputLimits{writeTimeout: time.Hour})
 		unlocked := make(chan bool, 1)
-		o.start(server, time.Hour, &funcOwner{conn: server, done: func(*slot) {
+		o.start(server, &funcOwner{conn: server, done: func(*slot) {
 			ok := o.mu.TryLock()
 			if ok {
 				o.mu.Unlock()
@@ -249,8 +249,8 @@ func newReplyClients(tb testing.TB, n int, onDone func(*slot)) []replyClient {
 	cs := make([]replyClient, n)
 	for i := range cs {
 		server, client := tcpPair(tb)
-		o := newOutbox(0, 0, 0)
-		o.start(server, time.Hour, &funcOwner{conn: server, done: onDone})
+		o := newOutbox(&outputLimits{writeTimeout: time.Hour})
+		o.start(server, &funcOwner{conn: server, done: onDone})
 		cs[i] = replyClient{o: o, peer: client}
 	}
 	return cs

@@ -140,7 +140,7 @@ func (s *session) parkNow() bool {
 // parking.mu.
 func (s *session) register() error {
 	var err error
-	if cerr := s.sock.held.raw.Control(func(fd uintptr) { err = s.srv.parker.add(s, int(fd)) }); cerr != nil {
+	if cerr := s.sock.raw.Control(func(fd uintptr) { err = s.srv.parker.add(s, int(fd)) }); cerr != nil {
 		return cerr // closed meanwhile
 	}
 	return err

@@ -25,6 +25,7 @@ var ErrServerClosed = errors.New("proxy: server closed")
 // NewServer; callers MUST call Shutdown or Close.
 type Server struct {
 	cfg       Config
+	outLimits outputLimits     // from cfg.Client, shared by every session's outbox
 	pool      *pool.Pool       // the one upstream (standalone, sentinel); nil in cluster mode
 	cluster   *cluster.Cluster // cluster mode: one pool per node; nil otherwise
 	redirects redirects        // cluster mode: per-command redirect followers, recycled
@@ -100,6 +101,8 @@ func NewServer(cfg Config, p *pool.Pool, info pool.ServerInfo, opts Options) (*S
 	}
 	s := &Server{cfg: cfg, pool: p, cluster: opts.Cluster, log: log, tel: opts.Telemetry, cmds: policy.BuiltinCommands(),
 		listeners: make(map[net.Listener]struct{}), sessions: make(map[*session]struct{}), stopping: make(chan struct{})}
+	s.outLimits = outputLimits{hard: cfg.Client.OutputBufferLimit, soft: cfg.Client.OutputBufferSoftLimit,
+		softFor: cfg.Client.OutputBufferSoftTime, writeTimeout: cfg.Client.WriteTimeout}
 	if p == nil && opts.Cluster == nil {
 		return nil, errors.New("proxy: NewServer needs a pool or a cluster")
 	}
@@ -184,7 +187,6 @@ func (s *Server) Serve(l net.Listener) error {
 	s.listeners[l] = struct{}{}
 	s.mu.Unlock()
 	s.parkOnce.Do(s.startParking)
-	ctx := context.Background()
 	var backoff time.Duration
 	for {
 		conn, err := l.Accept()
@@ -202,12 +204,12 @@ func (s *Server) Serve(l net.Listener) error {
 			continue
 		}
 		backoff = 0
-		s.start(ctx, conn)
+		s.start(conn)
 	}
 }
 
 // start runs a session for conn, or refuses it when max_clients is reached.
-func (s *Server) start(ctx context.Context, conn net.Conn) {
+func (s *Server) start(conn net.Conn) {
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
@@ -235,7 +237,7 @@ func (s *Server) start(ctx context.Context, conn net.Conn) {
 	if s.tel != nil {
 		s.tel.ClientAccepted()
 	}
-	sess.begin(ctx)
+	sess.begin()
 }
 
 // sessionEnded forgets a session whose reader has stopped for good.

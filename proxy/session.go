@@ -25,7 +25,6 @@ import (
 // client sends something (see parking); one reader runs at a time.
 type session struct {
 	srv  *Server
-	ctx  context.Context // the session's context, set by begin
 	conn net.Conn
 	id   uint64
 	addr string
@@ -50,7 +49,6 @@ type session struct {
 	// ded is the dedicated connection and the state it holds (see dedicated).
 	ded dedicated
 
-	trackReq  trackingRequest // the CLIENT TRACKING being routed (reader-goroutine state)
 	redirPush *redirectPushes // pushes of a client that redirects its invalidations; made once, when first needed
 
 	// What CLIENT LIST shows: set once, or reader-goroutine state published
@@ -78,10 +76,9 @@ type session struct {
 }
 
 func newSession(srv *Server, conn net.Conn, id uint64) *session {
-	cc := srv.cfg.Client
 	s := &session{
 		srv: srv, conn: conn, id: id, addr: conn.RemoteAddr().String(),
-		out:   newOutbox(cc.OutputBufferLimit, cc.OutputBufferSoftLimit, cc.OutputBufferSoftTime),
+		out:   newOutbox(&srv.outLimits),
 		proto: 2,
 		fd:    connFD(conn),
 	}
@@ -128,7 +125,7 @@ func (s *session) shutSocket() {
 		_ = s.conn.Close()
 		return
 	}
-	shutDown(s.sock.held.raw)
+	shutDown(s.sock.raw)
 }
 
 // releaseInput ends the reader's held read (see heldRead), so that the
@@ -136,7 +133,7 @@ func (s *session) shutSocket() {
 // goroutine.
 func (s *session) releaseInput() {
 	if s.sock != nil {
-		s.sock.held.release()
+		s.sock.release()
 	}
 }
 
@@ -147,11 +144,10 @@ func (s *session) bytesOut(n int) { s.srv.bytesOut(n) }
 // a plain socket starts parked when parking is on, so that one that has
 // sent nothing costs no goroutine: the parker starts its reader once it
 // sends something.
-func (s *session) begin(ctx context.Context) {
-	s.ctx = ctx
+func (s *session) begin() {
 	// The outbox closes the connection once the output is over (see
 	// outputOver), which unblocks the reader; out.done() is closed then.
-	s.out.start(s.conn, s.srv.cfg.Client.WriteTimeout, s)
+	s.out.start(s.conn, s)
 	if s.parkAtStart() {
 		return
 	}
@@ -205,7 +201,7 @@ func (s *session) readCommands() {
 			s.readFailed(err)
 			return
 		}
-		keep := s.handle(s.ctx, cmd)
+		keep := s.handle(context.Background(), cmd)
 		s.publish()
 		if !keep {
 			s.out.closeWhenDone()
@@ -821,6 +817,7 @@ type scratch struct {
 	guardArgs [][]byte            // the guard's rewrites
 	stmt      []byte              // the command's redacted statement
 	txQueued  []telemetry.Command // commands queued since MULTI, children of EXEC's span
+	trackReq  trackingRequest     // the CLIENT TRACKING being routed
 }
 
 // scratch returns the session's scratch, made anew after it parked.

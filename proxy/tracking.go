@@ -66,12 +66,13 @@ func (s *session) trackingCommand(ctx context.Context, seq uint64, cmd *resp.Com
 // answering its errors up to and including an unknown REDIRECT target, and
 // rewrites a REDIRECT to the target's upstream connection.
 func (s *session) trackingRedirect(ctx context.Context, seq uint64, cmd *resp.Command) bool {
-	s.trackReq = trackingRequest{}
+	req := &s.scratch().trackReq
+	*req = trackingRequest{}
 	if len(cmd.Args) < 3 {
 		return false // Redis's arity error
 	}
 	at, id, bcast, errText := trackingOptions(cmd.Args, func(id int64) bool { return s.srv.client(id) != nil })
-	s.trackReq.bcast = bcast
+	req.bcast = bcast
 	if errText != "" {
 		s.out.local(seq, resp.AppendError(nil, errText))
 		return true
@@ -88,7 +89,7 @@ func (s *session) trackingRedirect(ctx context.Context, seq uint64, cmd *resp.Co
 		s.out.local(seq, resp.AppendError(nil, errNoRedirectTarget))
 		return true
 	}
-	s.trackReq.redirect = r
+	req.redirect = r
 	args := append([][]byte(nil), cmd.Args...)
 	args[at] = strconv.AppendInt(nil, r.upstream, 10)
 	cmd.Args, cmd.Raw = args, nil
@@ -219,7 +220,8 @@ func (s *session) applyTracking(on bool) {
 	if !on {
 		return
 	}
-	s.ded.redir, s.ded.bcast = s.trackReq.redirect, s.trackReq.bcast
+	req := s.scratch().trackReq
+	s.ded.redir, s.ded.bcast = req.redirect, req.bcast
 	if s.ded.redir != nil {
 		if s.redirPush == nil { // made once: a pipe's reader may be reading it
 			s.redirPush = &redirectPushes{next: s.out}

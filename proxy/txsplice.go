@@ -126,7 +126,7 @@ var _ pool.Target = (*execCapture)(nil)
 func (c *execCapture) Deliver(_ uint64, p []byte, last bool) {
 	c.mu.Lock()
 	c.reply = append(c.reply, p...)
-	over := c.out.limit > 0 && len(c.reply) > c.out.limit
+	over := c.out.limits.hard > 0 && len(c.reply) > c.out.limits.hard
 	c.mu.Unlock()
 	if over {
 		c.out.overflowNow()
