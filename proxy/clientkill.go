@@ -68,9 +68,6 @@ func (s *session) kill() upstreamConn {
 		c.MarkDirty()
 		up = upstreamConn{pool: c.Pool(), id: c.ClientID()}
 	}
-	if s.ded.stopWait != nil {
-		s.ded.stopWait()
-	}
 	s.ded.mu.Unlock()
 	s.hangUp()
 	return up

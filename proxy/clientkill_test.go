@@ -247,3 +247,37 @@ func TestAClientWaitingForThePoolHoldsUpNoOtherClient(t *testing.T) {
 		t.Fatalf("EXEC: %q", got)
 	}
 }
+
+func TestARedirectWaitingForThePoolHoldsUpNoOtherClient(t *testing.T) {
+	tp := startProxy(t, func(_ *Config, p *pool.Config) { p.MaxConns, p.AcquireTimeout = 1, time.Hour })
+	holder, target, redirecting, other := tp.raw(t), tp.raw(t), tp.raw(t), tp.raw(t)
+	holder.send("MULTI\r\n") // takes the only dedicated connection
+	if got := holder.line(); got != "+OK" {
+		t.Fatalf("MULTI: %q", got)
+	}
+	targetID, redirectingID := clientID(t, target), clientID(t, redirecting)
+	// The target needs a dedicated connection to receive invalidations: the
+	// redirecting client's reader waits for the pool on its behalf.
+	redirecting.send(fmt.Sprintf("CLIENT TRACKING ON REDIRECT %d\r\n", targetID))
+	pollUntil(t, 10*time.Second, "the redirect waiting for a dedicated connection", func() bool {
+		return goroutineRuns("becomeRedirectTarget", "puddle")
+	})
+
+	// The raw connections' 20 s deadline fails this if it waits for the pool.
+	other.send("CLIENT LIST\r\n")
+	if list, _ := other.reply().(string); !strings.Contains(list, fmt.Sprintf("id=%d ", targetID)) {
+		t.Fatalf("CLIENT LIST while a redirect waits for the pool: %q", list)
+	}
+	other.send(fmt.Sprintf("CLIENT KILL ID %d\r\n", redirectingID))
+	if n, _ := other.reply().(int64); n != 1 {
+		t.Fatal("CLIENT KILL did not kill the redirecting client")
+	}
+	redirecting.expectClosed()
+	pollUntil(t, 10*time.Second, "the killed client to stop waiting for the pool", func() bool {
+		return !goroutineRuns("becomeRedirectTarget", "puddle")
+	})
+	holder.send("EXEC\r\n")
+	if got := holder.line(); got != "*0" {
+		t.Fatalf("EXEC: %q", got)
+	}
+}

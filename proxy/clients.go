@@ -36,9 +36,10 @@ func (s *subscriptions) counts() (sub, psub, ssub int) {
 }
 
 // noteCommand records the command about to run, read at now, for CLIENT
-// LIST's cmd and idle fields.
+// LIST's cmd and idle fields, and publishes it.
 func (s *session) noteCommand(cls *commandClass, args [][]byte, now time.Time) {
 	s.view.lastAt.Store(now.UnixNano())
+	defer s.publish() // before any reply: CLIENT LIST shows the command at once
 	if !cls.container || len(args) < 2 {
 		if s.lastCmd != cls.name {
 			s.lastCmd = cls.name
@@ -51,6 +52,14 @@ func (s *session) noteCommand(cls *commandClass, args [][]byte, now time.Time) {
 		s.lastCmd = string(full)
 	}
 }
+
+// changeName, changeDB and changeProto change what CLIENT LIST shows of
+// the client and publish it at once, before the command's reply can reach
+// the client: a CLIENT LIST another client sends once it has that reply
+// sees the change, as with Redis. Reader goroutine.
+func (s *session) changeName(name string) { s.name = name; s.publish() }
+func (s *session) changeDB(db int)        { s.db = db; s.publish() }
+func (s *session) changeProto(proto int)  { s.proto = proto; s.publish() }
 
 // publish copies the reader goroutine's state into the view under mu,
 // when it changed (seldom); the time of the last command goes to the view

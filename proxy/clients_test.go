@@ -193,3 +193,35 @@ func TestClientIDAndInfoDescribeTheCallingClient(t *testing.T) {
 		}
 	})
 }
+
+func TestClientListShowsAChangeOnceItsReplyIsIn(t *testing.T) {
+	tp := startProxy(t, nil)
+	changer, observer := tp.raw(t), tp.raw(t)
+	changerID := clientID(t, changer)
+	// Hold the changer's reader after each command, its reply sent: what
+	// CLIENT LIST shows must not wait for the reader to come back.
+	goOn := make(chan struct{})
+	t.Cleanup(func() { close(goOn) })
+	hold := func(s *session) {
+		if int64(s.id) == changerID {
+			<-goOn
+		}
+	}
+	tp.Server.afterCommand.Store(&hold)
+	for _, step := range []struct{ cmd, reply, field string }{
+		{"CLIENT SETNAME shown-at-once", "+OK", "name=shown-at-once"},
+		{"SELECT 5", "+OK", "db=5"},
+		{"HELLO 3", "%7", "resp=3"},
+	} {
+		changer.send(step.cmd + "\r\n")
+		if got := changer.line(); got != step.reply {
+			t.Fatalf("%s: %q", step.cmd, got)
+		}
+		observer.send(fmt.Sprintf("CLIENT LIST ID %d\r\n", changerID))
+		line, _ := observer.reply().(string)
+		if !slices.Contains(strings.Fields(line), step.field) {
+			t.Fatalf("after %s's reply, CLIENT LIST shows %q (no %q)", step.cmd, line, step.field)
+		}
+		goOn <- struct{}{} // the changer's reader goes on to its next command
+	}
+}

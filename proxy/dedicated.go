@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"sync"
 	"sync/atomic"
 
@@ -43,8 +44,8 @@ type dedicated struct {
 	redir *redirection
 
 	// While the session's reader waits for the pool without mu (see
-	// session.acquire): ends the wait.
-	stopWait func()
+	// session.killableLocked): ends the wait. Read without mu by hangUp.
+	stopWait atomic.Pointer[context.CancelFunc]
 
 	mode  connMode
 	bcast bool // see redir

@@ -213,7 +213,7 @@ func (s *session) hello(args [][]byte) []byte {
 		if msg := validClientName(newName); msg != "" {
 			return resp.AppendError(nil, msg)
 		}
-		s.name = string(newName)
+		s.changeName(string(newName))
 	}
 	if proto != s.proto {
 		s.ded.mu.Lock()
@@ -223,7 +223,7 @@ func (s *session) hello(args [][]byte) []byte {
 			}
 		}
 		s.ded.mu.Unlock()
-		s.proto = proto
+		s.changeProto(proto)
 	}
 	return s.helloReply()
 }
@@ -283,7 +283,7 @@ func (s *session) selectDB(seq uint64, args [][]byte) (done bool) {
 		}
 	}
 	s.ded.mu.Unlock()
-	s.db = db
+	s.changeDB(db)
 	s.out.local(seq, resp.AppendSimple(nil, "OK"))
 	return true
 }
@@ -305,7 +305,7 @@ func (s *session) setName(args [][]byte) []byte {
 	if msg := validClientName(args[2]); msg != "" {
 		return resp.AppendError(nil, msg)
 	}
-	s.name = string(args[2])
+	s.changeName(string(args[2]))
 	return resp.AppendSimple(nil, "OK")
 }
 

@@ -49,6 +49,10 @@ type Server struct {
 	parkOnce sync.Once // starts parking with the first Serve
 	parker   *parker   // watches parked sessions' sockets; nil: parking off (set once, before any session)
 
+	// afterCommand, a test's hook, runs on a session's reader goroutine
+	// once each command is handled.
+	afterCommand atomic.Pointer[func(*session)]
+
 	mu        sync.Mutex // guards the fields below
 	listeners map[net.Listener]struct{}
 	sessions  map[*session]struct{}

@@ -109,12 +109,17 @@ func (s *session) outputOver() {
 
 // hangUp ends the connection from any goroutine, without waiting: the
 // output stops and the socket is shut down both ways, which ends the
-// reader's wait with EOF (a parked session's too); the session closes the
-// socket as it ends (see end). A Close here would wait for the reader's
-// held read (see heldRead), which may wait for the caller.
+// reader's wait with EOF (a parked session's too), and a wait of the
+// reader for the pool ends without its command being sent (see
+// killableLocked); the session closes the socket as it ends (see end). A
+// Close here would wait for the reader's held read (see heldRead), which
+// may wait for the caller.
 func (s *session) hangUp() {
 	s.out.close()
 	s.shutSocket()
+	if stop := s.ded.stopWait.Load(); stop != nil { // a wait for the pool
+		(*stop)()
+	}
 }
 
 // shutSocket shuts a plain socket down both ways (the peer sees the
@@ -202,7 +207,9 @@ func (s *session) readCommands() {
 			return
 		}
 		keep := s.handle(context.Background(), cmd)
-		s.publish()
+		if h := s.srv.afterCommand.Load(); h != nil {
+			(*h)(s)
+		}
 		if !keep {
 			s.out.closeWhenDone()
 			return
@@ -733,7 +740,7 @@ func (s *session) execApplying(seq uint64, cmd resp.Command) bool {
 	if !s.out.waitBefore(seq+1) || !exec.ran.Load() {
 		return true
 	}
-	s.db = db
+	s.changeDB(db)
 	s.ded.mu.Lock()
 	if s.ded.conn != nil {
 		s.ded.conn.DB = db
@@ -753,13 +760,11 @@ func (s *session) acquire(ctx context.Context) error {
 	if s.cl != nil && s.cl.to != nil {
 		p = s.cl.to
 	}
-	ctx, stop := context.WithCancel(ctx)
-	defer stop()
-	s.ded.stopWait = stop
+	ctx, done := s.killableLocked(ctx)
 	s.ded.mu.Unlock()
 	c, err := s.dialDedicated(ctx, p, s.db, s.proto)
 	s.ded.mu.Lock()
-	s.ded.stopWait = nil
+	done()
 	switch {
 	case err != nil:
 		return err
@@ -772,6 +777,19 @@ func (s *session) acquire(ctx context.Context) error {
 	}
 	s.ded.conn = c
 	return nil
+}
+
+// killableLocked returns ctx, ended when the session is hung up (CLIENT
+// KILL, a revoked user, shutdown; see hangUp), for a wait of the session's
+// reader for the pool: its command is then not sent. done, called with
+// ded.mu held, ends that. Caller holds ded.mu.
+func (s *session) killableLocked(ctx context.Context) (_ context.Context, done func()) {
+	ctx, stop := context.WithCancel(ctx)
+	s.ded.stopWait.Store(&stop)
+	return ctx, func() {
+		s.ded.stopWait.Store(nil)
+		stop()
+	}
 }
 
 // dialDedicated takes a connection from p, set up in db and proto, whose

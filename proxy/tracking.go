@@ -80,7 +80,13 @@ func (s *session) trackingRedirect(ctx context.Context, seq uint64, cmd *resp.Co
 	if at == 0 {
 		return false
 	}
+	s.ded.mu.Lock()
+	ctx, done := s.killableLocked(ctx) // the target may wait for the pool
+	s.ded.mu.Unlock()
 	r, err := s.srv.redirectTo(ctx, id)
+	s.ded.mu.Lock()
+	done()
+	s.ded.mu.Unlock()
 	if err != nil {
 		s.out.local(seq, pool.UnavailableReply(err))
 		return true

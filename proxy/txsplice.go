@@ -59,7 +59,7 @@ func (s *session) execSplicing(seq uint64, cmd resp.Command) bool {
 		return true
 	}
 	if db >= 0 {
-		s.db = db
+		s.changeDB(db)
 		s.ded.mu.Lock()
 		if s.ded.conn != nil {
 			s.ded.conn.DB = db
