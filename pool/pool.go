@@ -297,6 +297,13 @@ func (p *Pool) Acquire(ctx context.Context) (*Conn, error) {
 	}
 }
 
+// Exhausted reports whether an Acquire now would wait: every dedicated
+// connection the pool may open is open and taken.
+func (p *Pool) Exhausted() bool {
+	s := p.dedicated.Stat()
+	return s.IdleResources() == 0 && s.TotalResources() >= s.MaxResources()
+}
+
 // Release returns the connection to the pool when it is clean, and destroys
 // it otherwise (in flight replies, state left behind, failed).
 func (c *Conn) Release() {

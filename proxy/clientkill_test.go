@@ -281,3 +281,35 @@ func TestARedirectWaitingForThePoolHoldsUpNoOtherClient(t *testing.T) {
 		t.Fatalf("EXEC: %q", got)
 	}
 }
+
+func TestAClientThatLeavesWhileWaitingForThePoolHasItsCommandDropped(t *testing.T) {
+	tp := startProxy(t, func(_ *Config, p *pool.Config) { p.MaxConns, p.AcquireTimeout = 1, time.Hour })
+	holder, waiter := tp.raw(t), tp.raw(t)
+	holder.send("MULTI\r\n") // takes the only dedicated connection
+	if got := holder.line(); got != "+OK" {
+		t.Fatalf("MULTI: %q", got)
+	}
+	waiter.send("BLPOP leftq 0\r\n") // waits for the pool
+	waiting := func() bool { return goroutineRuns("(*session).acquire", "puddle") }
+	pollUntil(t, 10*time.Second, "BLPOP waiting for a dedicated connection", waiting)
+	waiter.Close()
+	pollUntil(t, 10*time.Second, "the wait to end once its client left", func() bool { return !waiting() })
+
+	// The BLPOP never reaches Redis: an element pushed now stays.
+	holder.send("EXEC\r\n")
+	if got := holder.line(); got != "*0" {
+		t.Fatalf("EXEC: %q", got)
+	}
+	ctx, direct := ctxT(t), tp.direct(t)
+	if err := direct.LPush(ctx, "leftq", "x").Err(); err != nil {
+		t.Fatal(err)
+	}
+	other := tp.raw(t)
+	other.send("PING\r\n") // a round trip through respguard after the push
+	if got := other.line(); got != "+PONG" {
+		t.Fatalf("PING: %q", got)
+	}
+	if n := direct.LLen(ctx, "leftq").Val(); n != 1 {
+		t.Fatalf("LLEN leftq = %d: a BLPOP of a client that had left took the element", n)
+	}
+}

@@ -18,6 +18,13 @@ import (
 // watching. stop ends the watch; it returns once the watcher has let go of
 // the socket.
 func (s *session) watchClose() (closed <-chan struct{}, stop func()) {
+	gone := make(chan struct{})
+	return gone, s.onClientClose(func() { close(gone) })
+}
+
+// onClientClose is watchClose with a callback: f runs, on the watcher's
+// goroutine, if the client closes its connection before stop is called.
+func (s *session) onClientClose(f func()) (stop func()) {
 	s.releaseInput() // the watcher reads the socket
 	conn := s.conn
 	if tc, ok := conn.(interface{ NetConn() net.Conn }); ok {
@@ -25,13 +32,13 @@ func (s *session) watchClose() (closed <-chan struct{}, stop func()) {
 	}
 	sc, ok := conn.(syscall.Conn)
 	if !ok {
-		return nil, func() {}
+		return func() {}
 	}
 	raw, err := sc.SyscallConn()
 	if err != nil {
-		return nil, func() {}
+		return func() {}
 	}
-	gone, done := make(chan struct{}), make(chan struct{})
+	done := make(chan struct{})
 	var stopped atomic.Bool
 	go func() {
 		defer close(done)
@@ -55,10 +62,10 @@ func (s *session) watchClose() (closed <-chan struct{}, stop func()) {
 			err = raw.Read(peek)
 		}
 		if err == nil && eof {
-			close(gone)
+			f()
 		}
 	}()
-	return gone, func() {
+	return func() {
 		stopped.Store(true)
 		_ = s.conn.SetReadDeadline(time.Now()) // ends the watcher's wait
 		<-done

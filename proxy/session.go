@@ -754,7 +754,8 @@ func (s *session) execApplying(seq uint64, cmd resp.Command) bool {
 // waited on (up to its acquire timeout): CLIENT LIST, CLIENT KILL and
 // redirecting clients take it, and must not wait for the pool. A connection
 // pinned meanwhile (another client's REDIRECT, see becomeRedirectTarget) is
-// kept and the new one given back. A CLIENT KILL ends the wait.
+// kept and the new one given back. A hang-up (CLIENT KILL...) or the client
+// closing its connection ends the wait.
 func (s *session) acquire(ctx context.Context) error {
 	p := s.srv.pool
 	if s.cl != nil && s.cl.to != nil {
@@ -762,7 +763,15 @@ func (s *session) acquire(ctx context.Context) error {
 	}
 	ctx, done := s.killableLocked(ctx)
 	s.ded.mu.Unlock()
+	stopWatch := func() {}
+	if p.Exhausted() {
+		// A wait: a client that leaves meanwhile is hung up, which ends it,
+		// so that its command is not sent for no one (a BLPOP would take
+		// an element no client gets).
+		stopWatch = s.onClientClose(s.hangUp)
+	}
 	c, err := s.dialDedicated(ctx, p, s.db, s.proto)
+	stopWatch()
 	s.ded.mu.Lock()
 	done()
 	switch {
