@@ -772,6 +772,10 @@ func (s *session) acquire(ctx context.Context) error {
 	}
 	c, err := s.dialDedicated(ctx, p, s.db, s.proto)
 	stopWatch()
+	if err == nil && ctx.Err() != nil { // hung up as the connection came
+		c.Release()
+		err = ctx.Err()
+	}
 	s.ded.mu.Lock()
 	done()
 	switch {
