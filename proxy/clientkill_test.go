@@ -219,76 +219,72 @@ func TestClientUnblockUnblocksTheNamedRespguardClient(t *testing.T) {
 	})
 }
 
-func TestAClientWaitingForThePoolHoldsUpNoOtherClient(t *testing.T) {
+// exhaustedPool starts a proxy with one dedicated connection, taken by the
+// returned client in MULTI; execEmpty gives it back.
+func exhaustedPool(t *testing.T) (*testProxy, *rawConn) {
+	t.Helper()
 	tp := startProxy(t, func(_ *Config, p *pool.Config) { p.MaxConns, p.AcquireTimeout = 1, time.Hour })
-	holder, waiter, other := tp.raw(t), tp.raw(t), tp.raw(t)
-	holder.send("MULTI\r\n") // takes the only dedicated connection
+	holder := tp.raw(t)
+	holder.send("MULTI\r\n")
 	if got := holder.line(); got != "+OK" {
 		t.Fatalf("MULTI: %q", got)
 	}
-	waiterID := clientID(t, waiter)
-	waiter.send("BLPOP waitq 0\r\n") // waits for the pool
-	waiting := func() bool { return goroutineRuns("(*session).acquire", "puddle") }
-	pollUntil(t, 10*time.Second, "BLPOP waiting for a dedicated connection", waiting)
+	return tp, holder
+}
 
-	// The raw connections' 20 s deadline fails these if they wait for the pool.
-	other.send("CLIENT LIST\r\n")
-	if list, _ := other.reply().(string); !strings.Contains(list, fmt.Sprintf("id=%d ", waiterID)) {
-		t.Fatalf("CLIENT LIST while a client waits for the pool: %q", list)
-	}
-	other.send(fmt.Sprintf("CLIENT KILL ID %d\r\n", waiterID))
-	if n, _ := other.reply().(int64); n != 1 {
-		t.Fatal("CLIENT KILL did not kill the waiting client")
-	}
-	waiter.expectClosed()
-	pollUntil(t, 10*time.Second, "the killed client to stop waiting for the pool", func() bool { return !waiting() })
+// execEmpty ends the holder's empty transaction.
+func execEmpty(t *testing.T, holder *rawConn) {
+	t.Helper()
 	holder.send("EXEC\r\n")
 	if got := holder.line(); got != "*0" {
 		t.Fatalf("EXEC: %q", got)
 	}
 }
 
-func TestARedirectWaitingForThePoolHoldsUpNoOtherClient(t *testing.T) {
-	tp := startProxy(t, func(_ *Config, p *pool.Config) { p.MaxConns, p.AcquireTimeout = 1, time.Hour })
-	holder, target, redirecting, other := tp.raw(t), tp.raw(t), tp.raw(t), tp.raw(t)
-	holder.send("MULTI\r\n") // takes the only dedicated connection
-	if got := holder.line(); got != "+OK" {
-		t.Fatalf("MULTI: %q", got)
-	}
-	targetID, redirectingID := clientID(t, target), clientID(t, redirecting)
-	// The target needs a dedicated connection to receive invalidations: the
-	// redirecting client's reader waits for the pool on its behalf.
-	redirecting.send(fmt.Sprintf("CLIENT TRACKING ON REDIRECT %d\r\n", targetID))
-	pollUntil(t, 10*time.Second, "the redirect waiting for a dedicated connection", func() bool {
-		return goroutineRuns("becomeRedirectTarget", "puddle")
-	})
-
-	// The raw connections' 20 s deadline fails this if it waits for the pool.
+// listThenKill has other list the clients, which must answer (the raw
+// connection's 20 s deadline fails it if it waits for the pool) and show
+// client id, then kill it: its connection c must close.
+func listThenKill(t *testing.T, other *rawConn, id int64, c *rawConn) {
+	t.Helper()
 	other.send("CLIENT LIST\r\n")
-	if list, _ := other.reply().(string); !strings.Contains(list, fmt.Sprintf("id=%d ", targetID)) {
-		t.Fatalf("CLIENT LIST while a redirect waits for the pool: %q", list)
+	if list, _ := other.reply().(string); !strings.Contains(list, fmt.Sprintf("id=%d ", id)) {
+		t.Fatalf("CLIENT LIST while a client waits for the pool: %q", list)
 	}
-	other.send(fmt.Sprintf("CLIENT KILL ID %d\r\n", redirectingID))
+	other.send(fmt.Sprintf("CLIENT KILL ID %d\r\n", id))
 	if n, _ := other.reply().(int64); n != 1 {
-		t.Fatal("CLIENT KILL did not kill the redirecting client")
+		t.Fatalf("CLIENT KILL did not kill client %d", id)
 	}
-	redirecting.expectClosed()
-	pollUntil(t, 10*time.Second, "the killed client to stop waiting for the pool", func() bool {
-		return !goroutineRuns("becomeRedirectTarget", "puddle")
-	})
-	holder.send("EXEC\r\n")
-	if got := holder.line(); got != "*0" {
-		t.Fatalf("EXEC: %q", got)
+	c.expectClosed()
+}
+
+func TestAWaitForThePoolHoldsUpNoOtherClient(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		waitsIn string // on the waiting goroutine's stack
+		command func(targetID int64) string
+	}{
+		{"for its own connection", "(*session).acquire", func(int64) string { return "BLPOP waitq 0" }},
+		// The target needs a dedicated connection to receive invalidations:
+		// the redirecting client's reader waits for the pool on its behalf.
+		{"for a REDIRECT target's", "becomeRedirectTarget", func(id int64) string { return fmt.Sprintf("CLIENT TRACKING ON REDIRECT %d", id) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tp, holder := exhaustedPool(t)
+			target, waiter, other := tp.raw(t), tp.raw(t), tp.raw(t)
+			waiterID := clientID(t, waiter)
+			waiter.send(tc.command(clientID(t, target)) + "\r\n")
+			waiting := func() bool { return goroutineRuns(tc.waitsIn, "puddle") }
+			pollUntil(t, 10*time.Second, "a wait for a dedicated connection", waiting)
+			listThenKill(t, other, waiterID, waiter)
+			pollUntil(t, 10*time.Second, "the killed client to stop waiting for the pool", func() bool { return !waiting() })
+			execEmpty(t, holder)
+		})
 	}
 }
 
 func TestAClientThatLeavesWhileWaitingForThePoolHasItsCommandDropped(t *testing.T) {
-	tp := startProxy(t, func(_ *Config, p *pool.Config) { p.MaxConns, p.AcquireTimeout = 1, time.Hour })
-	holder, waiter := tp.raw(t), tp.raw(t)
-	holder.send("MULTI\r\n") // takes the only dedicated connection
-	if got := holder.line(); got != "+OK" {
-		t.Fatalf("MULTI: %q", got)
-	}
+	tp, holder := exhaustedPool(t)
+	waiter := tp.raw(t)
 	waiter.send("BLPOP leftq 0\r\n") // waits for the pool
 	waiting := func() bool { return goroutineRuns("(*session).acquire", "puddle") }
 	pollUntil(t, 10*time.Second, "BLPOP waiting for a dedicated connection", waiting)
@@ -296,10 +292,7 @@ func TestAClientThatLeavesWhileWaitingForThePoolHasItsCommandDropped(t *testing.
 	pollUntil(t, 10*time.Second, "the wait to end once its client left", func() bool { return !waiting() })
 
 	// The BLPOP never reaches Redis: an element pushed now stays.
-	holder.send("EXEC\r\n")
-	if got := holder.line(); got != "*0" {
-		t.Fatalf("EXEC: %q", got)
-	}
+	execEmpty(t, holder)
 	ctx, direct := ctxT(t), tp.direct(t)
 	if err := direct.LPush(ctx, "leftq", "x").Err(); err != nil {
 		t.Fatal(err)
