@@ -39,18 +39,18 @@ func (s *subscriptions) counts() (sub, psub, ssub int) {
 // LIST's cmd and idle fields, and publishes it.
 func (s *session) noteCommand(cls *commandClass, args [][]byte, now time.Time) {
 	s.view.lastAt.Store(now.UnixNano())
-	defer s.publish() // before any reply: CLIENT LIST shows the command at once
 	if !cls.container || len(args) < 2 {
 		if s.lastCmd != cls.name {
 			s.lastCmd = cls.name
 		}
-		return
+	} else {
+		var buf, sub [32]byte
+		full := append(append(append(buf[:0], cls.name...), '|'), lowerName(sub[:], args[1])...)
+		if s.lastCmd != string(full) {
+			s.lastCmd = string(full)
+		}
 	}
-	var buf, sub [32]byte
-	full := append(append(append(buf[:0], cls.name...), '|'), lowerName(sub[:], args[1])...)
-	if s.lastCmd != string(full) {
-		s.lastCmd = string(full)
-	}
+	s.publish() // before any reply: CLIENT LIST shows the command at once
 }
 
 // changeName, changeDB and changeProto change what CLIENT LIST shows of

@@ -13,7 +13,7 @@ import (
 
 // watchClose reports, by closing the returned channel, that the client
 // closed its connection, while the session's reader is not reading (its
-// command is held by CLIENT PAUSE). It peeks, consuming nothing. Once the
+// command is held by CLIENT PAUSE, it awaits replies after QUIT). It peeks, consuming nothing. Once the
 // client has sent more bytes it cannot tell a close from them and stops
 // watching. stop ends the watch; it returns once the watcher has let go of
 // the socket.

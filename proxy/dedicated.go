@@ -43,8 +43,8 @@ type dedicated struct {
 	// connection) and whether in BCAST mode. Written by the reader goroutine.
 	redir *redirection
 
-	// While the session's reader waits for the pool without mu (see
-	// session.killableLocked): ends the wait. Read without mu by hangUp.
+	// While the session's reader waits for the pool (see session.killable):
+	// ends the wait. Not under mu: hangUp reads it.
 	stopWait atomic.Pointer[context.CancelFunc]
 
 	mode  connMode

@@ -136,7 +136,7 @@ type slotMeta struct {
 type outputLimits struct {
 	hard         int           // close the client past this many bytes held (0 = none)
 	soft         int           // ...or past this many for longer than softFor (0 = none)
-	softFor      time.Duration //
+	softFor      time.Duration // how long over soft closes the client
 	writeTimeout time.Duration // bounds each blocking write to a client that stopped reading (0 = none)
 }
 

@@ -111,7 +111,7 @@ func (s *session) outputOver() {
 // output stops and the socket is shut down both ways, which ends the
 // reader's wait with EOF (a parked session's too), and a wait of the
 // reader for the pool ends without its command being sent (see
-// killableLocked); the session closes the socket as it ends (see end). A
+// killable); the session closes the socket as it ends (see end). A
 // Close here would wait for the reader's held read (see heldRead), which
 // may wait for the caller.
 func (s *session) hangUp() {
@@ -761,7 +761,7 @@ func (s *session) acquire(ctx context.Context) error {
 	if s.cl != nil && s.cl.to != nil {
 		p = s.cl.to
 	}
-	ctx, done := s.killableLocked(ctx)
+	ctx, done := s.killable(ctx)
 	s.ded.mu.Unlock()
 	stopWatch := func() {}
 	if p.Exhausted() {
@@ -776,8 +776,8 @@ func (s *session) acquire(ctx context.Context) error {
 		c.Release()
 		err = ctx.Err()
 	}
-	s.ded.mu.Lock()
 	done()
+	s.ded.mu.Lock()
 	switch {
 	case err != nil:
 		return err
@@ -792,11 +792,11 @@ func (s *session) acquire(ctx context.Context) error {
 	return nil
 }
 
-// killableLocked returns ctx, ended when the session is hung up (CLIENT
-// KILL, a revoked user, shutdown; see hangUp), for a wait of the session's
-// reader for the pool: its command is then not sent. done, called with
-// ded.mu held, ends that. Caller holds ded.mu.
-func (s *session) killableLocked(ctx context.Context) (_ context.Context, done func()) {
+// killable returns ctx, ended when the session is hung up (CLIENT KILL, a
+// revoked user, shutdown; see hangUp), for a wait of the session's reader
+// for the pool: its command is then not sent. done ends that. Reader
+// goroutine.
+func (s *session) killable(ctx context.Context) (_ context.Context, done func()) {
 	ctx, stop := context.WithCancel(ctx)
 	s.ded.stopWait.Store(&stop)
 	return ctx, func() {

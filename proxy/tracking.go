@@ -80,13 +80,9 @@ func (s *session) trackingRedirect(ctx context.Context, seq uint64, cmd *resp.Co
 	if at == 0 {
 		return false
 	}
-	s.ded.mu.Lock()
-	ctx, done := s.killableLocked(ctx) // the target may wait for the pool
-	s.ded.mu.Unlock()
+	ctx, done := s.killable(ctx) // the target may wait for the pool
 	r, err := s.srv.redirectTo(ctx, id)
-	s.ded.mu.Lock()
 	done()
-	s.ded.mu.Unlock()
 	if err != nil {
 		s.out.local(seq, pool.UnavailableReply(err))
 		return true
@@ -164,14 +160,16 @@ func (s *session) becomeRedirectTarget(ctx context.Context) (*redirection, error
 	s.view.mu.Lock()
 	db, proto := s.view.db, s.view.proto
 	s.view.mu.Unlock()
-	var c *pool.Conn // acquired without ded.mu held (see acquire)
+	var c *pool.Conn // acquired without ded.mu held (see acquire); given back unless installed
+	defer func() {
+		if c != nil {
+			c.Release()
+		}
+	}()
 	for {
 		s.ded.mu.Lock()
 		if s.gone.Load() {
 			s.ded.mu.Unlock()
-			if c != nil {
-				c.Release()
-			}
 			return nil, nil // finish, which lets the connection go, comes after gone under ded.mu
 		}
 		if s.ded.conn == nil && c != nil {
@@ -181,9 +179,6 @@ func (s *session) becomeRedirectTarget(ctx context.Context) (*redirection, error
 			s.ded.redirTarget = true
 			r := &redirection{id: s.id, upstream: s.ded.conn.ClientID(), pipe: s.ded.conn.Pipe}
 			s.ded.mu.Unlock()
-			if c != nil {
-				c.Release()
-			}
 			return r, nil
 		}
 		s.ded.mu.Unlock()
