@@ -283,26 +283,52 @@ func TestAWaitForThePoolHoldsUpNoOtherClient(t *testing.T) {
 }
 
 func TestAClientThatLeavesWhileWaitingForThePoolHasItsCommandDropped(t *testing.T) {
-	tp, holder := exhaustedPool(t)
-	waiter := tp.raw(t)
-	waiter.send("BLPOP leftq 0\r\n") // waits for the pool
-	waiting := func() bool { return goroutineRuns("(*session).acquire", "puddle") }
-	pollUntil(t, 10*time.Second, "BLPOP waiting for a dedicated connection", waiting)
-	waiter.Close()
-	pollUntil(t, 10*time.Second, "the wait to end once its client left", func() bool { return !waiting() })
-
-	// The BLPOP never reaches Redis: an element pushed now stays.
-	execEmpty(t, holder)
-	ctx, direct := ctxT(t), tp.direct(t)
-	if err := direct.LPush(ctx, "leftq", "x").Err(); err != nil {
-		t.Fatal(err)
-	}
-	other := tp.raw(t)
-	other.send("PING\r\n") // a round trip through respguard after the push
-	if got := other.line(); got != "+PONG" {
-		t.Fatalf("PING: %q", got)
-	}
-	if n := direct.LLen(ctx, "leftq").Val(); n != 1 {
-		t.Fatalf("LLEN leftq = %d: a BLPOP of a client that had left took the element", n)
+	for _, tc := range []struct {
+		name    string
+		waitsIn string // on the waiting goroutine's stack
+		command func(targetID int64) string
+		// dropped checks, once the holder's transaction is over, that the
+		// command had no effect.
+		dropped func(t *testing.T, tp *testProxy, holder *rawConn)
+	}{
+		{"for its own connection", "(*session).acquire", func(int64) string { return "BLPOP leftq 0" },
+			func(t *testing.T, tp *testProxy, _ *rawConn) {
+				// The BLPOP never reaches Redis: an element pushed now stays.
+				ctx, direct := ctxT(t), tp.direct(t)
+				if err := direct.LPush(ctx, "leftq", "x").Err(); err != nil {
+					t.Fatal(err)
+				}
+				other := tp.raw(t)
+				other.send("PING\r\n") // a round trip through respguard after the push
+				if got := other.line(); got != "+PONG" {
+					t.Fatalf("PING: %q", got)
+				}
+				if n := direct.LLen(ctx, "leftq").Val(); n != 1 {
+					t.Fatalf("LLEN leftq = %d: a BLPOP of a client that had left took the element", n)
+				}
+			}},
+		{"for a REDIRECT target's", "becomeRedirectTarget", func(id int64) string { return fmt.Sprintf("CLIENT TRACKING ON REDIRECT %d", id) },
+			func(t *testing.T, _ *testProxy, holder *rawConn) {
+				// The target is not pinned for a client that left: the one
+				// connection is free again (the raw connection's 20 s
+				// deadline fails a MULTI that waits for it).
+				holder.send("MULTI\r\n")
+				if got := holder.line(); got != "+OK" {
+					t.Fatalf("MULTI: %q", got)
+				}
+				execEmpty(t, holder)
+			}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tp, holder := exhaustedPool(t)
+			target, waiter := tp.raw(t), tp.raw(t)
+			waiter.send(tc.command(clientID(t, target)) + "\r\n")
+			waiting := func() bool { return goroutineRuns(tc.waitsIn, "puddle") }
+			pollUntil(t, 10*time.Second, "a wait for a dedicated connection", waiting)
+			waiter.Close()
+			pollUntil(t, 10*time.Second, "the wait to end once its client left", func() bool { return !waiting() })
+			execEmpty(t, holder)
+			tc.dropped(t, tp, holder)
+		})
 	}
 }

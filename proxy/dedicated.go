@@ -43,7 +43,7 @@ type dedicated struct {
 	// connection) and whether in BCAST mode. Written by the reader goroutine.
 	redir *redirection
 
-	// While the session's reader waits for the pool (see session.killable):
+	// While the session's reader waits for the pool (see session.poolWait):
 	// ends the wait. Not under mu: hangUp reads it.
 	stopWait atomic.Pointer[context.CancelFunc]
 

@@ -111,7 +111,7 @@ func (s *session) outputOver() {
 // output stops and the socket is shut down both ways, which ends the
 // reader's wait with EOF (a parked session's too), and a wait of the
 // reader for the pool ends without its command being sent (see
-// killable); the session closes the socket as it ends (see end). A
+// poolWait); the session closes the socket as it ends (see end). A
 // Close here would wait for the reader's held read (see heldRead), which
 // may wait for the caller.
 func (s *session) hangUp() {
@@ -761,17 +761,9 @@ func (s *session) acquire(ctx context.Context) error {
 	if s.cl != nil && s.cl.to != nil {
 		p = s.cl.to
 	}
-	ctx, done := s.killable(ctx)
 	s.ded.mu.Unlock()
-	stopWatch := func() {}
-	if p.Exhausted() {
-		// A wait: a client that leaves meanwhile is hung up, which ends it,
-		// so that its command is not sent for no one (a BLPOP would take
-		// an element no client gets).
-		stopWatch = s.onClientClose(s.hangUp)
-	}
+	ctx, done := s.poolWait(ctx, p)
 	c, err := s.dialDedicated(ctx, p, s.db, s.proto)
-	stopWatch()
 	if err == nil && ctx.Err() != nil { // hung up as the connection came
 		c.Release()
 		err = ctx.Err()
@@ -792,14 +784,23 @@ func (s *session) acquire(ctx context.Context) error {
 	return nil
 }
 
-// killable returns ctx, ended when the session is hung up (CLIENT KILL, a
-// revoked user, shutdown; see hangUp), for a wait of the session's reader
-// for the pool: its command is then not sent. done ends that. Reader
-// goroutine.
-func (s *session) killable(ctx context.Context) (_ context.Context, done func()) {
+// poolWait returns ctx for a wait of the session's reader for p, for its
+// own connection or on another client's behalf (a REDIRECT target's): the
+// wait ends, and the command is then not sent, when the session is hung up
+// (CLIENT KILL, a revoked user, shutdown; see hangUp) or, when p is
+// exhausted and the wait may be long, when the client closes its
+// connection (it is then hung up): a BLPOP would otherwise take an element
+// no client gets, and a REDIRECT pin a connection for no one. done ends
+// that. Reader goroutine, without ded.mu.
+func (s *session) poolWait(ctx context.Context, p *pool.Pool) (_ context.Context, done func()) {
 	ctx, stop := context.WithCancel(ctx)
 	s.ded.stopWait.Store(&stop)
+	stopWatch := func() {}
+	if p.Exhausted() {
+		stopWatch = s.onClientClose(s.hangUp)
+	}
 	return ctx, func() {
+		stopWatch()
 		s.ded.stopWait.Store(nil)
 		stop()
 	}

@@ -80,7 +80,7 @@ func (s *session) trackingRedirect(ctx context.Context, seq uint64, cmd *resp.Co
 	if at == 0 {
 		return false
 	}
-	ctx, done := s.killable(ctx) // the target may wait for the pool
+	ctx, done := s.poolWait(ctx, s.srv.pool) // the target may need a connection
 	r, err := s.srv.redirectTo(ctx, id)
 	done()
 	if err != nil {
