@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -15,9 +16,10 @@ import (
 // replication is a client's link to Redis as a replica (redis-cli --rdb,
 // redis-cli --replica): a connection of its own, dialed at the client's
 // first REPLCONF or at SYNC/PSYNC, that carries the REPLCONF handshake with
-// Redis's own replies and then, from SYNC or PSYNC on, copies bytes raw in
-// both directions (the RDB payload is a bulk without a trailing CRLF, then
-// the replication stream), until either side ends. The client's socket then
+// Redis's own replies and then, from SYNC or PSYNC on, copies Redis's bytes
+// raw to the client (the RDB payload is a bulk without a trailing CRLF,
+// then the replication stream) and the client's REPLCONF commands to Redis,
+// until either side ends. The client's socket then
 // leaves the request parser and the outbox's writer for good.
 //
 // conn and rd are reader-goroutine state. handedOver is read by the
@@ -140,8 +142,8 @@ type captureReply struct{ b []byte }
 func (c *captureReply) WriteReply(p []byte, last bool) { c.b = append(c.b, p...) }
 
 // replicate runs SYNC or PSYNC: once every earlier reply has been written,
-// it sends the command over the replication link and copies bytes raw
-// between the client and Redis until either ends; the session ends with
+// it sends the command over the replication link and relays the stream
+// (see relay) until either side ends; the session ends with
 // them. Telemetry counts one command, complete when the stream starts. A
 // failure to reach Redis is answered as for any command, and the session
 // goes on. It returns false when the session is to end.
@@ -175,8 +177,9 @@ func (s *session) replicate(ctx context.Context, seq uint64, name string, cmd re
 	return false
 }
 
-// relay copies bytes between the client and up, in both directions, until
-// either side ends or fails; then it closes both. The client side has no
+// relay copies Redis's bytes to the client raw, and the client's REPLCONF
+// commands to Redis (see replicaToRedis), until either side ends or fails;
+// then it closes both. The client side has no
 // idle timeout (nor has a replica's in Redis); a client that stops reading
 // holds the stream back until Redis's own replica output limit ends it. A
 // shutdown's read deadline on the client ends the relay.
@@ -197,9 +200,27 @@ func (s *session) relay(up net.Conn, pending []byte) {
 		_, _ = io.Copy(s.conn, up)
 		stop()
 	}()
-	if _, err := up.Write(pending); err == nil || len(pending) == 0 {
-		_, _ = io.Copy(up, s.conn)
-	}
+	s.replicaToRedis(up, pending)
 	stop()
 	<-down
+}
+
+// replicaToRedis carries what the replica sends once the stream has
+// started, pending first, until the client ends or sends anything but
+// REPLCONF (ACK, GETACK...), which ends the link unsent. Redis judges a
+// command on a replica's connection by that connection's ACL user, which
+// here is respguard's upstream user, not the client's; and it drops a
+// replica whose command has a reply, which every command but REPLCONF ACK
+// has: a replica sends nothing else.
+func (s *session) replicaToRedis(up net.Conn, pending []byte) {
+	rd := resp.NewRequestReader(io.MultiReader(bytes.NewReader(pending), s.conn), *s.lim)
+	for {
+		cmd, err := rd.ReadCommand()
+		if err != nil || !equalFold(cmd.Args[0], "replconf") {
+			return
+		}
+		if _, err := up.Write(encoded(cmd)); err != nil {
+			return
+		}
+	}
 }

@@ -174,3 +174,44 @@ func TestShutdownEndsReplicationStream(t *testing.T) {
 	_, _ = io.Copy(io.Discard, c.r) // the rest of the payload, then the close
 	pollUntil(t, 10*time.Second, "Redis dropping the replica", func() bool { return connectedReplicas(t, tp) == "0" })
 }
+
+// After SYNC, the link to Redis runs as respguard's upstream user: a
+// command written into the stream would be judged by Redis under that
+// user, not the client's. Only REPLCONF passes; anything else ends the
+// link unsent.
+func TestSyncStreamCarriesOnlyReplconf(t *testing.T) {
+	pol, err := policy.New(policy.Config{Users: map[string]string{
+		"default": "on nopass ~* &* +@all -config -acl",
+	}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp := startReplicationProxy(t, pol)
+	ctx, direct := ctxT(t), tp.direct(t)
+	for _, tc := range []struct{ sync, cmd string }{
+		{"SYNC", "CONFIG SET maxmemory-policy allkeys-lru"},
+		{"PSYNC ? -1", "ACL SETUSER evil on >x ~* +@all"},
+	} {
+		c := tp.raw(t)
+		c.send(tc.cmd[:strings.IndexByte(tc.cmd, ' ')] + "\r\n") // refused before SYNC: a user denied it
+		c.reply()
+		c.send(tc.sync + "\r\n")
+		for {
+			if line := c.line(); strings.HasPrefix(line, "$") || strings.HasPrefix(line, "+FULLRESYNC") {
+				break
+			}
+		}
+		pollUntil(t, 10*time.Second, "Redis seeing the replica", func() bool { return connectedReplicas(t, tp) == "1" })
+		c.send(tc.cmd + "\r\n")
+		if _, err := io.Copy(io.Discard, c.r); err != nil { // the rest of the payload, then the close
+			t.Fatalf("%s after %s: the link did not end: %v", tc.cmd, tc.sync, err)
+		}
+		pollUntil(t, 10*time.Second, "Redis dropping the replica", func() bool { return connectedReplicas(t, tp) == "0" })
+	}
+	if got := direct.ConfigGet(ctx, "maxmemory-policy").Val()["maxmemory-policy"]; got != "noeviction" {
+		t.Errorf("CONFIG SET written after SYNC by a user denied CONFIG ran: maxmemory-policy is %q", got)
+	}
+	if users := direct.Do(ctx, "ACL", "USERS").String(); strings.Contains(users, "evil") {
+		t.Errorf("ACL SETUSER written after PSYNC by a user denied ACL ran: %s", users)
+	}
+}
