@@ -93,6 +93,15 @@ func TestPolicyEnforcement(t *testing.T) {
 			"$57", "This user has no permissions to access the 'secret:1' key",
 			"-ERR ACL SETUSER is not available through respguard: users and rules come from the proxy's policy configuration")
 	})
+	t.Run("inside MULTI, ACL introspection is queued and a refused change aborts the transaction", func(t *testing.T) {
+		rc := tp.raw(t)
+		rc.send("AUTH operator op-pass\r\nMULTI\r\nACL WHOAMI\r\nSET cache:acltx 1\r\nEXEC\r\n" +
+			"MULTI\r\nSET cache:acltx 2\r\nACL DELUSER appuser\r\nEXEC\r\nGET cache:acltx\r\n")
+		expectLines(t, rc, "+OK", "+OK", "+QUEUED", "+QUEUED", "*2", "$8", "operator", "+OK",
+			"+OK", "+QUEUED",
+			"-ERR ACL DELUSER is not available through respguard: users and rules come from the proxy's policy configuration",
+			"-EXECABORT Transaction discarded because of previous errors.", "$1", "1")
+	})
 	t.Run("renamed commands exist only under their new name", func(t *testing.T) {
 		rc := tp.raw(t)
 		rc.send("AUTH operator op-pass\r\nFLUSHALL\r\nCONFIG GET maxmemory\r\nCONFIG-b83f GET maxmemory\r\n")

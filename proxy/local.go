@@ -34,10 +34,14 @@ func (s *session) tryLocal(ctx context.Context, seq uint64, name string, cmd res
 		}
 		switch policy.ACLSubcommand(cmd.Args[1]) {
 		case policy.ACLLocal:
-			s.out.local(seq, s.aclLocal(cmd.Args))
+			if s.ded.has(modeMulti) {
+				s.queueLocal(seq, cmd.Args) // answered when EXEC runs, in its place (arity is checked before)
+			} else {
+				s.out.local(seq, s.aclLocal(cmd.Args))
+			}
 			return true, true
 		case policy.ACLRefuse:
-			s.out.local(seq, resp.AppendError(nil, policy.ACLRefusalText(cmd.Args[1])))
+			s.refuse(seq, resp.AppendError(nil, policy.ACLRefusalText(cmd.Args[1])))
 			return true, true
 		}
 	case "hello":

@@ -86,6 +86,8 @@ func (s *session) localInTx(args [][]byte) []byte {
 	switch name := string(lowerName(buf[:], args[0])); {
 	case name == "auth":
 		return s.authenticate(args)
+	case name == "acl":
+		return s.aclLocal(args)
 	case name == policy.RespguardCommand:
 		return s.respguard(context.Background(), args) // RELOAD: the reloader's own lifetime bounds it
 	case name == "unsubscribe" || name == "punsubscribe" || name == "sunsubscribe":
