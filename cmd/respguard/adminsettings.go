@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
 	"slices"
 	"sort"
@@ -30,15 +31,29 @@ func settings(cfg Config) []proxy.Setting {
 			out = append(out, proxy.Setting{Key: key, Value: settingValue(key, v)})
 			continue
 		}
-		for name, val := range m {
-			if key == "policy.users" {
-				val = maskPasswords(val)
-			}
+		for name, val := range maskNamedMap(key, m) {
 			out = append(out, proxy.Setting{Key: key + "." + name, Value: val})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
 	return out
+}
+
+// maskNamedMap returns a copy of the named map at key with its secrets
+// masked: the passwords in policy.users, and the new names in
+// policy.rename (a renamed command is hidden only while its new name is;
+// an empty one, a command disabled, stays as it is).
+func maskNamedMap(key string, m map[string]string) map[string]string {
+	shown := maps.Clone(m)
+	for name, val := range shown {
+		switch {
+		case key == "policy.users":
+			shown[name] = maskPasswords(val)
+		case key == "policy.rename" && val != "":
+			shown[name] = "********"
+		}
+	}
+	return shown
 }
 
 // settingValue formats one value, masking the secret keys.

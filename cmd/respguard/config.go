@@ -387,13 +387,7 @@ func printConfig(v *viper.Viper, cfg Config, w io.Writer) error {
 		}
 	}
 	for key, m := range cfg.namedMapTargets() {
-		shown := maps.Clone(*m)
-		if key == "policy.users" {
-			for name, rules := range shown {
-				shown[name] = maskPasswords(rules)
-			}
-		}
-		setNested(all, key, shown)
+		setNested(all, key, maskNamedMap(key, *m))
 	}
 	out, err := yaml.Marshal(all)
 	if err != nil {

@@ -78,7 +78,7 @@ func TestPasswordFileAndPrintConfigMasksSecrets(t *testing.T) {
 	}
 	t.Setenv("RESPGUARD_UPSTREAM_PASSWORD", "env-secret")
 	t.Setenv("RESPGUARD_UPSTREAM_SENTINEL_PASSWORD", "sentinel-secret")
-	withUser := writeConfig(t, "policy:\n  users:\n    app: \"on >user-secret ~* +get\"\n")
+	withUser := writeConfig(t, "policy:\n  users:\n    app: \"on >user-secret ~* +get\"\n  rename:\n    CONFIG: CONFIG-rename-secret\n")
 	v, cfg, err = load(newFlags(), []string{"--config", withUser}, noEnv)
 	if err != nil {
 		t.Fatal(err)
@@ -90,7 +90,7 @@ func TestPasswordFileAndPrintConfigMasksSecrets(t *testing.T) {
 	}
 	f.Close()
 	b, _ := os.ReadFile(out)
-	if strings.Contains(string(b), "env-secret") || strings.Contains(string(b), "user-secret") || strings.Contains(string(b), "sentinel-secret") || !strings.Contains(string(b), "********") || !strings.Contains(string(b), "max_conns: 64") {
+	if strings.Contains(string(b), "env-secret") || strings.Contains(string(b), "user-secret") || strings.Contains(string(b), "sentinel-secret") || strings.Contains(string(b), "rename-secret") || !strings.Contains(string(b), "********") || !strings.Contains(string(b), "max_conns: 64") {
 		t.Fatalf("print-config output:\n%s", b)
 	}
 }

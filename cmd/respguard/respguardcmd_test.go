@@ -21,7 +21,8 @@ func TestRespguardReloadAndConfigInForce(t *testing.T) {
 	listen := fmt.Sprintf("127.0.0.1:%d", redistest.FreePort(t))
 	body := func(appRules string) string {
 		return fmt.Sprintf("listen: %s\nadmin:\n  listen: \"off\"\nupstream:\n  address: %s\n  password: upstream-secret-1\n"+
-			"policy:\n  users:\n    Ops: \"on >ops-secret-2 ~* +@all\"\n    app: \"on >app-secret-3 ~* %s\"\n", listen, rs.Addr, appRules)
+			"policy:\n  users:\n    Ops: \"on >ops-secret-2 ~* +@all\"\n    app: \"on >app-secret-3 ~* %s\"\n"+
+			"  rename:\n    CONFIG: CONFIG-secret-4\n    FLUSHALL: \"\"\n", listen, rs.Addr, appRules)
 	}
 	path := writeConfig(t, body("+get"))
 	args := []string{"--config", path}
@@ -69,6 +70,7 @@ func TestRespguardReloadAndConfigInForce(t *testing.T) {
 			"upstream.address": rs.Addr, "upstream.password": "********", "listen": listen,
 			"policy.users.Ops": "on >******** ~* +@all", "policy.users.app": "on >******** ~* +get",
 			"upstream.dial_timeout": "5s", "pool.max_conns": "64",
+			"policy.rename.CONFIG": "********", "policy.rename.FLUSHALL": "",
 		} {
 			if s[k] != want {
 				t.Errorf("%s = %q, want %q", k, s[k], want)
