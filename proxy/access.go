@@ -25,22 +25,42 @@ func (s *Server) SetPolicy(p *policy.Policy) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for sess := range s.sessions {
-		name := *sess.userName.Load()
-		if name == "" {
-			continue
-		}
-		u := p.User(name)
-		if u == nil || !u.Enabled() {
-			s.log.Info("disconnecting client: its user was removed or disabled", "client", sess.addr, "user", name)
+		s.enforcePolicy(p, sess)
+	}
+}
+
+// enforcePolicy disconnects sess if p removed or disabled its user, or no
+// longer lets that user hold one of its subscriptions (audit mode: only
+// logged). SetPolicy runs it on every session once p is in force, and a
+// session runs it on itself after a command during which p came in (see
+// session.caughtUp): whichever of the two comes later sees the session's
+// user and subscriptions as that command left them. Any goroutine.
+func (s *Server) enforcePolicy(p *policy.Policy, sess *session) {
+	name := *sess.userName.Load()
+	if name == "" {
+		return
+	}
+	u := p.User(name)
+	if u == nil || !u.Enabled() {
+		s.log.Info("disconnecting client: its user was removed or disabled", "client", sess.addr, "user", name)
+		sess.hangUp()
+		return
+	}
+	if channel, revoked := sess.subs.revokedBy(u); revoked {
+		s.log.Info("disconnecting client: its user may no longer hold its subscription", "client", sess.addr, "user", name, "channel", channel, "audit", p.Audit())
+		if !p.Audit() {
 			sess.hangUp()
-			continue
 		}
-		if channel, revoked := sess.subs.revokedBy(u); revoked {
-			s.log.Info("disconnecting client: its user may no longer hold its subscription", "client", sess.addr, "user", name, "channel", channel, "audit", p.Audit())
-			if !p.Audit() {
-				sess.hangUp()
-			}
-		}
+	}
+}
+
+// caughtUp has the policy in force enforced on the session if it came in
+// while the last command ran: SetPolicy may have looked at the session
+// before that command changed its user or subscriptions (a SUBSCRIBE
+// checked under the old policy). Reader goroutine, after each command.
+func (s *session) caughtUp() {
+	if p := s.srv.policy.Load(); p != s.pol {
+		s.srv.enforcePolicy(p, s)
 	}
 }
 

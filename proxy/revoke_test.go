@@ -7,6 +7,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -150,6 +151,38 @@ func TestRevokedSubscriptionsDisconnectAsInRedis(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestAReloadDuringASubscribeIsEnforcedOnIt: a reload that comes once a
+// SUBSCRIBE has been allowed, but before the subscription is recorded,
+// finds nothing to revoke; the subscriber must still be disconnected, as
+// one already subscribed is.
+func TestAReloadDuringASubscribeIsEnforcedOnIt(t *testing.T) {
+	pol := func(channels string) *policy.Policy {
+		return newPolicy(t, policy.Config{Users: map[string]string{"default": "on nopass ~* &* +@all", "sub": "on >pw ~* resetchannels " + channels + " +@all"}})
+	}
+	tp := startProxyWith(t, redistest.Start(t), nil, Options{Policy: pol("&news.*")})
+	for _, proto := range []int{2, 3} {
+		t.Run(fmt.Sprintf("RESP%d", proto), func(t *testing.T) {
+			tp.Server.SetPolicy(pol("&news.*"))
+			c, r := subscriber(t, tp.Addr, proto)
+			var once sync.Once
+			reload := func(s *session) {
+				if *s.userName.Load() == "sub" && s.lastCmd == "subscribe" {
+					once.Do(func() { tp.Server.SetPolicy(pol("&alerts")) })
+				}
+			}
+			tp.Server.afterCheck.Store(&reload)
+			t.Cleanup(func() { tp.Server.afterCheck.Store(nil) })
+			fmt.Fprintf(c, "SUBSCRIBE news.eu\r\n")
+			if _, err := readAny(r); err != nil {
+				return // disconnected even before its reply: as good
+			}
+			if stillServed(c, r) {
+				t.Fatal("a subscriber to a channel the reload revoked is still served")
+			}
+		})
 	}
 }
 

@@ -52,6 +52,9 @@ type Server struct {
 	// afterCommand, a test's hook, runs on a session's reader goroutine
 	// once each command is handled.
 	afterCommand atomic.Pointer[func(*session)]
+	// afterCheck, a test's hook, runs on a session's reader goroutine once
+	// policy has allowed a command, before the command changes anything.
+	afterCheck atomic.Pointer[func(*session)]
 
 	mu        sync.Mutex // guards the fields below
 	listeners map[net.Listener]struct{}

@@ -207,6 +207,7 @@ func (s *session) readCommands() {
 			return
 		}
 		keep := s.handle(context.Background(), cmd)
+		s.caughtUp()
 		if h := s.srv.afterCommand.Load(); h != nil {
 			(*h)(s)
 		}
@@ -405,6 +406,9 @@ func (s *session) handle(ctx context.Context, cmd resp.Command) bool {
 	if s.ded.has(modeMulti) && cls.inMulti == multiLocal {
 		s.queueLocal(seq, cmd.Args)
 		return true
+	}
+	if h := s.srv.afterCheck.Load(); h != nil {
+		(*h)(s)
 	}
 	s.subs.note(name, cmd.Args)
 	if done, keep := s.answer(ctx, seq, cls, &cmd); done {
