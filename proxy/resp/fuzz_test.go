@@ -292,7 +292,7 @@ func frameDepth(data []byte, i, depth int) (int, bool) {
 		if string(line) == "-1" && (data[i] == '$' || data[i] == '*') {
 			return -1, true
 		}
-		n, ok := parseRedisInt(line)
+		n, ok := ParseInt(line)
 		return int(n), ok && n >= 0 && n < 1<<20
 	}
 	switch data[i] {

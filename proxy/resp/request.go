@@ -370,7 +370,7 @@ func (rr *RequestReader) readHeader(prefix byte, what string) (n int64, ok bool,
 	if c := rr.buf[rr.pos]; c != prefix {
 		return 0, false, protoErr("expected '%c', got '%c'", prefix, printable(c))
 	}
-	n, valid := parseRedisInt(rr.buf[rr.pos+1 : rr.pos+cr])
+	n, valid := ParseInt(rr.buf[rr.pos+1 : rr.pos+cr])
 	if !valid {
 		if prefix == '*' {
 			return 0, false, protoErr("invalid multibulk length")
@@ -388,45 +388,6 @@ func printable(c byte) byte {
 		return ' '
 	}
 	return c
-}
-
-// parseRedisInt parses b as Redis's string2ll does: optional '-', then
-// digits without leading zeros (or just "0"), at most 20 bytes, no overflow.
-func parseRedisInt(b []byte) (int64, bool) {
-	if len(b) == 0 || len(b) > 20 {
-		return 0, false
-	}
-	if len(b) == 1 && b[0] == '0' {
-		return 0, true
-	}
-	neg := b[0] == '-'
-	if neg {
-		b = b[1:]
-	}
-	if len(b) == 0 || b[0] < '1' || b[0] > '9' {
-		return 0, false
-	}
-	var v uint64
-	for _, c := range b {
-		if c < '0' || c > '9' || v > (1<<64-1)/10 {
-			return 0, false
-		}
-		d := uint64(c - '0')
-		if v*10 > 1<<64-1-d {
-			return 0, false
-		}
-		v = v*10 + d
-	}
-	if neg {
-		if v > 1<<63 {
-			return 0, false
-		}
-		return -int64(v), true
-	}
-	if v > 1<<63-1 {
-		return 0, false
-	}
-	return int64(v), true
 }
 
 // parseInline parses one inline command line (what telnet and nc send).
