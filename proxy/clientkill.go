@@ -129,8 +129,8 @@ func (s *session) killOption(opt, val []byte) (test func(*clientState) bool, ski
 	str := string(val)
 	switch {
 	case equalFold(opt, "id"):
-		id, err := strconv.ParseInt(str, 10, 64)
-		if err != nil || id < 1 {
+		id, ok := resp.ParseInt(val)
+		if !ok || id < 1 {
 			return nil, nil, "ERR client-id should be greater than 0"
 		}
 		return func(c *clientState) bool { return c.id == uint64(id) }, nil, ""
@@ -156,8 +156,8 @@ func (s *session) killOption(opt, val []byte) (test func(*clientState) bool, ski
 		}
 		return nil, &yes, ""
 	case equalFold(opt, "maxage"):
-		age, err := strconv.ParseInt(str, 10, 64)
-		if err != nil {
+		age, ok := resp.ParseInt(val)
+		if !ok {
 			return nil, nil, "ERR syntax error"
 		}
 		return func(c *clientState) bool { return age == 0 || c.age >= age }, nil, ""
@@ -180,8 +180,8 @@ func (s *session) clientUnblock(ctx context.Context, seq uint64, args [][]byte) 
 		s.out.local(seq, resp.AppendError(nil, "ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR"))
 		return
 	}
-	id, err := strconv.ParseInt(string(args[2]), 10, 64)
-	if err != nil {
+	id, ok := resp.ParseInt(args[2])
+	if !ok {
 		s.out.local(seq, resp.AppendError(nil, "ERR value is not an integer or out of range"))
 		return
 	}

@@ -258,11 +258,13 @@ func clientListFilter(args [][]byte) (func(*clientState) bool, string) {
 	case len(args) > 3 && equalFold(args[2], "id"):
 		ids := map[uint64]bool{}
 		for _, a := range args[3:] {
-			id, err := strconv.ParseInt(string(a), 10, 64)
-			if err != nil || id < 1 {
+			id, ok := resp.ParseInt(a)
+			if !ok {
 				return nil, "ERR Invalid client ID"
 			}
-			ids[uint64(id)] = true
+			if id > 0 { // Redis takes any integer; no client has an id below 1
+				ids[uint64(id)] = true
+			}
 		}
 		return func(c *clientState) bool { return ids[c.id] }, ""
 	}

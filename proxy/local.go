@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"math"
 	"strconv"
 
 	"github.com/respguard/respguard/policy"
@@ -181,14 +182,14 @@ func appendPushHeader(b []byte, n, proto int) []byte {
 func (s *session) hello(args [][]byte) []byte {
 	proto := s.proto
 	if len(args) >= 2 {
-		v, err := strconv.Atoi(string(args[1]))
-		if err != nil {
+		v, ok := resp.ParseInt(args[1])
+		if !ok {
 			return resp.AppendError(nil, "ERR Protocol version is not an integer or out of range")
 		}
 		if v < 2 || v > 3 {
 			return resp.AppendError(nil, "NOPROTO unsupported protocol version")
 		}
-		proto = v
+		proto = int(v)
 	}
 	var authArgs [][]byte
 	var newName []byte
@@ -259,25 +260,17 @@ func (s *session) selectDB(seq uint64, args [][]byte) (done bool) {
 		s.out.local(seq, wrongArgs("select"))
 		return true
 	}
-	db, err := strconv.Atoi(string(args[1]))
-	valid := err == nil && db >= 0 && db < s.srv.databases() && (s.srv.cluster == nil || db == 0)
+	db, errText := s.selectIndex(args[1])
 	if s.ded.has(modeMulti) {
-		if valid {
+		if errText == "" {
 			s.ded.mu.Lock()
 			s.ded.tx.pendingDB = db
 			s.ded.mu.Unlock()
 		}
 		return false
 	}
-	switch {
-	case err != nil:
-		s.out.local(seq, resp.AppendError(nil, "ERR value is not an integer or out of range"))
-		return true
-	case s.srv.cluster != nil && db != 0:
-		s.out.local(seq, resp.AppendError(nil, clusterSelect))
-		return true
-	case !valid:
-		s.out.local(seq, resp.AppendError(nil, "ERR DB index is out of range"))
+	if errText != "" {
+		s.out.local(seq, resp.AppendError(nil, errText))
 		return true
 	}
 	s.ded.mu.Lock()
@@ -290,6 +283,24 @@ func (s *session) selectDB(seq uint64, args [][]byte) (done bool) {
 	s.changeDB(db)
 	s.out.local(seq, resp.AppendSimple(nil, "OK"))
 	return true
+}
+
+// selectIndex checks SELECT's index as Redis 7.0's selectCommand does, in
+// its order: an integer (string2ll), within int, 0 in cluster mode, below
+// the upstream's databases. errText is Redis's error, or "".
+func (s *session) selectIndex(arg []byte) (db int, errText string) {
+	n, ok := resp.ParseInt(arg)
+	switch {
+	case !ok:
+		return 0, "ERR value is not an integer or out of range"
+	case n < math.MinInt32 || n > math.MaxInt32:
+		return 0, "ERR value is out of range, value must between -2147483648 and 2147483647"
+	case s.srv.cluster != nil && n != 0:
+		return 0, clusterSelect
+	case n < 0 || n >= int64(s.srv.databases()):
+		return 0, "ERR DB index is out of range"
+	}
+	return int(n), ""
 }
 
 // validClientName returns Redis's error text for a bad name, or "".

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -202,10 +201,10 @@ func (s *session) clientPause(args [][]byte) []byte {
 			return resp.AppendError(nil, "ERR CLIENT PAUSE mode must be WRITE or ALL")
 		}
 	}
-	ms, err := strconv.ParseInt(string(args[2]), 10, 64)
+	ms, ok := resp.ParseInt(args[2])
 	now := time.Now().UnixMilli()
 	switch {
-	case err != nil:
+	case !ok:
 		return resp.AppendError(nil, "ERR timeout is not an integer or out of range")
 	case ms < 0:
 		return resp.AppendError(nil, "ERR timeout is negative")

@@ -294,11 +294,11 @@ func (s *session) rgConfig(_ context.Context, args [][]byte) []byte {
 func (s *session) rgSlowlog(_ context.Context, args [][]byte) []byte {
 	count := 10
 	if len(args) == 3 {
-		n, err := strconv.Atoi(string(args[2]))
-		if err != nil || n < -1 {
+		n, ok := resp.ParseInt(args[2])
+		if !ok || n < -1 {
 			return resp.AppendError(nil, "ERR count should be greater than or equal to -1")
 		}
-		count = n
+		count = int(n)
 	}
 	if s.srv.tel == nil {
 		return resp.AppendArray(nil, 0)

@@ -112,8 +112,8 @@ func trackingOptions(args [][]byte, exists func(int64) bool) (at int, id int64, 
 			if at != 0 {
 				return 0, 0, false, "ERR A client can only redirect to a single other client"
 			}
-			n, err := strconv.ParseInt(string(args[j]), 10, 64)
-			if err != nil {
+			n, ok := resp.ParseInt(args[j])
+			if !ok {
 				return 0, 0, false, "ERR value is not an integer or out of range"
 			}
 			if !exists(n) {
