@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 
 	"github.com/respguard/respguard/pool"
+	"github.com/respguard/respguard/proxy/resp"
 )
 
 // connMode is the set of states a client's dedicated connection holds.
@@ -61,7 +62,6 @@ type dedicated struct {
 
 // txState is the transaction in progress on the dedicated connection.
 type txState struct {
-	pendingDB  int      // db of a SELECT queued inside MULTI, applied if EXEC runs; -1: none
 	refused    bool     // a command of this MULTI was refused: EXEC aborts (EXECABORT)
 	slot       int      // cluster: slot of the transaction's keys; -1: none yet
 	deferred   bool     // cluster: MULTI answered locally; no node chosen yet
@@ -69,8 +69,44 @@ type txState struct {
 	watchCount int      // cluster: WATCH commands sent on the connection
 	watchLost  bool     // cluster: watches dropped (see afterPinnedMove): EXEC must abort
 
-	entries int          // commands queued so far, upstream or local: the next one's index in EXEC's array
-	locals  []localEntry // commands respguard answers itself, spliced into EXEC's array
+	entries int            // commands queued so far, upstream or local: the next one's index in EXEC's array
+	locals  []localEntry   // commands respguard answers itself, spliced into EXEC's array
+	selects []queuedSelect // SELECTs queued upstream with an index respguard found valid, in order
+}
+
+// queueSelect records a SELECT of db about to be queued upstream.
+func (tx *txState) queueSelect(db int) {
+	tx.selects = append(tx.selects, queuedSelect{at: tx.entries - len(tx.locals), db: db})
+}
+
+// queuedSelect is a SELECT queued inside MULTI. It takes effect only if its
+// own element of EXEC's array is +OK: Redis may still refuse it there.
+type queuedSelect struct {
+	at int // its index in Redis's EXEC array (respguard's local answers are not there)
+	db int
+}
+
+// selectOutcome finds the db a transaction's SELECTs leave the client in,
+// shown the elements of Redis's EXEC array in order: as in Redis, the last
+// SELECT that succeeded wins.
+type selectOutcome struct {
+	selects []queuedSelect
+	next    int // the first of selects whose element has not been shown
+	db      int // -1: no SELECT succeeded (so far)
+}
+
+func newSelectOutcome(selects []queuedSelect) selectOutcome {
+	return selectOutcome{selects: selects, db: -1}
+}
+
+// element is shown the index and RESP type byte of each element in turn.
+func (o *selectOutcome) element(i int, kind byte) {
+	if o.next < len(o.selects) && o.selects[o.next].at == i {
+		if kind == '+' {
+			o.db = o.selects[o.next].db
+		}
+		o.next++
+	}
 }
 
 // localEntry is a command queued inside MULTI that respguard answers
@@ -100,7 +136,7 @@ func (d *dedicated) enter(m connMode) {
 // (but for a cluster watch lost with its node, kept for the next EXEC).
 func (d *dedicated) txn() *txState {
 	if d.tx == nil {
-		d.tx = &txState{pendingDB: -1, slot: -1}
+		d.tx = &txState{slot: -1}
 	}
 	return d.tx
 }
@@ -177,19 +213,37 @@ func (d *dedicated) releaseIfIdle() bool {
 }
 
 // execOutcome passes an EXEC's reply on to the client and notes whether the
-// transaction ran: an array means it did; a null (a watched key changed) or
-// an error (EXECABORT) means nothing queued ran. It implements pool.Target;
-// each EXEC that needs its outcome has its own, passing the reply to next.
+// transaction ran (an array means it did; a null (a watched key changed) or
+// an error (EXECABORT) means nothing queued ran) and which db its SELECTs
+// left the client in. It implements pool.Target; each EXEC that needs its
+// outcome has its own, passing the reply to next as it streams.
 type execOutcome struct {
 	next pool.Target
-	seen bool        // the reply's first bytes have come (pipe reader goroutine)
-	ran  atomic.Bool // read by the session once the reply is in
+
+	// Pipe reader goroutine only.
+	seen    bool // the reply's first bytes have come
+	scan    resp.ArrayScanner
+	selects selectOutcome
+
+	// Read by the session once the reply is in.
+	ran atomic.Bool
+	db  atomic.Int64 // see selectOutcome.db
+}
+
+func newExecOutcome(next pool.Target, selects []queuedSelect) *execOutcome {
+	e := &execOutcome{next: next, selects: newSelectOutcome(selects)}
+	e.db.Store(-1)
+	return e
 }
 
 func (e *execOutcome) Deliver(seq uint64, p []byte, last bool) {
 	if !e.seen && len(p) > 0 {
 		e.seen = true
 		e.ran.Store(p[0] == '*' && (len(p) < 2 || p[1] != '-'))
+	}
+	e.scan.Scan(p, e.selects.element)
+	if last {
+		e.db.Store(int64(e.selects.db))
 	}
 	e.next.Deliver(seq, p, last)
 }

@@ -316,6 +316,47 @@ func TestStateChangesInsideMulti(t *testing.T) {
 	t.Run("an invalid SELECT inside MULTI is answered in EXEC's array, as by Redis", func(t *testing.T) {
 		sameAsRedis(t, tp, "MULTI\r\nSELECT 99\r\nSELECT x\r\nEXEC\r\nPING\r\n", 5)
 	})
+	t.Run("the last SELECT Redis accepts inside MULTI sets the db", func(t *testing.T) {
+		for db := range 4 {
+			c := redis.NewClient(&redis.Options{Addr: tp.Redis.Addr, DB: db})
+			defer c.Close()
+			if err := c.Set(ctx, "whichdb", db, 0).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, script := range []string{
+			"MULTI\r\nSELECT 01\r\nEXEC\r\nGET whichdb\r\n",
+			"MULTI\r\nSELECT 1\r\nSELECT 02\r\nEXEC\r\nGET whichdb\r\n",
+			"MULTI\r\nSELECT +1\r\nSELECT 2\r\nSELECT -0\r\nEXEC\r\nGET whichdb\r\n",
+			"MULTI\r\nSELECT 3\r\nSELECT 1\r\nSELECT 99\r\nEXEC\r\nGET whichdb\r\n",
+			"MULTI\r\nCLIENT SETNAME n\r\nSELECT 2\r\nSELECT 4294967297\r\nEXEC\r\nGET whichdb\r\n",
+			"MULTI\r\nSELECT 3\r\nCLIENT SETNAME n\r\nSELECT 01\r\nEXEC\r\nGET whichdb\r\n",
+		} {
+			sameAsRedis(t, tp, script, strings.Count(script, "\n"))
+		}
+	})
+}
+
+// A SELECT respguard finds valid can still fail in EXEC's array (here:
+// Redis re-checks ACLs when EXEC runs); its element decides, not the check
+// made when it was queued.
+func TestSelectRefusedInsideExecLeavesTheDb(t *testing.T) {
+	tp := startProxy(t, nil)
+	ctx := ctxT(t)
+	rc := tp.raw(t)
+	rc.send("MULTI\r\nSELECT 1\r\n")
+	expectLines(t, rc, "+OK", "+QUEUED")
+	if err := tp.direct(t).Do(ctx, "ACL", "SETUSER", "default", "-select").Err(); err != nil {
+		t.Fatal(err)
+	}
+	rc.send("EXEC\r\nSET z 1\r\n")
+	got := rc.replies(2)
+	if !strings.HasPrefix(got[0], "*1\r\n-NOPERM ") || got[1] != "+OK\r\n" {
+		t.Fatalf("replies %q", got)
+	}
+	if n := tp.direct(t).Exists(ctx, "z").Val(); n != 1 {
+		t.Fatal("after a SELECT refused inside EXEC the client left db 0")
+	}
 }
 
 func TestTransactionsMatchRedis(t *testing.T) {

@@ -254,7 +254,8 @@ func (s *session) helloReply() []byte {
 
 // selectDB answers SELECT locally after checking the index. Inside MULTI
 // the command is queued upstream, where Redis answers it in EXEC's array,
-// and a valid index takes effect if EXEC runs (see execApplying).
+// and a valid index takes effect if its own element there is +OK (see
+// txState.queueSelect).
 func (s *session) selectDB(seq uint64, args [][]byte) (done bool) {
 	if len(args) != 2 {
 		s.out.local(seq, wrongArgs("select"))
@@ -264,7 +265,7 @@ func (s *session) selectDB(seq uint64, args [][]byte) (done bool) {
 	if s.ded.has(modeMulti) {
 		if errText == "" {
 			s.ded.mu.Lock()
-			s.ded.tx.pendingDB = db
+			s.ded.tx.queueSelect(db)
 			s.ded.mu.Unlock()
 		}
 		return false

@@ -629,7 +629,7 @@ func (s *session) forwardPinned(ctx context.Context, seq uint64, k kind, name st
 	if k == kindTxEnd && name == "exec" && s.ded.has(modeMulti) && len(s.ded.tx.locals) > 0 {
 		return s.execSplicing(seq, cmd) // unlocks
 	}
-	if k == kindTxEnd && name == "exec" && s.ded.has(modeMulti) && s.ded.tx.pendingDB >= 0 {
+	if k == kindTxEnd && name == "exec" && s.ded.has(modeMulti) && len(s.ded.tx.selects) > 0 {
 		return s.execApplying(seq, cmd) // unlocks
 	}
 	s.track(k, name, cmd)
@@ -735,14 +735,22 @@ func (s *session) track(k kind, name string, cmd resp.Command) {
 // place where queued commands change the client's state. Caller holds
 // ded.mu; execApplying releases it.
 func (s *session) execApplying(seq uint64, cmd resp.Command) bool {
-	db := s.ded.tx.pendingDB
 	s.ded.conn.MarkDirty() // its db is known only once the reply is in; never pooled on a guess
-	exec := &execOutcome{next: s.replyTarget(true)}
+	exec := newExecOutcome(s.replyTarget(true), s.ded.tx.selects)
 	s.sendTo(exec, seq, cmd)
 	s.ded.endTx()
 	s.ded.mu.Unlock()
-	if !s.out.waitBefore(seq+1) || !exec.ran.Load() {
-		return true
+	if s.out.waitBefore(seq+1) && exec.ran.Load() {
+		s.applySelected(int(exec.db.Load()))
+	}
+	return true
+}
+
+// applySelected moves the client to db, the one a transaction's SELECTs
+// chose (-1: none did). Reader goroutine, without ded.mu.
+func (s *session) applySelected(db int) {
+	if db < 0 {
+		return
 	}
 	s.changeDB(db)
 	s.ded.mu.Lock()
@@ -750,7 +758,6 @@ func (s *session) execApplying(seq uint64, cmd resp.Command) bool {
 		s.ded.conn.DB = db
 	}
 	s.ded.mu.Unlock()
-	return true
 }
 
 // acquire pins the client, which has no dedicated connection, to one in its

@@ -34,13 +34,14 @@ func (s *session) queueLocal(seq uint64, args [][]byte) {
 // execSplicing sends the EXEC of a transaction that queued commands
 // respguard answers itself, waits for Redis's array, and hands the client
 // that array with respguard's answers in their places, computed in order
-// now that the transaction runs; a SELECT queued there is applied too. If
+// now that the transaction runs; a SELECT queued there is applied too
+// if its element is +OK. If
 // the transaction did not run (a null array, EXECABORT), nothing queued
 // takes effect and the reply passes as it is. Caller holds ded.mu;
 // execSplicing releases it.
 func (s *session) execSplicing(seq uint64, cmd resp.Command) bool {
-	db, locals := s.ded.tx.pendingDB, s.ded.tx.locals
-	if db >= 0 {
+	selects, locals := newSelectOutcome(s.ded.tx.selects), s.ded.tx.locals
+	if len(selects.selects) > 0 {
 		s.ded.conn.MarkDirty() // its db is known only once the reply is in
 	}
 	c := &execCapture{out: s.out, done: make(chan struct{})}
@@ -58,14 +59,10 @@ func (s *session) execSplicing(seq uint64, cmd resp.Command) bool {
 		s.pinnedTarget().Deliver(seq, reply, true)
 		return true
 	}
-	if db >= 0 {
-		s.changeDB(db)
-		s.ded.mu.Lock()
-		if s.ded.conn != nil {
-			s.ded.conn.DB = db
-		}
-		s.ded.mu.Unlock()
+	for i, e := range elems {
+		selects.element(i, e[0])
 	}
+	s.applySelected(selects.db)
 	out := resp.AppendArray(nil, len(elems)+len(locals))
 	for i, e, l := 0, 0, 0; e < len(elems) || l < len(locals); i++ {
 		if l < len(locals) && (locals[l].at <= i || e == len(elems)) {
