@@ -415,6 +415,18 @@ func TestClientReplyCoversRespguardsOwnReplies(t *testing.T) {
 	t.Run("SKIP applies to the next command whether it is answered locally or by Redis", func(t *testing.T) {
 		sameAsRedis(t, tp, "CLIENT REPLY SKIP\r\nCLIENT SETNAME x\r\nCLIENT GETNAME\r\nCLIENT REPLY SKIP\r\nGET k\r\nECHO last\r\n", 2)
 	})
+	t.Run("RESET turns replies back on and answers under OFF", func(t *testing.T) {
+		sameAsRedis(t, tp, "CLIENT REPLY OFF\r\nRESET\r\nPING\r\n", 2)
+	})
+	t.Run("RESET answers under OFF inside MULTI", func(t *testing.T) {
+		sameAsRedis(t, tp, "CLIENT REPLY OFF\r\nMULTI\r\nSET k v\r\nRESET\r\nPING\r\n", 2)
+	})
+	t.Run("RESET answers under OFF while subscribed", func(t *testing.T) {
+		sameAsRedis(t, tp, "CLIENT REPLY OFF\r\nSUBSCRIBE ch\r\nRESET\r\nPING\r\n", 3)
+	})
+	t.Run("a SKIP still skips RESET's reply", func(t *testing.T) {
+		sameAsRedis(t, tp, "CLIENT REPLY SKIP\r\nRESET\r\nPING\r\n", 1)
+	})
 }
 
 func TestControlCommandsDoNotQueueBehindWhatTheyControl(t *testing.T) {

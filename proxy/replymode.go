@@ -15,15 +15,23 @@ const (
 )
 
 // muted reports whether the reply to the command about to run is withheld,
-// and consumes a SKIP. CLIENT REPLY ON is always answered, as in Redis.
+// and consumes a SKIP. As in Redis, CLIENT REPLY ON is always answered, and
+// RESET is answered under OFF (it turns replies back on before it replies)
+// but not when it is the command a SKIP skips (RESET leaves that skip be).
 func (s *session) muted(cls *commandClass, args [][]byte) bool {
-	if s.replyMode == replyOn {
-		return false
-	}
-	if s.replyMode == replySkip {
+	switch s.replyMode {
+	case replySkip:
 		s.replyMode = replyOn
+		return !turnsRepliesOn(cls, args)
+	case replyOff:
+		return !turnsRepliesOn(cls, args) && cls.name != "reset"
 	}
-	return !(cls.changes == changesReplyMode && len(args) == 3 && equalFold(args[2], "on"))
+	return false
+}
+
+// turnsRepliesOn reports whether the command is CLIENT REPLY ON.
+func turnsRepliesOn(cls *commandClass, args [][]byte) bool {
+	return cls.changes == changesReplyMode && len(args) == 3 && equalFold(args[2], "on")
 }
 
 // clientReply answers CLIENT REPLY ON|OFF|SKIP as Redis does: OFF and SKIP
