@@ -115,8 +115,12 @@ func (s *session) handleCluster(ctx context.Context, seq uint64, cls *commandCla
 }
 
 // clusterStateless sends a command that needs no connection state: split,
-// fanned out, a SCAN step, or routed by slot.
+// fanned out, a SCAN step, or routed by slot; in the client's order (see
+// sendOrder).
 func (s *session) clusterStateless(ctx context.Context, seq uint64, name string, cmd resp.Command, slot int, cross bool) {
+	if !s.order.before(s.out, nil, -1, s.proto, seq) {
+		return // the client is gone
+	}
 	_, split := splittable[name]
 	var merge func([][]byte) []byte
 	if slot < 0 {

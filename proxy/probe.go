@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"errors"
+	"net"
 	"sync"
 	"time"
 
@@ -53,8 +54,9 @@ func (p *probeTarget) Abort(err error) {
 }
 
 // probe sends cmds on the client's current route and waits for their
-// integer replies (-1 for any other reply). The client's later commands wait
-// meanwhile, so execution order is kept. Callers hold no locks.
+// integer replies (-1 for any other reply). They run after the client's
+// earlier commands (see sendOrder), and its later commands wait meanwhile,
+// so execution order is kept. Callers hold no locks.
 func (s *session) probe(ctx context.Context, cmds [][][]byte) ([]int64, error) {
 	replies, err := s.roundTrip(ctx, cmds)
 	if err != nil {
@@ -74,6 +76,13 @@ func (s *session) roundTrip(ctx context.Context, cmds [][][]byte) ([][]byte, err
 	pipe, err := s.probeRoute(ctx, cmds[0])
 	if err != nil {
 		return nil, err
+	}
+	ordered := pipe
+	if s.cl != nil {
+		ordered = nil // a node's connection: see sendOrder
+	}
+	if !s.order.moveTo(s.out, ordered, s.proto) {
+		return nil, net.ErrClosed // the client is gone
 	}
 	for i, c := range cmds {
 		if err := pipe.Send(t, uint64(i), nil, c); err != nil {

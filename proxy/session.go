@@ -38,7 +38,7 @@ type session struct {
 	name      string
 	work      *scratch // while the client is active (nil once parked; see scratch)
 
-	shared shared // the shared connection the client's last command went over (reader-goroutine state)
+	order sendOrder // where the client's last command went, so that the next runs after it (reader-goroutine state)
 
 	// cl is a cluster-mode session's pinning (nil: standalone), set once in
 	// newSession: it decides how a command that respguard does not answer
@@ -562,14 +562,19 @@ func (s *session) needsPin(k kind, name string, cmd resp.Command) bool {
 	return false
 }
 
-// forwardShared sends a stateless command over a shared connection.
+// forwardShared sends a stateless command over a shared connection, in
+// the client's order (see sendOrder).
 func (s *session) forwardShared(ctx context.Context, seq uint64, cmd resp.Command) {
 	pipe, err := s.srv.pool.Shared(ctx, s.db, s.proto, s.id)
 	if err == nil {
-		if prev := s.shared.follow(pipe, s.db, s.proto, s.out); prev != nil {
-			if prev.Send(s.out, seq, cmd.Raw, cmd.Args) == nil {
+		if held := s.order.held(s.out, pipe, s.db, s.proto); held != nil {
+			if held.Send(s.out, seq, cmd.Raw, cmd.Args) == nil {
+				s.order.before(s.out, held, s.db, s.proto, seq) // not a move
 				return
 			} // it closed, drained: nothing of the client's is left there
+		}
+		if !s.order.before(s.out, pipe, s.db, s.proto, seq) {
+			return // the client is gone
 		}
 		err = pipe.Send(s.out, seq, cmd.Raw, cmd.Args)
 	}
@@ -578,43 +583,24 @@ func (s *session) forwardShared(ctx context.Context, seq uint64, cmd resp.Comman
 	}
 }
 
-// shared remembers the shared connection a client's last command went
-// over, so that a client whose commands are still in flight on a
-// connection the pool has since retired (held behind a busy script or a
-// paused write) keeps sending there: Redis then runs its commands in its
-// order, as on a connection of its own.
-type shared struct {
-	pipe      *pool.Pipe
-	db, proto int
-}
-
-// follow records pipe as the client's connection and returns nil, or
-// returns the previous one when the client must stay on it.
-func (sh *shared) follow(pipe *pool.Pipe, db, proto int, out *outbox) *pool.Pipe {
-	prev := sh.pipe
-	if prev == pipe {
-		return nil
-	}
-	if prev != nil && sh.db == db && sh.proto == proto && prev.InFlight() > 0 && out.pending() > 1 {
-		return prev
-	}
-	sh.pipe, sh.db, sh.proto = pipe, db, proto
-	return nil
-}
-
 // forwardPinned sends cmd over the client's dedicated connection, acquiring
 // one first if needed, and tracks the connection state cmd creates or ends.
 func (s *session) forwardPinned(ctx context.Context, seq uint64, k kind, name string, cmd resp.Command) bool {
 	startsStream := (k == kindSubscribe || k == kindMonitor) && !s.ded.has(modeStreaming|modeMulti)
 	s.ded.mu.Lock()
 	unpinned := s.ded.conn == nil || s.ded.adopted
+	var pipe *pool.Pipe
+	if !unpinned {
+		pipe = s.ded.conn.Pipe
+	}
 	s.ded.mu.Unlock()
 	if unpinned || startsStream {
-		// Moving to another connection: the commands already sent on the
-		// shared one must have run first (their replies are in), so Redis
-		// executes this client's commands in its order; and before replies
+		// Moving to a connection about to be set up: the client's earlier
+		// commands must have run first (see sendOrder); and before replies
 		// stop being matched, all earlier ones must be in.
 		s.out.waitBefore(seq)
+	} else if !s.order.moveTo(s.out, pipe, s.proto) {
+		return true // the client is gone
 	}
 	s.ded.mu.Lock()
 	if s.ded.conn == nil {
@@ -626,6 +612,7 @@ func (s *session) forwardPinned(ctx context.Context, seq uint64, k kind, name st
 	} else if s.ded.adopted {
 		s.adopt()
 	}
+	s.order.sentOn(s.ded.conn.Pipe, s.proto, seq)
 	if k == kindTxEnd && name == "exec" && s.ded.has(modeMulti) && len(s.ded.tx.locals) > 0 {
 		return s.execSplicing(seq, cmd) // unlocks
 	}
