@@ -38,7 +38,11 @@ func TestCommandsRunInOrderAcrossConnectionMoves(t *testing.T) {
 			"$1"},
 		{"a GET after HELLO 3 sees the SET before it",
 			"SET k v\r\nHELLO 3\r\nGET k\r\n",
-			func(t *testing.T, rc *rawConn) string { expectLines(t, rc, "+OK"); readUntil(t, rc, "*0"); return rc.line() },
+			func(t *testing.T, rc *rawConn) string {
+				expectLines(t, rc, "+OK")
+				readUntil(t, rc, "*0")
+				return rc.line()
+			},
 			"$1"},
 		{"INFO after SELECT counts the key the SET before it wrote",
 			"SET k v\r\nSELECT 1\r\nINFO keyspace\r\n",
