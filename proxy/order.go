@@ -28,10 +28,9 @@ type sendOrder struct {
 	// another of its connections only when the protocol changes, and
 	// commands for different nodes need no order between them.
 	pipe  *pool.Pipe
-	db    int    // the db of pipe's shared group; -1: pipe is not a shared connection of the one upstream
-	proto int    // the protocol of the client's last command
-	last  uint64 // that command's reply slot
-	sent  bool   // a command was sent: the fields above mean something
+	last  uint64 // the reply slot of the client's last command
+	db    int32  // the db of pipe's shared group; -1: pipe is not a shared connection of the one upstream
+	proto int32  // the protocol of the client's last command; 0: no command was sent yet
 }
 
 // before readies the client's command seq to go to pipe in protocol proto
@@ -43,7 +42,7 @@ func (o *sendOrder) before(out *outbox, pipe *pool.Pipe, db, proto int, seq uint
 	if !o.moveTo(out, pipe, proto) {
 		return false
 	}
-	o.pipe, o.db, o.proto, o.last, o.sent = pipe, db, proto, seq, true
+	o.pipe, o.db, o.proto, o.last = pipe, int32(db), int32(proto), seq
 	return true
 }
 
@@ -52,16 +51,16 @@ func (o *sendOrder) before(out *outbox, pipe *pool.Pipe, db, proto int, seq uint
 func (o *sendOrder) moveTo(out *outbox, pipe *pool.Pipe, proto int) bool {
 	moved := pipe != o.pipe
 	if pipe == nil {
-		moved = proto != o.proto
+		moved = int32(proto) != o.proto
 	}
-	return !o.sent || !moved || out.waitBefore(o.last+1)
+	return o.proto == 0 || !moved || out.waitBefore(o.last+1)
 }
 
 // sentOn records the connection the client's command seq went to once it
 // is chosen, for a command readied for a connection about to be acquired
 // (after every earlier reply was in). Not a move: nothing is awaited.
 func (o *sendOrder) sentOn(pipe *pool.Pipe, proto int, seq uint64) {
-	o.pipe, o.db, o.proto, o.last, o.sent = pipe, -1, proto, seq, true
+	o.pipe, o.db, o.proto, o.last = pipe, -1, int32(proto), seq
 }
 
 // held returns the retired shared connection the client must stay on
@@ -71,7 +70,7 @@ func (o *sendOrder) sentOn(pipe *pool.Pipe, proto int, seq uint64) {
 // for the held command at the head of the retired one.
 func (o *sendOrder) held(out *outbox, pipe *pool.Pipe, db, proto int) *pool.Pipe {
 	prev := o.pipe
-	if prev == pipe || prev == nil || o.db != db || o.proto != proto || prev.InFlight() == 0 || out.pending() <= 1 {
+	if prev == pipe || prev == nil || o.db != int32(db) || o.proto != int32(proto) || prev.InFlight() == 0 || out.pending() <= 1 {
 		return nil
 	}
 	return prev
