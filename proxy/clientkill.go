@@ -210,7 +210,7 @@ func (srv *Server) blockedUpstream(id uint64) (*pool.Pool, int64) {
 		}
 		c.ded.mu.Lock()
 		defer c.ded.mu.Unlock()
-		if !c.blocking || c.ded.conn == nil || c.ded.conn.InFlight() == 0 || c.ded.conn.ClientID() == 0 {
+		if c.ded.blocked.running() == "" || c.ded.conn == nil || c.ded.conn.ClientID() == 0 {
 			return nil, 0
 		}
 		c.ded.conn.MarkDirty() // never serves another client, whom the unblock could reach

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -217,6 +218,76 @@ func TestClientUnblockUnblocksTheNamedRespguardClient(t *testing.T) {
 			}
 		}
 	})
+}
+
+// unblockSeen is what other clients see of a client blocked with a PING
+// pipelined behind its blocking command, and what becomes of it when one
+// of them unblocks it.
+type unblockSeen struct {
+	flags, cmd, blockedClients string   // while blocked: CLIENT LIST's flags and cmd, INFO's blocked_clients
+	unblock                    string   // CLIENT UNBLOCK's reply
+	replies                    []string // the blocked client's, in wire form
+	flagsAfter, cmdAfter       string   // CLIENT LIST's once the client has its replies
+}
+
+// seeUnblock plays the scenario of unblockSeen against addr, whose
+// upstream (the Redis that runs the blocking command) is upstream: setup
+// (whose replies are skipped), then the blocking command with a PING
+// behind it, then CLIENT UNBLOCK id how from another client.
+func seeUnblock(t *testing.T, addr, upstream, setup string, setupReplies int, blocking, how string) unblockSeen {
+	t.Helper()
+	blocked, other := rawTo(t, addr), rawTo(t, addr)
+	id := clientID(t, blocked)
+	blocked.send(setup)
+	blocked.replies(setupReplies)
+	blocked.send(blocking + "\r\nPING\r\n")
+	pollUntil(t, 10*time.Second, "a client blocked in Redis", func() bool {
+		v, err := redistest.Do(upstream, "INFO", "clients")
+		return err == nil && strings.Contains(v, "blocked_clients:1\r\n")
+	})
+	var seen unblockSeen
+	list := func() (flags, cmd string) {
+		other.send(fmt.Sprintf("CLIENT LIST ID %d\r\n", id))
+		line, _ := other.reply().(string)
+		_, vals := clientFields(line)
+		return vals["flags"], vals["cmd"]
+	}
+	seen.flags, seen.cmd = list()
+	other.send("INFO clients\r\n")
+	info, _ := other.reply().(string)
+	seen.blockedClients = infoFields(info)["blocked_clients"]
+	other.send(fmt.Sprintf("CLIENT UNBLOCK %d%s\r\n", id, how))
+	if seen.unblock = other.wire(); seen.unblock != ":1\r\n" {
+		return seen // still blocked: its replies would never come
+	}
+	seen.replies = blocked.replies(2)
+	seen.flagsAfter, seen.cmdAfter = list()
+	return seen
+}
+
+func TestClientUnblockReachesAClientWithCommandsPipelinedBehind(t *testing.T) {
+	tp := startProxy(t, nil)
+	direct := redistest.Start(t)
+	for _, setup := range []struct {
+		name    string
+		cmds    string
+		replies int
+	}{
+		{"", "", 0},
+		{"a RESP3 subscriber's ", "HELLO 3\r\nSUBSCRIBE unblock-ch\r\n", 2},
+	} {
+		for _, blocking := range []string{"BLPOP unblock-l 0", "XREAD BLOCK 0 STREAMS unblock-s $", "BLMOVE unblock-a unblock-b LEFT RIGHT 0", "WAIT 1 0"} {
+			for _, how := range []string{"", " TIMEOUT", " ERROR"} {
+				t.Run(setup.name+blocking+how, func(t *testing.T) {
+					via := seeUnblock(t, tp.Addr, tp.Redis.Addr, setup.cmds, setup.replies, blocking, how)
+					want := seeUnblock(t, direct.Addr, direct.Addr, setup.cmds, setup.replies, blocking, how)
+					if !reflect.DeepEqual(via, want) {
+						t.Errorf("through respguard: %+q\nRedis:             %+q", via, want)
+					}
+				})
+			}
+		}
+	}
 }
 
 // exhaustedPool starts a proxy with one dedicated connection, taken by the

@@ -98,7 +98,7 @@ func (c *clientState) pubsub() bool { return c.sub+c.psub+c.ssub > 0 }
 // state describes the session now, from its published view and its
 // dedicated connection. Safe from any goroutine.
 func (s *session) state(now time.Time) clientState {
-	c := clientState{id: s.id, addr: s.addr, laddr: s.conn.LocalAddr().String(), fd: s.fd, multi: -1, redir: -1}
+	c := clientState{id: s.id, addr: s.addr, laddr: s.conn.LocalAddr().String(), fd: int(s.fd), multi: -1, redir: -1}
 	v := &s.view
 	v.mu.Lock()
 	c.name, c.db, c.proto, c.cmd = v.name, v.db, v.proto, v.cmd
@@ -118,7 +118,10 @@ func (s *session) state(now time.Time) clientState {
 	c.tracking = s.ded.has(modeTracking)
 	redir, bcast := s.ded.redir, s.ded.bcast
 	broken := c.tracking && redir != nil && redir.broken()
-	c.blocked = s.blocking && s.ded.conn != nil && s.ded.conn.InFlight() > 0 || s.pause.waiting.Load()
+	if running := s.ded.blocked.running(); running != "" && s.ded.conn != nil {
+		c.blocked, c.cmd = true, running // Redis shows the command it runs, not those pipelined behind
+	}
+	c.blocked = c.blocked || s.pause.waiting.Load()
 	if inMulti {
 		c.multi = s.ded.tx.entries
 	}

@@ -227,3 +227,48 @@ func TestClientListShowsAChangeOnceItsReplyIsIn(t *testing.T) {
 		goOn <- struct{}{} // the changer's reader goes on to its next command
 	}
 }
+
+// seeBlockedInTurn has a client pipeline two BLPOPs and a PING over addr,
+// whose upstream is upstream, and returns CLIENT LIST's flags and cmd for
+// it while it waits in the first, in the second (the first answered), and
+// once it has every reply.
+func seeBlockedInTurn(t *testing.T, addr, upstream string) []string {
+	t.Helper()
+	blocked, other := rawTo(t, addr), rawTo(t, addr)
+	id := clientID(t, blocked)
+	waitUpstream := func() {
+		pollUntil(t, 10*time.Second, "a client blocked in Redis", func() bool {
+			v, err := redistest.Do(upstream, "INFO", "clients")
+			return err == nil && strings.Contains(v, "blocked_clients:1\r\n")
+		})
+	}
+	var seen []string
+	list := func() {
+		other.send(fmt.Sprintf("CLIENT LIST ID %d\r\n", id))
+		line, _ := other.reply().(string)
+		_, vals := clientFields(line)
+		seen = append(seen, "flags="+vals["flags"]+" cmd="+vals["cmd"])
+	}
+	blocked.send("BLPOP inturn-a 0\r\nBLPOP inturn-b 0\r\nPING\r\n")
+	waitUpstream()
+	list()
+	other.send("RPUSH inturn-a x\r\n")
+	other.reply()
+	blocked.replies(1)
+	waitUpstream()
+	list()
+	other.send("RPUSH inturn-b y\r\n")
+	other.reply()
+	blocked.replies(2)
+	list()
+	return seen
+}
+
+func TestClientListShowsTheBlockingCommandAClientWaitsIn(t *testing.T) {
+	tp := startProxy(t, nil)
+	direct := redistest.Start(t)
+	via, want := seeBlockedInTurn(t, tp.Addr, tp.Redis.Addr), seeBlockedInTurn(t, direct.Addr, direct.Addr)
+	if !slices.Equal(via, want) {
+		t.Errorf("through respguard: %q\nRedis:             %q", via, want)
+	}
+}

@@ -13,7 +13,8 @@ import (
 // No mode and no connection: the client is idle (it uses shared
 // connections). A connection with no mode but commands in flight: the
 // client is blocked (BLPOP...) or ran a command of unknown effect; the
-// connection goes back (or is destroyed) once they are answered.
+// connection goes back (or is destroyed) once they are answered. Whether
+// the client is blocked is dedicated.blocked's to say.
 type connMode uint8
 
 const (
@@ -47,6 +48,11 @@ type dedicated struct {
 	// While the session's reader waits for the pool (see session.poolWait):
 	// ends the wait. Not under mu: hangUp reads it.
 	stopWait atomic.Pointer[context.CancelFunc]
+
+	// blocked is the blocking commands in flight on conn (see
+	// blockedCommands): whether, and in what, the client is blocked in
+	// Redis. nil until the first one; set once, by the reader goroutine.
+	blocked *blockedCommands
 
 	mode  connMode
 	bcast bool // see redir
@@ -185,6 +191,7 @@ func (d *dedicated) dropConn() {
 		d.conn.Release()
 		d.conn = nil
 	}
+	d.blocked.reset()
 	d.mode = 0
 	d.redir, d.bcast, d.redirTarget, d.adopted = nil, false, false, false
 	d.endTx()
@@ -209,6 +216,7 @@ func (d *dedicated) releaseIfIdle() bool {
 	}
 	d.conn.Release()
 	d.conn = nil
+	d.blocked.reset() // their replies are in
 	return true
 }
 

@@ -54,13 +54,12 @@ type session struct {
 	// What CLIENT LIST shows: set once, or reader-goroutine state published
 	// to view after each command (see publish).
 	started int64 // when the client connected, in Unix nanoseconds
-	fd      int
 	lastCmd string
 	view    clientView
+	fd      int32       // with the flags below, in one word of the session's size class
 	gone    atomic.Bool // the session is ending: CLIENT LIST no longer shows it
 	noEvict atomic.Bool // CLIENT NO-EVICT on: shown in CLIENT LIST (respguard evicts no client)
 
-	blocking  bool      // guarded by ded.mu: the last command on the dedicated connection blocks (BLPOP...)
 	replyMode replyMode // CLIENT REPLY: reader-goroutine state
 	quit      bool      // the session ends with QUIT (reader-goroutine state)
 
@@ -80,7 +79,7 @@ func newSession(srv *Server, conn net.Conn, id uint64) *session {
 		srv: srv, conn: conn, id: id, addr: conn.RemoteAddr().String(),
 		out:   newOutbox(&srv.outLimits),
 		proto: 2,
-		fd:    connFD(conn),
+		fd:    int32(connFD(conn)),
 	}
 	now := time.Now()
 	s.started = now.UnixNano()
@@ -620,7 +619,7 @@ func (s *session) forwardPinned(ctx context.Context, seq uint64, k kind, name st
 		return s.execApplying(seq, cmd) // unlocks
 	}
 	s.track(k, name, cmd)
-	s.blocking = k == kindBlocking && isBlocking(name, cmd.Args) && !s.ded.has(modeMulti)
+	blocks := k == kindBlocking && isBlocking(name, cmd.Args) && !s.ded.has(modeMulti)
 	defer s.ded.mu.Unlock()
 	switch {
 	case startsStream:
@@ -630,20 +629,52 @@ func (s *session) forwardPinned(ctx context.Context, seq uint64, k kind, name st
 			s.ded.enter(modeSubscribed)
 		}
 		s.ded.conn.StartStream(s.out)
-		return s.sendStreaming(seq, k, cmd)
+		return s.sendStreaming(seq, k, cmd, false)
 	case s.ded.has(modeStreaming):
-		return s.sendStreaming(seq, k, cmd)
+		return s.sendStreaming(seq, k, cmd, blocks)
+	case blocks:
+		return s.sendBlocking(seq, cmd)
 	}
 	return s.send(seq, cmd, true)
+}
+
+// sendBlocking writes a blocking command to the dedicated connection: the
+// client is blocked in Redis until its reply arrives (see
+// blockedCommands). Caller holds ded.mu.
+func (s *session) sendBlocking(seq uint64, cmd resp.Command) bool {
+	blocked := s.blockedRecord()
+	blocked.sent(seq, s.lastCmd)
+	if err := s.ded.conn.Send(&blocked.replies, seq, cmd.Raw, cmd.Args); err != nil {
+		blocked.answered(seq)
+		s.out.local(seq, pool.UnavailableReply(err))
+	}
+	return true
+}
+
+// blockedRecord returns the record of the client's blocking commands,
+// made when first needed. Caller holds ded.mu.
+func (s *session) blockedRecord() *blockedCommands {
+	if s.ded.blocked == nil {
+		s.ded.blocked = newBlockedCommands(s.pinnedTarget(), s.out)
+	}
+	return s.ded.blocked
 }
 
 // sendStreaming writes cmd to the streaming dedicated connection. Its
 // replies arrive unmatched, through the stream; a marker sent after it
 // completes its slot once they are in, so that a later reply respguard makes
 // itself cannot overtake them. The marker that follows the UNSUBSCRIBE which
-// leaves no subscription also ends streaming. Caller holds ded.mu.
-func (s *session) sendStreaming(seq uint64, k kind, cmd resp.Command) bool {
+// leaves no subscription also ends streaming. A blocking command (a RESP3
+// subscriber's BLPOP) blocks the client until its marker's reply arrives.
+// Caller holds ded.mu.
+func (s *session) sendStreaming(seq uint64, k kind, cmd resp.Command, blocks bool) bool {
+	var target pool.Target = s.out
+	if blocks {
+		s.blockedRecord().sent(seq, s.lastCmd)
+		target = &s.ded.blocked.marks
+	}
 	if err := s.ded.conn.Send(nil, seq, cmd.Raw, cmd.Args); err != nil {
+		s.ded.blocked.reset() // none of the client's replies will come
 		s.out.local(seq, pool.UnavailableReply(err))
 		return true
 	}
@@ -652,8 +683,9 @@ func (s *session) sendStreaming(seq uint64, k kind, cmd resp.Command) bool {
 		return true
 	}
 	end := k == kindUnsubscribe && !s.ded.has(modeMonitoring) && !s.subs.active()
-	if err := s.ded.conn.Mark(s.out, seq, end, s.ded.has(modeMonitoring)); err != nil {
-		s.out.local(seq, nil) // the stream is aborted
+	if err := s.ded.conn.Mark(target, seq, end, s.ded.has(modeMonitoring)); err != nil {
+		s.ded.blocked.reset() // the stream is aborted
+		s.out.local(seq, nil)
 		return true
 	}
 	if end {
