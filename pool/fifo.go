@@ -34,6 +34,9 @@ func (q *fifo) pop() (pending, bool) {
 	return p, true
 }
 
+// peek returns the oldest pending command; the queue must not be empty.
+func (q *fifo) peek() pending { return q.buf[q.head] }
+
 // drain removes and returns everything queued, oldest first.
 func (q *fifo) drain() []pending {
 	out := make([]pending, 0, q.size)

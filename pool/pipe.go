@@ -62,6 +62,7 @@ type pending struct {
 	mark   bool // a stream marker (see Mark)
 	end    bool // ...whose reply ends streaming
 	echoed bool // ...which MONITOR echoes after its reply
+	quiet  bool // sent by SendQuiet: its reply is dropped, also while streaming
 }
 
 // Pipe is one upstream connection with pipelined, FIFO-matched replies.
@@ -143,6 +144,17 @@ func (p *Pipe) Send(target Target, seq uint64, raw []byte, args [][]byte) error 
 	return p.enqueue(false, pending{target: target, seq: seq}, raw, args)
 }
 
+// SendQuiet queues a command respguard runs for itself on the connection
+// (SELECT, HELLO), whose reply is read and dropped. While the pipe streams,
+// that reply is told from the streamed ones: it is the first reply after
+// those to the commands before it (which a marker sent after each of them
+// has seen in) that is neither a RESP3 push nor a MONITOR line. So while
+// streaming, every command sent before it must have been followed by a
+// marker (see Mark): not inside MULTI.
+func (p *Pipe) SendQuiet(args ...[]byte) error {
+	return p.enqueue(false, pending{quiet: true}, nil, args)
+}
+
 // enqueue appends the command (raw, or args encoded), after ASKING when
 // asking, and queues w for its reply; ASKING's reply is discarded.
 func (p *Pipe) enqueue(asking bool, w pending, raw []byte, args [][]byte) error {
@@ -168,7 +180,7 @@ func (p *Pipe) enqueue(asking bool, w pending, raw []byte, args [][]byte) error 
 	p.outCmds++
 	wasIdle := p.inFlight.Load() == 0 // a reply being read still counts
 	hold := p.holdingLocked()
-	if p.streamTo == nil || p.ending {
+	if p.streamTo == nil || p.ending || w.quiet {
 		if asking {
 			p.queue.push(pending{})
 			p.inFlight.Add(1)
@@ -604,6 +616,8 @@ func (p *Pipe) readLoop() {
 			completed = p.endStream()
 		case p.sink.isMark:
 			completed = p.markSeen()
+		case p.sink.isQuiet:
+			p.quietSeen()
 		}
 		if completed != nil && p.inFlight.Load() == 0 {
 			p.idle()
@@ -704,6 +718,9 @@ func (p *Pipe) route(kind byte) error {
 			p.skipEcho = false
 			return nil // the sink discards it
 		}
+		if kind != '>' && p.queue.len() > 0 && p.queue.peek().quiet {
+			return p.routeQuietLocked(kind)
+		}
 		if p.resetAt > 0 && kind == '+' {
 			p.sink.watchReset = true
 			p.sink.streamTo = p.streamTo
@@ -728,6 +745,30 @@ func (p *Pipe) route(kind byte) error {
 		}
 	}
 	return nil
+}
+
+// routeQuietLocked routes a reply read while streaming when the next
+// command awaited is a quiet one (see SendQuiet): a simple string is held
+// until it is known not to be a MONITOR line (see quietSeen); any other
+// reply is the quiet command's, and is dropped. Caller holds mu.
+func (p *Pipe) routeQuietLocked(kind byte) error {
+	if kind == '+' {
+		p.sink.watchQuiet = true
+		p.sink.streamTo = p.streamTo
+		return nil
+	}
+	p.queue.pop()
+	p.sink.counted = &p.inFlight // the sink has no target: the reply is dropped
+	return nil
+}
+
+// quietSeen handles a quiet command's simple-string reply read while
+// streaming (see routeQuietLocked): it leaves the queue, its reply dropped.
+func (p *Pipe) quietSeen() {
+	p.mu.Lock()
+	p.queue.pop()
+	p.inFlight.Add(-1)
+	p.mu.Unlock()
 }
 
 // endStream handles a "+RESET" read in stream mode: deliver it to the RESET's
@@ -774,8 +815,10 @@ type replySink struct {
 	streamTo   Target // with watchReset: a simple string read while streaming
 	watchReset bool
 	watchMark  [2][]byte // a reply read while markers are awaited: held while it may be one
+	watchQuiet bool      // a simple string read while streaming, when a quiet command's reply is next
 	isReset    bool
 	isMark     bool
+	isQuiet    bool
 	started    bool
 	held       []byte  // watchReset: the simple string, held until we know it is +RESET
 	hold       Batcher // the target to hold with the reply's first delivery; nil: held already, or not a Batcher
@@ -788,6 +831,16 @@ func (s *replySink) WriteReply(b []byte, last bool) {
 		s.uncount() // read whole: the connection may be released from now on
 	}
 	switch {
+	case s.watchQuiet:
+		s.held = append(s.held, b...)
+		if !last {
+			return
+		}
+		if isMonitorLine(s.held) {
+			s.push(s.streamTo, s.held, true)
+			return
+		}
+		s.isQuiet = true
 	case s.watchReset:
 		s.held = append(s.held, b...)
 		if !last {
@@ -818,6 +871,13 @@ func (s *replySink) WriteReply(b []byte, last bool) {
 	case s.target != nil:
 		s.deliver(b, last)
 	}
+}
+
+// isMonitorLine reports whether a simple string is a line of MONITOR's
+// output ("+1700000000.123456 [0 addr] ..."): it starts with a digit, which
+// no simple-string reply does.
+func isMonitorLine(b []byte) bool {
+	return len(b) > 1 && b[0] == '+' && b[1] >= '0' && b[1] <= '9'
 }
 
 // deliver hands reply bytes to the target, holding it for the burst if due.

@@ -46,15 +46,9 @@ func (s *session) tryLocal(ctx context.Context, seq uint64, name string, cmd res
 			return true, true
 		}
 	case "hello":
-		if streaming {
-			return false, true
-		}
 		s.out.local(seq, s.hello(cmd.Args))
 		return true, true
 	case "select":
-		if streaming {
-			return false, true
-		}
 		return s.selectDB(seq, cmd.Args), true
 	case "respguard":
 		s.out.local(seq, s.respguard(ctx, cmd.Args))
@@ -88,9 +82,6 @@ func (s *session) tryLocal(ctx context.Context, seq uint64, name string, cmd res
 			s.out.local(seq, s.clientNoEvict(cmd.Args))
 			return true, true
 		case "reply":
-			if streaming {
-				return false, true
-			}
 			s.out.local(seq, s.clientReply(cmd.Args))
 			return true, true
 		}
@@ -221,13 +212,7 @@ func (s *session) hello(args [][]byte) []byte {
 		s.changeName(string(newName))
 	}
 	if proto != s.proto {
-		s.ded.mu.Lock()
-		if c := s.ded.conn; c != nil {
-			if err := c.Send(nil, 0, nil, [][]byte{[]byte("HELLO"), []byte(strconv.Itoa(proto))}); err == nil {
-				c.Proto = proto
-			}
-		}
-		s.ded.mu.Unlock()
+		s.applyToConn(s.db, proto)
 		s.changeProto(proto)
 	}
 	return s.helloReply()
@@ -274,13 +259,7 @@ func (s *session) selectDB(seq uint64, args [][]byte) (done bool) {
 		s.out.local(seq, resp.AppendError(nil, errText))
 		return true
 	}
-	s.ded.mu.Lock()
-	if c := s.ded.conn; c != nil && c.DB != db {
-		if err := c.Send(nil, 0, nil, [][]byte{[]byte("SELECT"), args[1]}); err == nil {
-			c.DB = db
-		}
-	}
-	s.ded.mu.Unlock()
+	s.applyToConn(db, s.proto)
 	s.changeDB(db)
 	s.out.local(seq, resp.AppendSimple(nil, "OK"))
 	return true
@@ -302,6 +281,17 @@ func (s *session) selectIndex(arg []byte) (db int, errText string) {
 		return 0, "ERR DB index is out of range"
 	}
 	return int(n), ""
+}
+
+// applyToConn brings the dedicated connection, if the client holds one, to
+// db and proto, behind the commands already sent there (a dead connection
+// fails the command sent next).
+func (s *session) applyToConn(db, proto int) {
+	s.ded.mu.Lock()
+	defer s.ded.mu.Unlock()
+	if c := s.ded.conn; c != nil {
+		_ = setUpConn(c, db, proto)
+	}
 }
 
 // validClientName returns Redis's error text for a bad name, or "".

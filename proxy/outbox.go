@@ -55,6 +55,8 @@ type outbox struct {
 	closed    bool          // no more output: connection gone, overflow or done
 	closing   bool          // close the connection once everything reserved is written
 	overflow  bool
+	pushOpen  bool // an out-of-band message is being delivered: its first bytes came, not its last
+	pushMuted bool // ...and it is dropped (see writePushLocked)
 	busy      bool // a goroutine has the writer role: it owns w
 	loop      bool // ...and it is the writer goroutine (wake it when ready grows)
 	ended     bool // output is over: finish runs (or ran)
@@ -128,6 +130,7 @@ type slotMeta struct {
 	decision uint8
 	upstream bool                // forwarded to Redis (false: answered by respguard)
 	mute     bool                // CLIENT REPLY OFF|SKIP: the reply is read but not sent
+	muteOOB  bool                // ...and so is what streams out of band while it runs, but RESP3 pushes (see DeliverPush)
 	queued   []telemetry.Command // EXEC: the transaction's commands, for child spans
 }
 
@@ -310,28 +313,44 @@ func (o *outbox) DeliverPush(p []byte, last bool) {
 		o.mu.Unlock()
 		return
 	}
-	o.ready.write(p)
-	o.afterAppend()
+	o.writePushLocked(p, last)
 	o.release()
 }
 
 // HoldDeliverPush implements pool.Batcher: DeliverPush, and hold the outbox
 // until Flush. Out-of-band messages come in bursts (a publisher's), so the
 // hold is always taken while the outbox is open.
-func (o *outbox) HoldDeliverPush(p []byte, _ bool) (held bool) {
+func (o *outbox) HoldDeliverPush(p []byte, last bool) (held bool) {
 	o.mu.Lock()
 	if o.closed {
 		o.mu.Unlock()
 		return false
 	}
-	o.ready.write(p)
-	o.afterAppend()
+	o.writePushLocked(p, last)
 	held = !o.closed
 	if held {
 		o.holds++
 	}
 	o.release()
 	return held
+}
+
+// writePushLocked makes out-of-band bytes ready, unless they are muted:
+// while the oldest awaited reply's command runs under CLIENT REPLY OFF or
+// SKIP (muteOOB), what streams is dropped but RESP3 pushes, as Redis mutes
+// all but pushes (the replies to a subscriber's or monitor's commands
+// stream out of band). Whether a message is muted is decided by its first
+// bytes. Caller must hold mu.
+func (o *outbox) writePushLocked(p []byte, last bool) {
+	if !o.pushOpen {
+		o.pushMuted = len(p) > 0 && p[0] != '>' && o.headSeq < o.nextSeq && o.slots[o.ringHead].muteOOB
+	}
+	o.pushOpen = !last
+	if o.pushMuted {
+		return
+	}
+	o.ready.write(p)
+	o.afterAppend()
 }
 
 // queueDone queues a completed slot for owner.slotDone: a copy, whose statement and

@@ -55,3 +55,14 @@ func (s *session) clientReply(args [][]byte) []byte {
 	}
 	return nil
 }
+
+// repliesStreamApart reports whether, on a streaming connection, the
+// replies to the client's command can be told from the rest of the stream
+// by their type, so that CLIENT REPLY can mute them there (see
+// outbox.writePushLocked): in RESP3, where messages and subscription
+// replies are pushes, which Redis does not mute; in RESP2 only with no
+// subscription (MONITOR's lines are muted like replies) and for a command
+// other than the SUBSCRIBE family, whose replies are arrays like messages.
+func (s *session) repliesStreamApart(k kind) bool {
+	return s.proto == 3 || k != kindSubscribe && k != kindUnsubscribe && !s.subs.active()
+}

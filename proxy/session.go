@@ -324,6 +324,7 @@ func (s *session) handle(ctx context.Context, cmd resp.Command) bool {
 	now := time.Now() // one clock read for CLIENT LIST's idle and the command's timing
 	s.noteCommand(cls, cmd.Args, now)
 	meta := slotMeta{start: now, name: name, user: s.userLabel(), db: s.db, upstream: true, mute: s.muted(cls, cmd.Args)}
+	meta.muteOOB = meta.mute && s.repliesStreamApart(k)
 	var d policy.Decision
 	if known {
 		if d = pol.Check(s.user, cmd.Args); !d.Allowed && !d.Audit {
@@ -621,15 +622,15 @@ func (s *session) forwardPinned(ctx context.Context, seq uint64, k kind, name st
 	s.track(k, name, cmd)
 	blocks := k == kindBlocking && isBlocking(name, cmd.Args) && !s.ded.has(modeMulti)
 	defer s.ded.mu.Unlock()
-	switch {
-	case startsStream:
-		if k == kindMonitor {
-			s.ded.enter(modeMonitoring)
-		} else {
-			s.ded.enter(modeSubscribed)
-		}
+	if (k == kindSubscribe || k == kindMonitor) && !s.ded.has(modeMulti) {
+		// A subscriber may also MONITOR, and a monitor subscribe: each mode
+		// is tracked whichever started the stream.
+		s.ded.enter(streamMode(k))
+	}
+	if startsStream {
 		s.ded.conn.StartStream(s.out)
-		return s.sendStreaming(seq, k, cmd, false)
+	}
+	switch {
 	case s.ded.has(modeStreaming):
 		return s.sendStreaming(seq, k, cmd, blocks)
 	case blocks:
@@ -682,16 +683,26 @@ func (s *session) sendStreaming(seq uint64, k kind, cmd resp.Command, blocks boo
 		s.out.local(seq, nil)
 		return true
 	}
-	end := k == kindUnsubscribe && !s.ded.has(modeMonitoring) && !s.subs.active()
+	left := k == kindUnsubscribe && !s.subs.active()
+	end := left && !s.ded.has(modeMonitoring)
 	if err := s.ded.conn.Mark(target, seq, end, s.ded.has(modeMonitoring)); err != nil {
 		s.ded.blocked.reset() // the stream is aborted
 		s.out.local(seq, nil)
 		return true
 	}
-	if end {
+	if left {
 		s.ded.mode &^= modeSubscribed
 	}
 	return true
+}
+
+// streamMode is the connection mode a SUBSCRIBE-family command or MONITOR
+// enters.
+func streamMode(k kind) connMode {
+	if k == kindMonitor {
+		return modeMonitoring
+	}
+	return modeSubscribed
 }
 
 // send writes cmd to the dedicated connection. Caller holds ded.mu.

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -330,5 +331,168 @@ func TestMovingToADedicatedConnectionKeepsExecutionOrder(t *testing.T) {
 	expectLines(t, rc, "+OK", ":1", "+OK", "+OK", "+QUEUED", "*1")
 	if got := rc.line(); got != "$1" {
 		t.Fatalf("GET x inside EXEC = %q, want $1 (the transaction overtook the INCR before it)", got)
+	}
+}
+
+// hello3 switches rc to RESP3 and reads HELLO's map.
+func hello3(t *testing.T, rc *rawConn) {
+	t.Helper()
+	rc.send("HELLO 3\r\n")
+	for rc.line() != "*0" { // modules is last
+	}
+}
+
+// clientField returns a field of the client's CLIENT INFO line, read
+// through rc (RESP2, not subscribed).
+func clientField(t *testing.T, rc *rawConn, field string) string {
+	t.Helper()
+	rc.send("CLIENT INFO\r\n")
+	rc.line() // the bulk's length
+	info := rc.line()
+	rc.line() // the bulk ends with "\n", then CRLF
+	for _, f := range strings.Fields(info) {
+		if v, ok := strings.CutPrefix(f, field+"="); ok {
+			return v
+		}
+	}
+	t.Fatalf("CLIENT INFO has no %s", field)
+	return ""
+}
+
+// SELECT from a RESP3 subscriber is answered by respguard and applied to
+// its dedicated connection behind the commands before it: the commands
+// after it, while subscribed and once the stream has ended, run in the new
+// db, as on a direct connection.
+func TestSelectWhileSubscribedMovesTheClientToTheDB(t *testing.T) {
+	tp := startProxy(t, nil)
+	ctx := ctxT(t)
+	rc := tp.raw(t)
+	hello3(t, rc)
+	rc.send("SUBSCRIBE a\r\nSET before x\r\nSELECT 1\r\nSET during x\r\nUNSUBSCRIBE\r\nSET after x\r\n")
+	expectLines(t, rc, ">3", "$9", "subscribe", "$1", "a", ":1", "+OK", "+OK", "+OK",
+		">3", "$11", "unsubscribe", "$1", "a", ":0", "+OK")
+	db1 := redis.NewClient(&redis.Options{Addr: tp.Redis.Addr, DB: 1, DisableIdentity: true})
+	defer db1.Close()
+	if n := tp.direct(t).Exists(ctx, "before").Val(); n != 1 {
+		t.Fatal("SET before SELECT 1 did not write db 0")
+	}
+	if n := db1.Exists(ctx, "during", "after").Val(); n != 2 {
+		t.Fatalf("SETs after SELECT 1: %d of 2 keys in db 1", n)
+	}
+	rc.send("HELLO 2\r\n")
+	for rc.line() != "*0" {
+	}
+	if db := clientField(t, rc, "db"); db != "1" {
+		t.Fatalf("CLIENT INFO db=%s, want 1", db)
+	}
+	rc.send("SUBSCRIBE a\r\nUNSUBSCRIBE\r\nSELECT 0\r\nSET back x\r\n")
+	expectLines(t, rc, "*3", "$9", "subscribe", "$1", "a", ":1", "*3", "$11", "unsubscribe", "$1", "a", ":0", "+OK", "+OK")
+	if n := tp.direct(t).Exists(ctx, "back").Val(); n != 1 {
+		t.Fatal("SET after SELECT 0 did not write db 0")
+	}
+}
+
+// HELLO from a RESP3 subscriber is answered by respguard (its own client
+// id) and switches the dedicated connection's protocol: once the stream
+// ends the client gets RESP2 replies, as from Redis.
+func TestHelloWhileSubscribedChangesTheProtocol(t *testing.T) {
+	tp := startProxy(t, nil)
+	rc := tp.raw(t)
+	rc.send("CLIENT ID\r\n")
+	id := rc.line()
+	hello3(t, rc)
+	rc.send("SUBSCRIBE a\r\nHELLO 2\r\nUNSUBSCRIBE\r\n")
+	expectLines(t, rc, ">3", "$9", "subscribe", "$1", "a", ":1", "*14")
+	for rc.line() != "id" {
+	}
+	if got := rc.line(); got != id {
+		t.Fatalf("HELLO's id = %s, want the respguard client's %s", got, id)
+	}
+	for rc.line() != "*0" {
+	}
+	expectLines(t, rc, "*3", "$11", "unsubscribe", "$1", "a", ":0")
+	rc.send("HSET h f v\r\nHGETALL h\r\n")
+	expectLines(t, rc, ":1", "*2", "$1", "f", "$1", "v")
+	if resp := clientField(t, rc, "resp"); resp != "2" {
+		t.Fatalf("CLIENT INFO resp=%s, want 2", resp)
+	}
+}
+
+// CLIENT REPLY is kept by respguard while a client streams too, with
+// Redis's effect (the replies to its commands are muted, pushes and
+// subscription replies are not), and the connection it streams on keeps
+// answering respguard's markers: nothing hangs, before or after the stream
+// ends. The wanted lines are Redis 7.0's to the same commands (less the
+// MONITOR line of CLIENT REPLY ON, which respguard answers itself).
+func TestClientReplyWhileStreamingMutesRepliesNotPushes(t *testing.T) {
+	sub, unsub := []string{">3", "$9", "subscribe", "$1", "a", ":1"}, []string{">3", "$11", "unsubscribe", "$1", "a", ":0"}
+	for _, tc := range []struct {
+		name  string
+		resp3 bool
+		cmds  string
+		want  []string
+	}{
+		{"OFF, then ON once the stream ended", true,
+			"SUBSCRIBE a\r\nCLIENT REPLY OFF\r\nGET k\r\nUNSUBSCRIBE\r\nGET k\r\nCLIENT REPLY ON\r\nPING\r\n",
+			slices.Concat(sub, unsub, []string{"+OK", "+PONG"})},
+		{"OFF and ON while subscribed", true,
+			"SUBSCRIBE a\r\nCLIENT REPLY OFF\r\nPING y\r\nCLIENT REPLY ON\r\nUNSUBSCRIBE\r\nPING\r\n",
+			slices.Concat(sub, []string{"+OK"}, unsub, []string{"+PONG"})},
+		{"SKIP skips the next reply only", true,
+			"SUBSCRIBE a\r\nCLIENT REPLY SKIP\r\nGET k\r\nPING x\r\nUNSUBSCRIBE\r\nPING\r\n",
+			slices.Concat(sub, []string{"$1", "x"}, unsub, []string{"+PONG"})},
+		{"OFF before a RESP2 SUBSCRIBE leaves the subscription's replies", false,
+			"CLIENT REPLY OFF\r\nSUBSCRIBE a\r\nUNSUBSCRIBE\r\nCLIENT REPLY ON\r\nPING\r\n",
+			[]string{"*3", "$9", "subscribe", "$1", "a", ":1", "*3", "$11", "unsubscribe", "$1", "a", ":0", "+OK", "+PONG"}},
+		{"OFF mutes MONITOR and the replies under it", false,
+			"CLIENT REPLY OFF\r\nMONITOR\r\nPING x\r\nCLIENT REPLY ON\r\nPING y\r\n",
+			[]string{"+OK", "$1", "y"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tp := startProxy(t, nil)
+			rc := tp.raw(t)
+			if tc.resp3 {
+				hello3(t, rc)
+			}
+			rc.send(tc.cmds)
+			expectLines(t, rc, tc.want...)
+		})
+	}
+}
+
+// A RESP3 subscriber that also runs MONITOR does not see respguard's
+// markers in its MONITOR output, as a client that only monitors does not.
+func TestMonitorWhileSubscribedHidesMarkers(t *testing.T) {
+	tp := startProxy(t, nil)
+	rc := tp.raw(t)
+	hello3(t, rc)
+	rc.send("SUBSCRIBE a\r\nMONITOR\r\nPING mine\r\n")
+	expectLines(t, rc, ">3", "$9", "subscribe", "$1", "a", ":1", "+OK", "$4", "mine")
+	tp.client(t, 2).Set(ctxT(t), "monitored", "1", 0)
+	for {
+		line := rc.line()
+		if strings.Contains(line, "respguard-marker") {
+			t.Fatalf("the monitor shows respguard's own marker: %q", line)
+		}
+		if strings.Contains(line, `"monitored"`) {
+			break
+		}
+	}
+}
+
+// SELECT from a monitoring client: respguard's +OK in its place, then
+// Redis's MONITOR line showing the SELECT (its own reply dropped), as a
+// direct client sees them; the commands after it run in the new db.
+func TestSelectWhileMonitoringKeepsTheMonitorStream(t *testing.T) {
+	tp := startProxy(t, nil)
+	rc := tp.raw(t)
+	rc.send("MONITOR\r\nSELECT 1\r\nPING mine\r\n")
+	expectLines(t, rc, "+OK", "+OK")
+	if got := rc.line(); !strings.HasSuffix(got, `"SELECT" "1"`) {
+		t.Fatalf("after SELECT's reply: %q, want its MONITOR line", got)
+	}
+	expectLines(t, rc, "$4", "mine")
+	if got := rc.line(); !strings.Contains(got, `[1 `) || !strings.HasSuffix(got, `"PING" "mine"`) {
+		t.Fatalf("after PING's reply: %q, want its MONITOR line in db 1", got)
 	}
 }

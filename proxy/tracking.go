@@ -196,16 +196,19 @@ func (s *session) adopt() {
 	_ = setUpConn(s.ded.conn, s.db, s.proto) // a dead connection fails the command sent next
 }
 
-// setUpConn selects db and protocol on c.
+// setUpConn selects db and protocol on c: the one place a dedicated
+// connection is brought to the client's db and protocol, when pinned and
+// when the client changes them (SELECT, HELLO; while streaming too: their
+// replies are dropped, see pool.Pipe.SendQuiet).
 func setUpConn(c *pool.Conn, db, proto int) error {
 	if c.DB != db {
-		if err := c.Send(nil, 0, nil, [][]byte{[]byte("SELECT"), strconv.AppendInt(nil, int64(db), 10)}); err != nil {
+		if err := c.SendQuiet([]byte("SELECT"), strconv.AppendInt(nil, int64(db), 10)); err != nil {
 			return err
 		}
 		c.DB = db
 	}
 	if c.Proto != proto {
-		if err := c.Send(nil, 0, nil, [][]byte{[]byte("HELLO"), strconv.AppendInt(nil, int64(proto), 10)}); err != nil {
+		if err := c.SendQuiet([]byte("HELLO"), strconv.AppendInt(nil, int64(proto), 10)); err != nil {
 			return err
 		}
 		c.Proto = proto
