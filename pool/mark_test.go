@@ -3,6 +3,7 @@ package pool
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -125,6 +126,66 @@ func TestMarkCompletesASlotAfterTheStreamedRepliesBeforeIt(t *testing.T) {
 	}
 	if rest[2] != `reply 3 ""` || rest[3] != fmt.Sprintf("reply 4 %q", "$7\r\nmatched\r\n") {
 		t.Fatalf("after the unsubscribe replies: %v, want the marker's slot then ECHO's matched reply", rest[2:])
+	}
+	if p.InFlight() != 0 {
+		t.Fatalf("in flight = %d after every reply", p.InFlight())
+	}
+}
+
+// A quiet command's reply is dropped from the stream, told from a MONITOR
+// line and a RESP3 push; the streamed replies around it pass, and the
+// markers after it still complete their slots.
+func TestSendQuietDropsItsReplyFromTheStream(t *testing.T) {
+	srv := redistest.Start(t)
+	p, err := Dial(context.Background(), Config{Address: srv.Addr}, 0, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	l := &eventLog{changed: make(chan struct{}, 1)}
+	p.StartStream(l)
+	send := func(args ...string) {
+		t.Helper()
+		if err := p.Send(nil, 0, nil, bytesArgs(args)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mark := func(seq uint64) {
+		t.Helper()
+		if err := p.Mark(l, seq, false, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send("MONITOR")
+	mark(1)
+	send("SUBSCRIBE", "a")
+	mark(2)
+	if err := p.SendQuiet([]byte("SELECT"), []byte("1")); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.SendQuiet([]byte("HELLO"), []byte("3")); err != nil {
+		t.Fatal(err)
+	}
+	send("PING", "x")
+	mark(3)
+	got := l.waitFor(t, 8)
+	want := []*regexp.Regexp{
+		regexp.MustCompile(`^push "\+OK\\r\\n"$`),
+		regexp.MustCompile(`^reply 1 ""$`),
+		regexp.MustCompile(`^push ">3\\r\\n\$9\\r\\nsubscribe`),
+		regexp.MustCompile(`^push "\+\d.*\\"SUBSCRIBE\\" \\"a\\"`),
+		regexp.MustCompile(`^reply 2 ""$`),
+		regexp.MustCompile(`^push "\+\d.*\[1 .*\\"SELECT\\" \\"1\\"`), // Redis's line for it; its +OK is dropped
+		regexp.MustCompile(`^push "\+\d.*\[1 .*\\"HELLO\\" \\"3\\"`),  // ...and HELLO's map
+		regexp.MustCompile(`^push "\$1\\r\\nx\\r\\n"$`),
+	}
+	for i, w := range want {
+		if !w.MatchString(got[i]) {
+			t.Fatalf("event %d = %s, want %s; all:\n%s", i, got[i], w, strings.Join(got, "\n"))
+		}
+	}
+	if got := l.waitFor(t, 10)[8:]; !strings.Contains(got[0], `\"PING\" \"x\"`) || got[1] != `reply 3 ""` {
+		t.Fatalf("after PING's reply: %v, want its MONITOR line, then the marker's slot", got)
 	}
 	if p.InFlight() != 0 {
 		t.Fatalf("in flight = %d after every reply", p.InFlight())
