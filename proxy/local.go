@@ -47,6 +47,7 @@ func (s *session) tryLocal(ctx context.Context, seq uint64, name string, cmd res
 		}
 	case "hello":
 		s.out.local(seq, s.hello(cmd.Args))
+		s.syncConn()
 		return true, true
 	case "select":
 		return s.selectDB(seq, cmd.Args), true
@@ -212,8 +213,7 @@ func (s *session) hello(args [][]byte) []byte {
 		s.changeName(string(newName))
 	}
 	if proto != s.proto {
-		s.applyToConn(s.db, proto)
-		s.changeProto(proto)
+		s.changeProto(proto) // the dedicated connection follows: see syncConn
 	}
 	return s.helloReply()
 }
@@ -247,6 +247,12 @@ func (s *session) selectDB(seq uint64, args [][]byte) (done bool) {
 		return true
 	}
 	db, errText := s.selectIndex(args[1])
+	if s.ded.has(modeMulti) && s.ded.has(modeStreaming) {
+		// EXEC's reply would stream unmatched: whether the transaction ran,
+		// and so the db, could not be known.
+		s.refuse(seq, multiRefusal("select"))
+		return true
+	}
 	if s.ded.has(modeMulti) {
 		if errText == "" {
 			s.ded.mu.Lock()
@@ -259,9 +265,9 @@ func (s *session) selectDB(seq uint64, args [][]byte) (done bool) {
 		s.out.local(seq, resp.AppendError(nil, errText))
 		return true
 	}
-	s.applyToConn(db, s.proto)
 	s.changeDB(db)
 	s.out.local(seq, resp.AppendSimple(nil, "OK"))
+	s.syncConn()
 	return true
 }
 
@@ -283,14 +289,16 @@ func (s *session) selectIndex(arg []byte) (db int, errText string) {
 	return int(n), ""
 }
 
-// applyToConn brings the dedicated connection, if the client holds one, to
-// db and proto, behind the commands already sent there (a dead connection
-// fails the command sent next).
-func (s *session) applyToConn(db, proto int) {
+// syncConn brings the dedicated connection, if the client holds one, to
+// the client's db and protocol, behind the commands already sent there (a
+// dead connection fails the command sent next). It runs after the command
+// that changed them has its reply: on a MONITOR stream, Redis's line for
+// the command sent must come after that reply.
+func (s *session) syncConn() {
 	s.ded.mu.Lock()
 	defer s.ded.mu.Unlock()
 	if c := s.ded.conn; c != nil {
-		_ = setUpConn(c, db, proto)
+		_ = setUpConn(c, s.db, s.proto)
 	}
 }
 

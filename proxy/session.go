@@ -400,7 +400,7 @@ func (s *session) handle(ctx context.Context, cmd resp.Command) bool {
 		return true
 	}
 	if s.ded.has(modeMulti) && (cls.inMulti == multiRefuse || cls.kind == kindUnsubscribe && s.ded.has(modeSubscribed)) {
-		s.refuse(seq, resp.AppendError(nil, "ERR respguard: '"+name+"' is not supported inside MULTI: it changes the connection's state"))
+		s.refuse(seq, multiRefusal(name))
 		return true
 	}
 	if s.ded.has(modeMulti) && cls.inMulti == multiLocal {
@@ -520,6 +520,12 @@ func (s *session) answer(ctx context.Context, seq uint64, cls *commandClass, cmd
 		}
 	}
 	return false, true
+}
+
+// multiRefusal is the refusal of a command that would change the
+// connection's state from within EXEC.
+func multiRefusal(name string) []byte {
+	return resp.AppendError(nil, "ERR respguard: '"+name+"' is not supported inside MULTI: it changes the connection's state")
 }
 
 // refuse answers a command respguard will not run. Inside MULTI the

@@ -496,3 +496,26 @@ func TestSelectWhileMonitoringKeepsTheMonitorStream(t *testing.T) {
 		t.Fatalf("after PING's reply: %q, want its MONITOR line in db 1", got)
 	}
 }
+
+// SELECT inside MULTI from a subscriber is refused and the transaction
+// aborts (EXEC's reply streams, so whether it ran could not be known); the
+// client stays in its db. (What the stream shows after EXECABORT is not
+// checked here: the DISCARD respguard sends upstream answers in it.)
+func TestSelectInsideMultiWhileSubscribedIsRefused(t *testing.T) {
+	tp := startProxy(t, nil)
+	rc := tp.raw(t)
+	hello3(t, rc)
+	rc.send("SUBSCRIBE a\r\nMULTI\r\n")
+	expectLines(t, rc, ">3", "$9", "subscribe", "$1", "a", ":1", "+OK")
+	rc.send("SELECT 1\r\nEXEC\r\n")
+	expectLines(t, rc,
+		"-ERR respguard: 'select' is not supported inside MULTI: it changes the connection's state",
+		"-EXECABORT Transaction discarded because of previous errors.")
+	rc.send("UNSUBSCRIBE\r\nSET k x\r\n")
+	for rc.line() != "unsubscribe" {
+	}
+	expectLines(t, rc, "$1", "a", ":0", "+OK")
+	if n := tp.direct(t).Exists(ctxT(t), "k").Val(); n != 1 {
+		t.Fatal("SET after the aborted transaction did not write db 0")
+	}
+}
