@@ -22,13 +22,15 @@ type keyError struct {
 func (e *keyError) Error() string { return e.key + ": " + e.msg }
 
 // decodeConfig decodes v's settings into cfg with respguard's rules:
-// sizes take units, a bare non-zero number is not a duration, and unknown
-// keys are errors. Each error names its key.
+// sizes take units, a bare non-zero number is not a duration, a value of
+// the wrong type is refused rather than converted (see scalarHook), lists
+// written as one string split on commas and whitespace (see listHook), and
+// unknown keys are errors. Each error names its key.
 func decodeConfig(v *viper.Viper, cfg *Config) error {
 	var md mapstructure.Metadata
 	err := v.Unmarshal(cfg, func(dc *mapstructure.DecoderConfig) {
-		dc.DecodeHook = mapstructure.ComposeDecodeHookFunc(
-			sizeHook, durationHook, mapstructure.StringToSliceHookFunc(","))
+		dc.DecodeHook = mapstructure.ComposeDecodeHookFunc(sizeHook, durationHook, listHook, scalarHook)
+		dc.WeaklyTypedInput = false // scalarHook converts what may be converted; viper turns this on
 		dc.Metadata = &md
 		dc.ErrorUnused = false // reported below, by full key name
 	})
@@ -67,6 +69,8 @@ func walkDecodeErrors(err error, name string, out *[]error) {
 		for _, inner := range e.Unwrap() {
 			walkDecodeErrors(inner, name, out)
 		}
+	case *listItemError:
+		*out = append(*out, &keyError{fmt.Sprintf("%s[%d]", name, e.index), e.msg})
 	case *mapstructure.DecodeError:
 		walkDecodeErrors(e.Unwrap(), dottedName(e.Name()), out)
 	case *mapstructure.ParseError:

@@ -119,7 +119,7 @@ func TestErrorsNameTheKeyAsWritten(t *testing.T) {
 		"a bad log level":                        {"log:\n  level: verbose\n", "log.level: ", "telemetry.log"},
 		"a word for a number":                    {"pool:\n  max_conns: lots\n", `pool.max_conns: want a whole number, got "lots"`, "strconv"},
 		"a word for a boolean":                   {"guard:\n  flush_async: perhaps\n", "guard.flush_async: want true or false", "strconv"},
-		"a mapping where a list of strings goes": {"guard:\n  require_ttl:\n    a: b\n", "guard.require_ttl[0]: want a string", "[]string"},
+		"a mapping where a list of strings goes": {"guard:\n  require_ttl:\n    a: b\n", "guard.require_ttl: want a list, got map[a:b]", "[]string"},
 		"a list where a user rule goes":          {"policy:\n  users:\n    app: [a, b]\n", "policy.users.app: want a string", "map[string]"},
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -224,4 +224,127 @@ func TestHelpExitsZero(t *testing.T) {
 	if err := run([]string{"--help"}); err != nil {
 		t.Fatalf("run --help = %v", err)
 	}
+}
+
+func TestListValuesSplitOnCommasAndWhitespace(t *testing.T) {
+	for _, value := range []string{"a:1 b:2", "a:1,b:2", "a:1, b:2", " a:1\tb:2 ", "a:1,,b:2"} {
+		t.Run("RESPGUARD_UPSTREAM_ADDRESSES="+value, func(t *testing.T) {
+			t.Setenv("RESPGUARD_UPSTREAM_MODE", "cluster")
+			t.Setenv("RESPGUARD_UPSTREAM_ADDRESSES", value)
+			_, cfg, err := load(newFlags(), nil, noEnv)
+			if err != nil || fmt.Sprintf("%q", cfg.Upstream.Addresses) != `["a:1" "b:2"]` {
+				t.Fatalf("addresses = %q, %v", cfg.Upstream.Addresses, err)
+			}
+		})
+	}
+	t.Run("RESPGUARD_GUARD_REQUIRE_TTL=\"abc* def*\" is two patterns", func(t *testing.T) {
+		t.Setenv("RESPGUARD_GUARD_REQUIRE_TTL", "abc* def*")
+		_, cfg, err := load(newFlags(), nil, noEnv)
+		if err != nil || fmt.Sprintf("%q", cfg.Guard.RequireTTL) != `["abc*" "def*"]` {
+			t.Fatalf("require_ttl = %q, %v", cfg.Guard.RequireTTL, err)
+		}
+	})
+	t.Run("a YAML string where the list goes is read as the environment's is", func(t *testing.T) {
+		_, cfg, err := load(newFlags(), []string{"--config", writeConfig(t, "guard:\n  require_ttl: \"abc* def*\"\n")}, noEnv)
+		if err != nil || fmt.Sprintf("%q", cfg.Guard.RequireTTL) != `["abc*" "def*"]` {
+			t.Fatalf("require_ttl = %q, %v", cfg.Guard.RequireTTL, err)
+		}
+	})
+	t.Run("an empty variable is an empty list", func(t *testing.T) {
+		_, cfg, err := load(newFlags(), []string{"--config", writeConfig(t, "guard:\n  require_ttl: \"\"\n")}, noEnv)
+		if err != nil || len(cfg.Guard.RequireTTL) != 0 {
+			t.Fatalf("require_ttl = %q, %v", cfg.Guard.RequireTTL, err)
+		}
+	})
+}
+
+func TestAListItemWithWhitespaceIsRefusedNamingTheKey(t *testing.T) {
+	for name, tc := range map[string]struct{ body, want string }{
+		"a require_ttl pattern": {"guard:\n  require_ttl: [\"abc*\", \"def* ghi*\"]\n", "guard.require_ttl[1]: "},
+		"a stream_maxlen pattern": {"guard:\n  stream_maxlen:\n    - {pattern: \"events:* logs:*\", maxlen: 1000}\n",
+			"guard.stream_maxlen[0].pattern: "},
+		"an upstream address": {"upstream:\n  mode: cluster\n  addresses: [\"a:1 b:2\"]\n", "upstream.addresses[0]: "},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, _, err := load(newFlags(), []string{"--config", writeConfig(t, tc.body)}, noEnv)
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "whitespace") {
+				t.Fatalf("err = %v, want one containing %q and saying why", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestValuesOfTheWrongTypeAreRefusedNamingTheKey(t *testing.T) {
+	for _, tc := range []struct{ key, value, want string }{
+		{"pool.max_conns", "true", "want a whole number, got true"},
+		{"guard.max_elements", "1.5", "want a whole number, got 1.5"},
+		{"pool.max_conns", "1e3", "want a whole number"},
+		{"client.max_multibulk_len", "2.0", "want a whole number"},
+		{"guard.top_k", "[1]", "want a whole number"},
+		{"guard.flush_async", "1", "want true or false, got 1"},
+		{"admin.pprof", `"yes"`, `want true or false, got "yes"`},
+		{"telemetry.traces.sample_ratio", "true", "want a number, got true"},
+		{"log.level", "true", "want a string, got true"},
+		{"client.idle_timeout", "true", "want a duration"},
+		{"guard.stream_maxlen", "[{pattern: 'a*', maxlen: 1.5}]", "guard.stream_maxlen[0].maxlen: want a whole number"},
+	} {
+		t.Run(tc.key+": "+tc.value, func(t *testing.T) {
+			_, _, err := load(newFlags(), []string{"--config", writeConfig(t, nested(tc.key, tc.value))}, noEnv)
+			want := tc.want
+			if !strings.HasPrefix(want, tc.key) {
+				want = tc.key + ": " + want
+			}
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Fatalf("err = %v, want %q", err, want)
+			}
+		})
+	}
+}
+
+func TestEnvironmentValuesParseAsTheirKeysType(t *testing.T) {
+	t.Run("a number in the file is read as a string where one goes", func(t *testing.T) {
+		_, cfg, err := load(newFlags(), []string{"--config", writeConfig(t, "tls:\n  min_version: 1.2\n")}, noEnv)
+		if err != nil || cfg.TLS.MinVersion != "1.2" {
+			t.Fatalf("tls.min_version = %q, %v", cfg.TLS.MinVersion, err)
+		}
+	})
+	t.Setenv("RESPGUARD_POOL_MAX_CONNS", "010") // decimal, not octal
+	t.Setenv("RESPGUARD_GUARD_MAX_ELEMENTS", " 5000 ")
+	t.Setenv("RESPGUARD_GUARD_FLUSH_ASYNC", "true")
+	t.Setenv("RESPGUARD_TELEMETRY_TRACES_SAMPLE_RATIO", "0.5")
+	t.Setenv("RESPGUARD_CLIENT_WRITE_TIMEOUT", "90s")
+	t.Setenv("RESPGUARD_TLS_MIN_VERSION", "1.3")
+	_, cfg, err := load(newFlags(), []string{"--config", writeConfig(t, "client:\n  max_pending: \"77\"\ntls:\n  min_version: 1.2\n")}, noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Pool.MaxConns != 10 || cfg.Guard.MaxElements != 5000 || !cfg.Guard.FlushAsync || *cfg.Telemetry.Traces.SampleRatio != 0.5 ||
+		cfg.Client.WriteTimeout != 90*time.Second || cfg.Client.MaxPending != 77 || cfg.TLS.MinVersion != "1.3" {
+		t.Fatalf("cfg = %+v", cfg)
+	}
+	t.Run("a word is refused naming the variable", func(t *testing.T) {
+		t.Setenv("RESPGUARD_GUARD_MAX_ELEMENTS", "many")
+		_, _, err := load(newFlags(), nil, noEnv)
+		if err == nil || !strings.Contains(err.Error(), "guard.max_elements (RESPGUARD_GUARD_MAX_ELEMENTS): want a whole number") {
+			t.Fatalf("err = %v", err)
+		}
+	})
+}
+
+func TestANumberTooLargeIsCalledTooLarge(t *testing.T) {
+	for _, value := range []string{"99999999999999999999", "18446744073709551615", "9223372036854775808"} {
+		t.Run("client.max_clients: "+value, func(t *testing.T) {
+			_, _, err := load(newFlags(), []string{"--config", writeConfig(t, nested("client.max_clients", value))}, noEnv)
+			if err == nil || !strings.HasPrefix(err.Error(), "client.max_clients: ") || !strings.Contains(err.Error(), "too large") || strings.Contains(err.Error(), "negative") {
+				t.Fatalf("err = %v", err)
+			}
+		})
+	}
+	t.Run("from the environment", func(t *testing.T) {
+		t.Setenv("RESPGUARD_CLIENT_MAX_CLIENTS", "99999999999999999999")
+		_, _, err := load(newFlags(), nil, noEnv)
+		if err == nil || !strings.Contains(err.Error(), "client.max_clients (RESPGUARD_CLIENT_MAX_CLIENTS): ") || !strings.Contains(err.Error(), "too large") {
+			t.Fatalf("err = %v", err)
+		}
+	})
 }

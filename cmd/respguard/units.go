@@ -135,5 +135,5 @@ func durationHook(from reflect.Type, to reflect.Type, data any) (any, error) {
 		}
 		return nil, fmt.Errorf("a bare number is not a duration: write %vs for %v seconds (units: ms, s, m, h)", data, data)
 	}
-	return data, nil
+	return nil, fmt.Errorf("want a duration such as 300ms, 30s, 5m or 1h, got %v", data)
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode"
 )
 
 // Unlink modes (Config.Unlink.Mode).
@@ -132,14 +133,18 @@ func checkNonNegative(bad func(string, ...any), key string, v int64) {
 	}
 }
 
-// checkPattern refuses empty globs and globs that cannot appear in a RESP
-// error line.
+// checkPattern refuses empty globs, globs that cannot appear in a RESP
+// error line, and globs with whitespace: "abc* def*" is more likely two
+// patterns written as one than a key with a space in it (which ? matches),
+// and taken as one it would match neither abc1 nor def1.
 func checkPattern(bad func(string, ...any), key, p string) {
 	switch {
 	case p == "":
 		bad("%s: empty pattern", key)
 	case strings.ContainsAny(p, "\r\n"):
 		bad("%s: pattern contains CR or LF", key)
+	case strings.ContainsFunc(p, unicode.IsSpace):
+		bad("%s: pattern %q contains whitespace: write each pattern as its own list item (? matches a space in a key)", key, p)
 	}
 }
 
