@@ -254,6 +254,9 @@ func loadAll(fs *pflag.FlagSet, args []string, environ func(string) (string, boo
 	if err := decodeConfig(v, &l.cfg); err != nil {
 		return l, nameSources(err, fs)
 	}
+	if err := refuseZeroDefaults(l.cfg); err != nil {
+		return l, nameSources(err, fs)
+	}
 	if err := applyNamedMaps(&l.cfg, doc, env); err != nil {
 		return l, err
 	}

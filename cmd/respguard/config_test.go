@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -111,4 +112,64 @@ func expectRefused(t *testing.T, cases map[string]badConfig) {
 			}
 		})
 	}
+}
+
+func TestZeroIsRefusedWhereItWouldSilentlyMeanTheDefault(t *testing.T) {
+	for _, key := range []string{"pool.max_conns", "pool.shared_conns", "client.max_clients", "client.max_pending",
+		"client.output_buffer_limit", "client.write_timeout", "guard.max_elements"} {
+		t.Run(key+": 0", func(t *testing.T) {
+			_, cfg, err := load(newFlags(), []string{"--config", writeConfig(t, nested(key, "0"))}, noEnv)
+			if err == nil || !strings.HasPrefix(err.Error(), key+": ") {
+				t.Fatalf("err = %v (client %+v, guard max_elements %d), want one naming %s", err, cfg.Client, cfg.Guard.MaxElements, key)
+			}
+		})
+	}
+	t.Run("from the environment, naming the variable", func(t *testing.T) {
+		t.Setenv("RESPGUARD_GUARD_MAX_ELEMENTS", "0")
+		_, _, err := load(newFlags(), nil, noEnv)
+		if err == nil || !strings.Contains(err.Error(), "guard.max_elements (RESPGUARD_GUARD_MAX_ELEMENTS): ") || !strings.Contains(err.Error(), "guard.oversize: off") {
+			t.Fatalf("err = %v", err)
+		}
+	})
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for key, def := range defaults() {
+		if !isNonZeroNumber(def) {
+			continue
+		}
+		t.Run("every key with a non-zero default: "+key, func(t *testing.T) {
+			_, _, err := load(newFlags(), []string{"--config", writeConfig(t, nested(key, "0"))}, noEnv)
+			if err == nil {
+				row := readmeRow(string(readme), key)
+				if !strings.Contains(row, "0 = ") && !strings.Contains(row, "0: ") {
+					t.Fatalf("%s: 0 is accepted but README's table does not say what it means: %q", key, row)
+				}
+				return
+			}
+			if !strings.HasPrefix(err.Error(), key+": ") {
+				t.Fatalf("err = %v, want one naming %s", err, key)
+			}
+		})
+	}
+}
+
+// isNonZeroNumber reports whether a default is a number (or duration) other than 0.
+func isNonZeroNumber(v any) bool {
+	switch rv := reflect.ValueOf(v); rv.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64, reflect.Float32, reflect.Float64:
+		return !rv.IsZero()
+	}
+	return false
+}
+
+// readmeRow is the configuration table's row for key ("" if none).
+func readmeRow(readme, key string) string {
+	for line := range strings.Lines(readme) {
+		if strings.HasPrefix(line, "| `"+key+"`") {
+			return line
+		}
+	}
+	return ""
 }
