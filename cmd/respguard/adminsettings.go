@@ -61,6 +61,12 @@ func settingValue(key string, v any) string {
 	if slices.Contains(secretKeys, key) && v != "" {
 		return "********"
 	}
+	if rv := reflect.ValueOf(v); rv.Kind() == reflect.Pointer { // telemetry.traces.sample_ratio: nil means the default
+		if rv.IsNil() {
+			return ""
+		}
+		v = rv.Elem().Interface()
+	}
 	switch v := v.(type) {
 	case time.Duration:
 		return v.String()
