@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -145,7 +144,7 @@ func (r *reloader) apply() error {
 // swap puts the new policy (always: password files may have changed
 // without the config) and guard in force.
 func (r *reloader) swap(next Config, pol *policy.Policy, grd *guard.Guard) {
-	if lowered := loweredProtection(r.running.Policy, next.Policy); len(lowered) > 0 {
+	if lowered := loweredProtection(r.running, next); len(lowered) > 0 {
 		r.log.Warn("config reload lowers protection", "changes", lowered)
 	}
 	if grd != nil {
@@ -226,34 +225,4 @@ func splitReloadable(keys []string) (applied, restartOnly []string) {
 		}
 	}
 	return applied, restartOnly
-}
-
-// loweredProtection describes what a new policy drops: users, renamed or
-// disabled commands, the default rules (the production preset), enforcement.
-func loweredProtection(old, next policy.Config) []string {
-	var out []string
-	if gone := missingNames(old.Users, next.Users); len(gone) > 0 {
-		out = append(out, "policy.users removed: "+strings.Join(gone, ", "))
-	}
-	if gone := missingNames(old.Rename, next.Rename); len(gone) > 0 {
-		out = append(out, "policy.rename entries removed: "+strings.Join(gone, ", "))
-	}
-	if old.DefaultRules != "" && next.DefaultRules != old.DefaultRules {
-		out = append(out, fmt.Sprintf("policy.default_rules: %q -> %q", old.DefaultRules, next.DefaultRules))
-	}
-	if old.Mode != next.Mode && next.Mode == policy.ModeAudit {
-		out = append(out, fmt.Sprintf("policy.mode: %q -> %q (denials are only logged)", old.Mode, next.Mode))
-	}
-	return out
-}
-
-func missingNames(old, next map[string]string) []string {
-	var gone []string
-	for name := range old {
-		if _, ok := next[name]; !ok {
-			gone = append(gone, name)
-		}
-	}
-	sort.Strings(gone)
-	return gone
 }

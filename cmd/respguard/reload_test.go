@@ -17,6 +17,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/respguard/respguard/policy"
+	"github.com/respguard/respguard/policy/guard"
 	"github.com/respguard/respguard/pool/redistest"
 )
 
@@ -40,9 +41,9 @@ func TestReloadSortsChangedKeys(t *testing.T) {
 }
 
 func TestLoweredProtectionIsDescribed(t *testing.T) {
-	old := policy.Config{Mode: policy.ModeEnforce, DefaultRules: "production",
-		Users: map[string]string{"App": "on", "ops": "on"}, Rename: map[string]string{"FLUSHALL": ""}}
-	next := policy.Config{Mode: policy.ModeAudit, Users: map[string]string{"ops": "on"}}
+	old := Config{Policy: policy.Config{Mode: policy.ModeEnforce, DefaultRules: "production",
+		Users: map[string]string{"App": "on", "ops": "on"}, Rename: map[string]string{"FLUSHALL": ""}}}
+	next := Config{Policy: policy.Config{Mode: policy.ModeAudit, Users: map[string]string{"ops": "on"}}}
 	got := strings.Join(loweredProtection(old, next), "; ")
 	for _, want := range []string{"policy.users removed: App", "policy.rename entries removed: FLUSHALL", `policy.default_rules: "production" -> ""`, "policy.mode"} {
 		if !strings.Contains(got, want) {
@@ -51,6 +52,55 @@ func TestLoweredProtectionIsDescribed(t *testing.T) {
 	}
 	if got := loweredProtection(next, old); len(got) != 0 {
 		t.Errorf("raising protection reported as lowering: %v", got)
+	}
+}
+
+func TestLoosenedUserRulesAndGuardSettingsLowerProtection(t *testing.T) {
+	for name, tc := range map[string]struct {
+		change func(*Config)
+		want   string
+	}{
+		"a user's -keys dropped":        {func(c *Config) { c.Policy.Users["app"] = "on >pw ~* +@all" }, "policy.users.app: rules dropped: -keys"},
+		"a user switched on":            {func(c *Config) { c.Policy.Users["ops"] = "on >pw ~ops:* +get" }, "policy.users.ops: rules dropped: off; rules added: on"},
+		"a user's keys widened":         {func(c *Config) { c.Policy.Users["ops"] = "off >pw ~ops:* ~* +get" }, "policy.users.ops: rules added: ~*"},
+		"a require_ttl pattern removed": {func(c *Config) { c.Guard.RequireTTL = []string{"session:*"} }, "guard.require_ttl patterns removed: cache:*"},
+		"max_elements raised":           {func(c *Config) { c.Guard.MaxElements = 20000 }, "guard.max_elements: 10000 -> 20000"},
+		"oversize to audit":             {func(c *Config) { c.Guard.Oversize = guard.OversizeAudit }, `guard.oversize: "reject" -> "audit"`},
+		"unlink switched off":           {func(c *Config) { c.Guard.Unlink.Mode = guard.UnlinkOff }, `guard.unlink.mode: "large" -> "off"`},
+		"unlink threshold raised":       {func(c *Config) { c.Guard.Unlink.MinElements = 1000 }, "guard.unlink.min_elements: 128 -> 1000"},
+		"unlink min_bytes raised":       {func(c *Config) { c.Guard.Unlink.MinBytes = 2 << 20 }, "guard.unlink.min_bytes: 1048576 -> 2097152"},
+		"flush_async off":               {func(c *Config) { c.Guard.FlushAsync = false }, "guard.flush_async: true -> false"},
+		"a stream cap removed":          {func(c *Config) { c.Guard.StreamMaxlen = nil }, "guard.stream_maxlen removed: events:*"},
+		"a stream cap raised":           {func(c *Config) { c.Guard.StreamMaxlen[0].Maxlen = 5000 }, "guard.stream_maxlen events:*: 1000 -> 5000"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			old, next := guardedConfig(), guardedConfig()
+			tc.change(&next)
+			got := strings.Join(loweredProtection(old, next), "; ")
+			if !strings.Contains(got, tc.want) {
+				t.Fatalf("lowered = %q, want %q", got, tc.want)
+			}
+			if back := loweredProtection(next, old); len(back) != 0 {
+				t.Fatalf("undoing it reported as lowering: %v", back)
+			}
+		})
+	}
+	if got := loweredProtection(guardedConfig(), guardedConfig()); len(got) != 0 {
+		t.Fatalf("an unchanged config reported as lowering: %v", got)
+	}
+}
+
+// guardedConfig is a configuration with every guard protection on and two users.
+func guardedConfig() Config {
+	return Config{
+		Policy: policy.Config{Mode: policy.ModeEnforce, Users: map[string]string{
+			"app": "on >pw ~* +@all -keys", "ops": "off >pw ~ops:* +get"}},
+		Guard: guard.Config{
+			Unlink:     guard.UnlinkConfig{Mode: guard.UnlinkLarge, MinElements: 128, MinBytes: 1 << 20},
+			FlushAsync: true, MaxElements: 10000, Oversize: guard.OversizeReject,
+			StreamMaxlen: []guard.StreamMaxlen{{Pattern: "events:*", Maxlen: 1000}},
+			RequireTTL:   []string{"session:*", "cache:*"},
+		},
 	}
 }
 
