@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"reflect"
@@ -55,7 +56,7 @@ func wholeNumber(data any, bits int) (any, error) {
 	case reflect.String:
 		s := strings.TrimSpace(rv.String())
 		n, err := strconv.ParseInt(s, 10, bits)
-		if err != nil && strings.TrimLeft(s, "+-0123456789") == "" && s != "" {
+		if errors.Is(err, strconv.ErrRange) {
 			return nil, outOfRange(!strings.HasPrefix(s, "-"), strings.HasPrefix(s, "-"), s, lo, hi)
 		}
 		if err != nil {
