@@ -103,15 +103,15 @@ func checkBound(t *testing.T, ctx context.Context, c *redis.Client, args [][]byt
 	if q.static >= 0 && truth > q.static {
 		t.Fatalf("%s: static bound %d, Redis returned %d", join(args), q.static, truth)
 	}
-	var sizes []int64
+	var sum int64
 	for _, probe := range q.probes(op, args) {
 		n, err := do(ctx, c, probe)
 		if err != nil {
 			t.Fatalf("probe %s: %v", join(probe), err)
 		}
-		sizes = append(sizes, n.(int64))
+		sum = satAdd(sum, n.(int64))
 	}
-	bound := q.count(sizes)
+	bound := q.count(sum)
 	isSort := q.est == estSort
 	if truth > bound || !isSort && truth != bound {
 		t.Fatalf("%s: guard counts %d, Redis returned %d", join(args), bound, truth)

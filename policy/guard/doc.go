@@ -10,7 +10,10 @@
 //     that chooses UNLINK or DEL per key, FLUSHALL ASYNC, XADD with MAXLEN ~).
 //   - Reject: answer "-" + Plan.Err to the client without contacting Redis.
 //   - Probe: run Plan.Probes (HLEN, LLEN, ZCOUNT, ...) on the upstream, then
-//     call [Guard.Decide] with their integer replies to get Pass or Reject.
+//     call [Guard.Decide] with their integer replies to get Pass or Reject,
+//     or feed them to a [Tally] a batch at a time, which settles as soon as
+//     the replies so far decide. A probe that could not tell its size gets
+//     the read refused ([Tally.Unchecked]).
 //
 // After a reply completes the proxy calls [Guard.Observe], which feeds a
 // short-lived cache of collection sizes (so that repeated guarded reads skip

@@ -38,6 +38,7 @@ const (
 	ReasonOversize     = "oversize"
 	ReasonStreamMaxlen = "stream_maxlen"
 	ReasonRequireTTL   = "require_ttl"
+	ReasonUnchecked    = "unchecked" // a read whose probes could not tell its size
 )
 
 // Plan is the guard's decision about one command. The zero value is Pass.
@@ -62,7 +63,8 @@ type Plan struct {
 	// Audit is set (with Action Pass) when oversize=audit let through a read
 	// that would have been refused.
 	Audit bool
-	// Probes are commands whose integer replies Decide needs (Probe). Each
+	// Probes are commands whose integer replies Decide (or a Tally) needs
+	// (Probe); a read over many keys has one per key, at most MaxElements. Each
 	// is a read-only command: HLEN, SCARD, LLEN, ZCARD, XLEN, ZCOUNT,
 	// ZLEXCOUNT, DBSIZE or an EVAL of a read-only script. Send them on the
 	// connection (and database) the command will use.
@@ -149,21 +151,19 @@ func (g *Guard) Plan(args [][]byte, dst [][]byte) Plan {
 	return g.planRequireTTL(c.kind, args)
 }
 
-// Decide finishes a Probe plan: args is the command given to Plan, sizes the
-// probes' integer replies in Plan.Probes order, -1 for any reply that was not
-// an integer (an error such as WRONGTYPE). It returns Pass (possibly with
-// Audit) or Reject; when anything is amiss (an error reply, a length
-// mismatch) it returns Pass and lets Redis answer.
+// Decide finishes a Probe plan in one go: args is the command given to
+// Plan, sizes the probes' integer replies in Plan.Probes order, FailsToo
+// for an error reply that Redis gives the command too (see ErrorRepeats).
+// It returns Pass (possibly with Audit) or Reject; when anything is amiss (a
+// FailsToo, a length mismatch) it returns Pass and lets Redis answer. See
+// Tally to decide from the replies a batch at a time.
 func (g *Guard) Decide(args [][]byte, sizes []int64) Plan {
-	if len(args) == 0 {
+	t := g.Tally(args)
+	if len(sizes) != t.need {
 		return Plan{}
 	}
-	var buf [maxGuardedName]byte
-	c, ok := g.kinds[string(lowerInto(buf[:0], args[0]))]
-	if !ok || c.kind < kindRead || !c.arityOK(len(args)) {
-		return Plan{}
-	}
-	return g.decideRead(readOps[c.kind-kindRead], args, sizes)
+	t.Add(sizes)
+	return t.Plan()
 }
 
 // guarded is a guarded command: what to do and the arity Redis checks.

@@ -4,12 +4,15 @@ import "fmt"
 
 // planRead bounds a read: Pass when the arguments alone bound it (LRANGE 0
 // 99, LIMIT 0 100, XRANGE ... COUNT 10) or the size cache shows it small;
-// Reject (or an audited Pass) when the cache shows it too big; otherwise
-// Probe for the sizes.
+// Reject (or an audited Pass) when the cache shows it too big or it names
+// more keys than the limit; otherwise Probe for the sizes.
 func (g *Guard) planRead(op *readOp, args [][]byte) Plan {
 	q, ok := parseQuery(op, args)
 	if !ok || (q.static >= 0 && q.static <= g.cfg.MaxElements) {
 		return Plan{}
+	}
+	if keys := int64(q.end - q.first); keys > g.cfg.MaxElements {
+		return g.tooManyKeys(&q, args, keys)
 	}
 	if n, ok := g.cachedCount(&q, args); ok {
 		g.stats.cacheHits.Add(1)
@@ -19,27 +22,6 @@ func (g *Guard) planRead(op *readOp, args [][]byte) Plan {
 	g.stats.probePlans.Add(1)
 	g.stats.probes.Add(uint64(len(probes)))
 	return Plan{Action: Probe, Probes: probes}
-}
-
-// decideRead judges a read from its probes' replies and remembers the
-// whole-key sizes among them.
-func (g *Guard) decideRead(op *readOp, args [][]byte, sizes []int64) Plan {
-	q, ok := parseQuery(op, args)
-	if !ok || len(sizes) != q.numProbes() {
-		return Plan{}
-	}
-	for _, n := range sizes {
-		if n < 0 {
-			return Plan{} // an error reply: let Redis answer the command
-		}
-	}
-	if q.est == estSum || q.est == estRank { // whole-key sizes, also of keys then refused
-		now := g.now()
-		for i, n := range sizes {
-			g.learnSize(args[q.first+i], n, 0, now)
-		}
-	}
-	return g.judge(op, &q, args, q.count(sizes))
 }
 
 // cachedCount computes the reply size from cached sizes. For a score or lex
@@ -95,19 +77,14 @@ func (q *query) probes(op *readOp, args [][]byte) [][][]byte {
 	return probes
 }
 
-// count computes the reply size from the probes' replies.
-func (q *query) count(sizes []int64) int64 {
+// count computes the reply size from the sum of the probes' replies (the
+// one reply, for all but estSum).
+func (q *query) count(sum int64) int64 {
 	switch q.est {
 	case estRank:
-		return rangeLen(sizes[0], q.start, q.stop)
-	case estCount:
-		return q.applyLimit(sizes[0])
+		return rangeLen(sum, q.start, q.stop)
 	case estDB, estSort:
-		return sizes[0]
-	}
-	var sum int64
-	for _, n := range sizes {
-		sum = satAdd(sum, n)
+		return sum
 	}
 	return q.applyLimit(sum)
 }
@@ -121,14 +98,27 @@ func (g *Guard) judge(op *readOp, q *query, args [][]byte, n int64) Plan {
 	if q.advice != "" {
 		advice = q.advice
 	}
-	err := fmt.Sprintf("ERR respguard: %s%s %s %d %s (limit %d); %s",
-		upper(args[0]), describeKeys(args, q), q.verb, n, op.noun, g.cfg.MaxElements, advice)
+	return g.oversize(fmt.Sprintf("ERR respguard: %s%s %s %d %s (limit %d); %s",
+		upper(args[0]), describeKeys(args, q), q.verb, n, op.noun, g.cfg.MaxElements, advice), ReasonOversize)
+}
+
+// tooManyKeys refuses (or audits) a read naming more keys than the limit:
+// Redis looks every one of them up whatever their sizes, and probing them
+// all would flood the connection with as many probes.
+func (g *Guard) tooManyKeys(q *query, args [][]byte, keys int64) Plan {
+	return g.oversize(fmt.Sprintf("ERR respguard: %s%s would look up %d keys (limit %d); name fewer keys per command",
+		upper(args[0]), describeKeys(args, q), keys, g.cfg.MaxElements), ReasonOversize)
+}
+
+// oversize refuses a read with err, or under oversize=audit lets it
+// through flagged.
+func (g *Guard) oversize(err, reason string) Plan {
 	if g.cfg.Oversize == OversizeAudit {
 		g.stats.audited.Add(1)
-		return Plan{Err: err, Reason: ReasonOversize, Audit: true}
+		return Plan{Err: err, Reason: reason, Audit: true}
 	}
 	g.stats.oversize.Add(1)
-	return Plan{Action: Reject, Err: err, Reason: ReasonOversize}
+	return Plan{Action: Reject, Err: err, Reason: reason}
 }
 
 // describeKeys is " on 'key'", " on 3 keys from 'key'" or "" (KEYS).

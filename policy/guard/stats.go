@@ -8,8 +8,8 @@ type Stats struct {
 	UnlinkEvals  uint64 // DEL sent as the UNLINK-or-DEL script (mode large)
 	FlushAsync   uint64 // FLUSHALL/FLUSHDB given ASYNC
 	StreamMaxlen uint64 // XADD given MAXLEN ~ N
-	Oversize     uint64 // reads refused (oversize=reject)
-	Audited      uint64 // reads above the limit let through (oversize=audit)
+	Oversize     uint64 // reads refused (oversize=reject): over the limit, or their size unchecked
+	Audited      uint64 // reads above the limit, or unchecked, let through (oversize=audit)
 	RequireTTL   uint64 // writes refused by require_ttl
 	ProbePlans   uint64 // Plans that returned Probe (a size cache miss)
 	Probes       uint64 // probe commands in those plans
