@@ -45,8 +45,8 @@ type dedicated struct {
 	// connection) and whether in BCAST mode. Written by the reader goroutine.
 	redir *redirection
 
-	// While the session's reader waits for the pool (see session.poolWait):
-	// ends the wait. Not under mu: hangUp reads it.
+	// While the session's reader waits for the pool or for probes' replies
+	// (see session.untilHangUp): ends the wait. Not under mu: hangUp reads it.
 	stopWait atomic.Pointer[context.CancelFunc]
 
 	// blocked is the blocking commands in flight on conn (see

@@ -13,8 +13,9 @@ func (s *Server) SetGuard(g *guard.Guard) { s.guard.Store(g) }
 // guardPlan applies the guardrails to a command about to be forwarded. It
 // may rewrite cmd (DEL -> UNLINK script, FLUSHALL ASYNC, XADD MAXLEN), or
 // return a rejection. Sizes it does not know are probed on the client's own
-// route first, so execution order is kept; inside MULTI or while streaming
-// nothing is probed (the probe would be queued or unanswered).
+// route first, so execution order is kept (see decideByProbing); inside
+// MULTI or while streaming nothing is probed (the probe would be queued or
+// unanswered).
 func (s *session) guardPlan(ctx context.Context, g *guard.Guard, cmd *resp.Command) (decision uint8, reject []byte) {
 	plan := g.Plan(cmd.Args, s.work.guardArgs[:0])
 	if plan.Action == guard.Probe {
@@ -22,11 +23,7 @@ func (s *session) guardPlan(ctx context.Context, g *guard.Guard, cmd *resp.Comma
 		if !canProbe {
 			return decisionAllowed, nil
 		}
-		sizes, err := s.probe(ctx, plan.Probes)
-		if err != nil {
-			return decisionAllowed, nil // Redis will answer the command itself
-		}
-		plan = g.Decide(cmd.Args, sizes)
+		plan = s.decideByProbing(ctx, g, cmd.Args, plan.Probes)
 	}
 	switch plan.Action {
 	case guard.Reject:

@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"net/http/httptest"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/respguard/respguard/policy/guard"
+	"github.com/respguard/respguard/pool"
 	"github.com/respguard/respguard/pool/redistest"
 )
 
@@ -146,4 +148,170 @@ func words(line string) []any {
 		args = append(args, w)
 	}
 	return args
+}
+
+// bigHashProxy is a proxy with max_elements 1000 in front of a Redis holding
+// the 5000-field hash user:42; mutate may adjust the configs.
+func bigHashProxy(t *testing.T, rs *redistest.Server, mutate func(*Config, *pool.Config)) *testProxy {
+	t.Helper()
+	tp := startProxyWith(t, rs, mutate, Options{Guard: newGuard(t, guard.Config{MaxElements: 1000, SizeCacheTTL: -1})})
+	tp.Redis.Fill(0, "hash", "user:42", 5000)
+	return tp
+}
+
+// A guarded read pipelined behind a command that keeps Redis busy longer
+// than any fixed wait is judged once Redis answers its probe, as it would
+// have answered the read itself: a slow Redis is no reason to let it through.
+func TestReadBehindSlowCommandIsStillGuarded(t *testing.T) {
+	tp := bigHashProxy(t, redistest.Start(t), nil)
+	c := tp.raw(t)
+	script := `local t=redis.call('time') local s=t[1]*1000000+t[2] while true do local n=redis.call('time') if n[1]*1000000+n[2]-s > 5500000 then break end end return 1`
+	c.send(fmt.Sprintf("*3\r\n$4\r\nEVAL\r\n$%d\r\n%s\r\n$1\r\n0\r\n*2\r\n$7\r\nHGETALL\r\n$7\r\nuser:42\r\n", len(script), script))
+	if got := c.line(); got != ":1" {
+		t.Fatalf("EVAL = %q", got)
+	}
+	if got := c.line(); !strings.HasPrefix(got, "-ERR respguard: HGETALL on 'user:42' would return 5000 fields") {
+		t.Fatalf("HGETALL of 5000 fields (limit 1000) behind a 5.5 s script = %q..., want the guard's refusal", got)
+	}
+}
+
+// A probe that cannot tell the size refuses the read, saying why, unless
+// its error proves that Redis refuses the read too.
+func TestProbeThatCannotTellTheSizeRefusesTheRead(t *testing.T) {
+	t.Run("the upstream user may not run the probe", func(t *testing.T) {
+		rs := redistest.Start(t)
+		admin := redis.NewClient(&redis.Options{Addr: rs.Addr, Protocol: 2, DisableIdentity: true})
+		defer admin.Close()
+		if err := admin.Do(ctxT(t), "ACL", "SETUSER", "app", "on", ">pw", "~*", "&*", "+@all", "-hlen").Err(); err != nil {
+			t.Fatal(err)
+		}
+		tp := bigHashProxy(t, rs, func(_ *Config, p *pool.Config) { p.Username, p.Password = "app", "pw" })
+		c := tp.raw(t)
+		c.send("HGETALL user:42\r\n")
+		got := c.line()
+		if !strings.HasPrefix(got, "-ERR respguard: HGETALL on 'user:42' refused: could not check the size (NOPERM") {
+			t.Fatalf("HGETALL whose HLEN probe is refused = %.120q..., want the guard's refusal", got)
+		}
+	})
+	t.Run("the probe's connection times out", func(t *testing.T) {
+		rs := redistest.Start(t)
+		tp := bigHashProxy(t, rs, func(_ *Config, p *pool.Config) {
+			p.SharedConns, p.CommandTimeout, p.RetryBackoff = 1, 200*time.Millisecond, 5*time.Second
+		})
+		c := tp.raw(t)
+		c.send("PING\r\n")
+		c.line()
+		if err := syscall.Kill(rs.Pid(), syscall.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = syscall.Kill(rs.Pid(), syscall.SIGCONT) }()
+		c.send("HGETALL user:42\r\n")
+		got := c.line()
+		if !strings.HasPrefix(got, "-ERR respguard: HGETALL on 'user:42' refused: could not check the size (upstream unavailable: ") ||
+			!strings.Contains(got, "timed out") {
+			t.Fatalf("HGETALL whose probe timed out = %.160q..., want the guard's refusal", got)
+		}
+	})
+	t.Run("WRONGTYPE from the probe is Redis's answer to the read too", func(t *testing.T) {
+		tp := bigHashProxy(t, redistest.Start(t), nil)
+		ctx := ctxT(t)
+		direct := tp.direct(t)
+		direct.Set(ctx, "str", "v", 0)
+		direct.SAdd(ctx, "set", "a")
+		c := tp.client(t, 2)
+		for _, line := range []string{"HGETALL str", "SUNION set str", "SINTER missing str", "SINTER set str", "ZRANGEBYSCORE str x y", "ZRANGE str (a [b BYLEX"} {
+			want := fmt.Sprint(direct.Do(ctx, words(line)...).Result())
+			if got := fmt.Sprint(c.Do(ctx, words(line)...).Result()); got != want {
+				t.Errorf("%s: respguard %s, Redis %s", line, got, want)
+			}
+		}
+	})
+}
+
+// sunionOfEmptyKeys is SUNION nk0 ... nk<n-1>, encoded.
+func sunionOfEmptyKeys(n int) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "*%d\r\n$6\r\nSUNION\r\n", n+1)
+	for i := range n {
+		k := fmt.Sprintf("nk%d", i)
+		fmt.Fprintf(&b, "$%d\r\n%s\r\n", len(k), k)
+	}
+	return b.String()
+}
+
+// One client's read over very many keys is probed a batch at a time: the
+// other clients on the same shared connection keep being served meanwhile.
+func TestManyKeyReadDoesNotStallOtherClients(t *testing.T) {
+	const n = 150_000
+	g := newGuard(t, guard.Config{MaxElements: 1_000_000, SizeCacheTTL: -1}) // every key is probed
+	tp := startProxyWith(t, redistest.Start(t), func(_ *Config, p *pool.Config) { p.SharedConns = 1 }, Options{Guard: g})
+	hog, other := tp.raw(t), tp.raw(t)
+	other.send("PING\r\n")
+	other.line()
+	answered := make(chan string, 1)
+	go func() {
+		line, err := hog.r.ReadString('\n')
+		if err != nil {
+			line = err.Error()
+		}
+		answered <- line
+	}()
+	hog.send(sunionOfEmptyKeys(n))
+	var worst time.Duration
+	pings := 0
+	for done := false; !done; {
+		at := time.Now()
+		other.send("PING\r\n")
+		if got := other.line(); got != "+PONG" {
+			t.Fatalf("PING = %q", got)
+		}
+		worst, pings = max(worst, time.Since(at)), pings+1
+		select {
+		case line := <-answered:
+			if line != "*0\r\n" {
+				t.Fatalf("SUNION of %d empty keys = %q, want an empty array", n, line)
+			}
+			done = true
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	t.Logf("one client's SUNION of %d empty keys: another client's %d PINGs waited up to %v", n, pings, worst)
+	if worst > time.Second {
+		t.Fatalf("another client's PING waited %v behind one client's SUNION (direct Redis: milliseconds)", worst)
+	}
+}
+
+// A read over more keys than max_elements is refused without a probe:
+// Redis would look every key up, whatever their sizes.
+func TestReadOverMoreKeysThanTheLimitIsRefusedWithoutProbes(t *testing.T) {
+	tp := startProxyWith(t, redistest.Start(t), nil, Options{Guard: newGuard(t, guard.Config{})})
+	scards := cmdstat(t, tp, "scard")
+	c := tp.raw(t)
+	c.send(sunionOfEmptyKeys(10_001))
+	if got := c.line(); !strings.HasPrefix(got, "-ERR respguard: SUNION on 10001 keys from 'nk0' would look up 10001 keys (limit 10000)") {
+		t.Fatalf("SUNION of 10001 keys = %q", got)
+	}
+	c.send(sunionOfEmptyKeys(10_000))
+	if got := c.line(); got != "*0" {
+		t.Fatalf("SUNION of 10000 empty keys = %q, want an empty array", got)
+	}
+	if got := cmdstat(t, tp, "scard") - scards; got != 10_000 {
+		t.Fatalf("Redis ran SCARD %d times, want 10000 (the second SUNION's keys only)", got)
+	}
+}
+
+// Once the sizes probed so far add up to more than max_elements, the read
+// is refused without probing the remaining keys.
+func TestSumOverTheLimitStopsProbing(t *testing.T) {
+	tp := startProxyWith(t, redistest.Start(t), nil, Options{Guard: newGuard(t, guard.Config{MaxElements: 5000, SizeCacheTTL: -1})})
+	tp.Redis.Fill(0, "set", "nk0", 6000)
+	scards := cmdstat(t, tp, "scard")
+	c := tp.raw(t)
+	c.send(sunionOfEmptyKeys(4000))
+	if got := c.line(); !strings.HasPrefix(got, "-ERR respguard: SUNION on 4000 keys from 'nk0' would touch at least 6000 members (limit 5000)") {
+		t.Fatalf("SUNION = %q", got)
+	}
+	if got := cmdstat(t, tp, "scard") - scards; got >= 4000 {
+		t.Fatalf("Redis ran SCARD %d times for a read refused by its first key", got)
+	}
 }

@@ -840,14 +840,24 @@ func (s *session) acquire(ctx context.Context) error {
 // no client gets, and a REDIRECT pin a connection for no one. done ends
 // that. Reader goroutine, without ded.mu.
 func (s *session) poolWait(ctx context.Context, p *pool.Pool) (_ context.Context, done func()) {
-	ctx, stop := context.WithCancel(ctx)
-	s.ded.stopWait.Store(&stop)
+	ctx, stopHangUp := s.untilHangUp(ctx)
 	stopWatch := func() {}
 	if p.Exhausted() {
 		stopWatch = s.onClientClose(s.hangUp)
 	}
 	return ctx, func() {
 		stopWatch()
+		stopHangUp()
+	}
+}
+
+// untilHangUp returns ctx for a wait of the session's reader (for the pool,
+// for the replies to respguard's probes) that ends when the session is hung
+// up (see hangUp). done ends that. Reader goroutine, without ded.mu.
+func (s *session) untilHangUp(ctx context.Context) (_ context.Context, done func()) {
+	ctx, stop := context.WithCancel(ctx)
+	s.ded.stopWait.Store(&stop)
+	return ctx, func() {
 		s.ded.stopWait.Store(nil)
 		stop()
 	}
