@@ -315,3 +315,21 @@ func TestSumOverTheLimitStopsProbing(t *testing.T) {
 		t.Fatalf("Redis ran SCARD %d times for a read refused by its first key", got)
 	}
 }
+
+// A guarded read's probe waits behind the client's blocking command on its
+// dedicated connection, as the read would in Redis; a client that closes
+// its connection meanwhile is let go, with that connection.
+func TestClientGoneWhileProbeWaitsBehindItsBlockingCommand(t *testing.T) {
+	tp := bigHashProxy(t, redistest.Start(t), nil)
+	c := tp.raw(t)
+	c.send("BLPOP q 0\r\nHGETALL user:42\r\n")
+	waitRedisBlocked(t, tp)
+	pollUntil(t, 10*time.Second, "the probe queued behind BLPOP", func() bool {
+		return goroutineRuns("guardPlan")
+	})
+	_ = c.Close()
+	direct, ctx := tp.direct(t), ctxT(t)
+	pollUntil(t, 10*time.Second, "the blocked upstream connection closed", func() bool {
+		return strings.Contains(direct.Info(ctx, "clients").Val(), "blocked_clients:0")
+	})
+}

@@ -27,15 +27,21 @@ const probeBatch = 1024
 // probes run in order with the client's commands, so they wait behind just
 // what its command would wait behind in Redis: nothing but a failure of the
 // connection (its command timeout) or a hang-up of the session ends the
-// wait early. A probe that cannot tell its size gets the read refused (see
-// guard.Tally.Unchecked): nothing else would bound it.
+// wait early. Behind the client's own commands on its dedicated connection,
+// which may block for good (BLPOP 0), the client closing its connection
+// hangs it up too, as when it waits for the pool. A probe that cannot tell
+// its size gets the read refused (see guard.Tally.Unchecked): nothing else
+// would bound it.
 func (s *session) decideByProbing(ctx context.Context, g *guard.Guard, args [][]byte, probes [][][]byte) guard.Plan {
 	tally := g.Tally(args)
 	ctx, done := s.untilHangUp(ctx)
 	defer done()
-	pipe, err := s.probePipe(ctx, probes[0])
+	pipe, dedicated, err := s.probePipe(ctx, probes[0])
 	if err != nil {
 		return tally.Unchecked(probeFailure(err))
+	}
+	if dedicated && pipe.InFlight() > 0 {
+		defer s.onClientClose(s.hangUp)()
 	}
 	t := &probeTarget{}
 	var sizes []int64
@@ -104,7 +110,7 @@ func probeFailure(err error) string {
 func (s *session) roundTrip(ctx context.Context, cmds [][][]byte) ([][]byte, error) {
 	ctx, cancel := context.WithTimeoutCause(ctx, infoTimeout, errInfoTimeout)
 	defer cancel()
-	pipe, err := s.probePipe(ctx, cmds[0])
+	pipe, _, err := s.probePipe(ctx, cmds[0])
 	if err != nil {
 		return nil, err
 	}
@@ -119,34 +125,35 @@ var errInfoTimeout = errors.New("proxy: no reply to INFO within 5s")
 // probePipe is the pipe for respguard's own commands before the client's
 // command (see probeRoute), once the client's earlier commands are
 // answered if it must move there (see sendOrder).
-func (s *session) probePipe(ctx context.Context, first [][]byte) (*pool.Pipe, error) {
-	pipe, err := s.probeRoute(ctx, first)
+func (s *session) probePipe(ctx context.Context, first [][]byte) (_ *pool.Pipe, dedicated bool, _ error) {
+	pipe, dedicated, err := s.probeRoute(ctx, first)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	ordered := pipe
 	if s.cl != nil {
 		ordered = nil // a node's connection: see sendOrder
 	}
 	if !s.order.moveTo(s.out, ordered, s.proto) {
-		return nil, net.ErrClosed // the client is gone
+		return nil, false, net.ErrClosed // the client is gone
 	}
-	return pipe, nil
+	return pipe, dedicated, nil
 }
 
 // probeRoute is the pipe for respguard's own commands: the client's
-// dedicated connection or a shared one; in cluster mode, a shared connection
-// of the node serving the first command's key.
-func (s *session) probeRoute(ctx context.Context, first [][]byte) (*pool.Pipe, error) {
+// dedicated connection (dedicated is then true) or a shared one; in cluster
+// mode, a shared connection of the node serving the first command's key.
+func (s *session) probeRoute(ctx context.Context, first [][]byte) (_ *pool.Pipe, dedicated bool, _ error) {
 	if cl := s.srv.cluster; cl != nil {
 		p := anyPrimary(cl, s.id)
 		if keys := s.srv.keys(first, nil); len(keys) > 0 {
 			p, _ = cl.Primary(cluster.Slot(first[keys[0]]))
 		}
 		if p == nil {
-			return nil, errSlotNotServed
+			return nil, false, errSlotNotServed
 		}
-		return p.Shared(ctx, 0, s.proto, s.id)
+		pipe, err := p.Shared(ctx, 0, s.proto, s.id)
+		return pipe, false, err
 	}
 	s.ded.mu.Lock()
 	var pipe *pool.Pipe
@@ -155,9 +162,10 @@ func (s *session) probeRoute(ctx context.Context, first [][]byte) (*pool.Pipe, e
 	}
 	s.ded.mu.Unlock()
 	if pipe != nil {
-		return pipe, nil
+		return pipe, true, nil
 	}
-	return s.srv.pool.Shared(ctx, s.db, s.proto, s.id)
+	pipe, err := s.srv.pool.Shared(ctx, s.db, s.proto, s.id)
+	return pipe, false, err
 }
 
 // errSlotNotServed is returned for a probe whose slot no cluster node serves.
