@@ -63,6 +63,9 @@ type pending struct {
 	end    bool // ...whose reply ends streaming
 	echoed bool // ...which MONITOR echoes after its reply
 	quiet  bool // sent by SendQuiet: its reply is dropped, also while streaming
+	// changes: the command changes connection state respguard does not
+	// track unless Redis refuses it (see SendChanging).
+	changes bool
 }
 
 // Pipe is one upstream connection with pipelined, FIFO-matched replies.
@@ -153,6 +156,18 @@ func (p *Pipe) Send(target Target, seq uint64, raw []byte, args [][]byte) error 
 // marker (see Mark): not inside MULTI.
 func (p *Pipe) SendQuiet(args ...[]byte) error {
 	return p.enqueue(false, pending{quiet: true}, nil, args)
+}
+
+// SendChanging is Send for a command that changes the connection's state
+// in a way respguard does not track (READONLY, CLIENT NO-TOUCH...) when it
+// succeeds: unless its reply is an error, the connection is marked dirty
+// (see MarkDirty) before any of the reply is delivered or counted as read,
+// so whoever finds the connection idle finds it dirty too. An error reply
+// means Redis refused the command and left the connection as it was, so
+// the connection stays reusable: a client repeating a refused command costs
+// no new connections.
+func (p *Pipe) SendChanging(target Target, seq uint64, raw []byte, args [][]byte) error {
+	return p.enqueue(false, pending{target: target, seq: seq, changes: true}, raw, args)
 }
 
 // enqueue appends the command (raw, or args encoded), after ASKING when
@@ -740,6 +755,9 @@ func (p *Pipe) route(kind byte) error {
 			return fmt.Errorf("%w: reply with no command waiting for it", resp.ErrBadReply)
 		}
 		p.sink.target, p.sink.seq, p.sink.counted = w.target, w.seq, &p.inFlight // counted down once it is read whole
+		if w.changes && kind != '-' && kind != '!' {
+			p.dirty.Store(true) // it succeeded: the connection holds its state
+		}
 		if p.preStream > 0 {
 			p.preStream--
 		}

@@ -287,3 +287,55 @@ func TestPipeFlushesEveryHoldTakenAndNoHoldDeclined(t *testing.T) {
 		t.Fatalf("a target that declines holds: offered %d for %d replies (want each), flushed %d times (want none)", offered, n/2, flushes)
 	}
 }
+
+// reusableAtReply is a Target that records, as each reply's last bytes
+// are delivered, the reply and whether its pipe was then reusable.
+type reusableAtReply struct {
+	pipe    *Pipe
+	replies chan string
+	reply   []byte
+}
+
+func (r *reusableAtReply) Deliver(_ uint64, p []byte, last bool) {
+	r.reply = append(r.reply, p...)
+	if last {
+		r.replies <- fmt.Sprintf("%q reusable=%v", r.reply, r.pipe.Reusable())
+		r.reply = nil
+	}
+}
+func (r *reusableAtReply) DeliverPush([]byte, bool) {}
+func (r *reusableAtReply) Abort(error)              {}
+
+func TestSendChangingDirtiesTheConnectionOnlyWhenRedisRunsTheCommand(t *testing.T) {
+	srv := redistest.Start(t)
+	p, err := Dial(context.Background(), Config{Address: srv.Addr}, 0, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	r := &reusableAtReply{pipe: p, replies: make(chan string, 1)}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"READONLY"}, `"-ERR This instance has cluster support disabled\r\n" reusable=true`},
+		{[]string{"CLIENT", "NO-EVICT", "maybe"}, `"-ERR syntax error\r\n" reusable=true`},
+		{[]string{"CLIENT", "NO-EVICT", "on"}, `"+OK\r\n" reusable=false`},
+	} {
+		args := make([][]byte, len(c.args))
+		for i, a := range c.args {
+			args[i] = []byte(a)
+		}
+		if err := p.SendChanging(r, 1, nil, args); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case got := <-r.replies:
+			if got != c.want {
+				t.Fatalf("%v: %s, want %s", c.args, got, c.want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%v: no reply", c.args)
+		}
+	}
+}

@@ -21,7 +21,8 @@ const (
 	kindACL                     // ACL: answered from the policy, refused, or forwarded
 	kindInfo                    // INFO: Redis's reply plus respguard's section
 	kindReplconf                // REPLCONF: a replica's command; answered by respguard
-	kindIsolated                // unknown effect: alone on a dedicated connection, destroyed afterwards
+	kindIsolated                // one reply; changes connection state respguard does not track (READONLY): alone on a dedicated connection, destroyed afterwards unless Redis refused it
+	kindUnknown                 // unknown effect and reply count: alone on a dedicated connection, destroyed afterwards
 	kindControl                 // ends a busy or paused server (SCRIPT KILL, CLIENT UNPAUSE...): a connection of its own, at once
 	kindReplicate               // SYNC, PSYNC: a replication link of its own, then raw bytes (see replicate)
 )

@@ -193,7 +193,7 @@ func TestCommandModel(t *testing.T) {
 		{"CLIENT UNPAUSE", false, kindLocal},
 		{"SHUTDOWN", false, kindControl},
 		{"PSYNC ? -1", false, kindReplicate},
-		{"SOMEMODULE.CMD x", false, kindIsolated},
+		{"SOMEMODULE.CMD x", false, kindUnknown},
 	}
 	for _, c := range cases {
 		t.Run(c.args, func(t *testing.T) {

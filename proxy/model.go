@@ -170,7 +170,7 @@ var pubsubContext = map[string]bool{
 
 // unknownClass is the class of a command the model does not know: it runs
 // alone on a dedicated connection that is destroyed afterwards.
-var unknownClass = &commandClass{name: "other", kind: kindIsolated, replies: repliesUnknown, changes: changesAll, inMulti: multiQueue}
+var unknownClass = &commandClass{name: "other", kind: kindUnknown, replies: repliesUnknown, changes: changesAll, inMulti: multiQueue}
 
 // newCommandModel derives the model from a command table.
 func newCommandModel(table *policy.Commands) *commandModel {
@@ -209,7 +209,7 @@ func classOf(name string, flags []string) *commandClass {
 		case "blocking":
 			c.kind = kindBlocking
 		case "pubsub":
-			c.kind, c.replies, c.changes = kindIsolated, repliesUnknown, changesAll
+			c.kind, c.replies, c.changes = kindUnknown, repliesUnknown, changesAll
 		}
 	}
 	return c

@@ -558,7 +558,7 @@ func (s *session) abortTx() {
 // connection for this command.
 func (s *session) needsPin(k kind, name string, cmd resp.Command) bool {
 	switch k {
-	case kindMulti, kindWatch, kindSubscribe, kindMonitor, kindIsolated:
+	case kindMulti, kindWatch, kindSubscribe, kindMonitor, kindIsolated, kindUnknown:
 		return true
 	case kindBlocking:
 		return isBlocking(name, cmd.Args)
@@ -641,6 +641,8 @@ func (s *session) forwardPinned(ctx context.Context, seq uint64, k kind, name st
 		return s.sendStreaming(seq, k, cmd, blocks)
 	case blocks:
 		return s.sendBlocking(seq, cmd)
+	case k == kindIsolated:
+		return s.sendChanging(seq, cmd)
 	}
 	return s.send(seq, cmd, true)
 }
@@ -716,6 +718,17 @@ func (s *session) send(seq uint64, cmd resp.Command, matched bool) bool {
 	return s.sendTo(s.replyTarget(matched), seq, cmd)
 }
 
+// sendChanging writes a command that changes connection state respguard
+// does not track (kindIsolated) to the dedicated connection: the connection
+// is destroyed, not reused, if Redis ran it, and stays reusable if Redis
+// refused it (see pool.Pipe.SendChanging). Caller holds ded.mu.
+func (s *session) sendChanging(seq uint64, cmd resp.Command) bool {
+	if err := s.ded.conn.SendChanging(s.pinnedTarget(), seq, cmd.Raw, cmd.Args); err != nil {
+		s.out.local(seq, pool.UnavailableReply(err))
+	}
+	return true
+}
+
 // replyTarget is where a dedicated connection's reply goes: the outbox
 // (through the cluster filter in cluster mode), or nowhere when unmatched.
 func (s *session) replyTarget(matched bool) pool.Target {
@@ -761,7 +774,7 @@ func (s *session) track(k kind, name string, cmd resp.Command) {
 		s.ded.endWatch()
 	case k == kindClient && clientSub(cmd.Args) == "tracking" && len(cmd.Args) > 2:
 		s.applyTracking(!equalFold(cmd.Args[2], "off"))
-	case k == kindIsolated:
+	case k == kindUnknown:
 		s.ded.conn.MarkDirty() // its effect is unknown: never reused
 	}
 }

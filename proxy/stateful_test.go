@@ -10,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/respguard/respguard/pool"
+	"github.com/respguard/respguard/pool/redistest"
 )
 
 func TestTransactions(t *testing.T) {
@@ -517,5 +518,95 @@ func TestSelectInsideMultiWhileSubscribedIsRefused(t *testing.T) {
 	expectLines(t, rc, "$1", "a", ":0", "+OK")
 	if n := tp.direct(t).Exists(ctxT(t), "k").Val(); n != 1 {
 		t.Fatal("SET after the aborted transaction did not write db 0")
+	}
+}
+
+// connectionsReceived reads Redis's total_connections_received (INFO stats)
+// at addr over a connection of its own, which it counts too.
+func connectionsReceived(t testing.TB, addr string) int {
+	t.Helper()
+	c := redis.NewClient(&redis.Options{Addr: addr, Protocol: 2, DisableIdentity: true, PoolSize: 1})
+	defer c.Close()
+	info, err := c.Info(ctxT(t), "stats").Result()
+	if err != nil {
+		t.Fatalf("INFO stats: %v", err)
+	}
+	for _, line := range strings.Split(info, "\r\n") {
+		if v, ok := strings.CutPrefix(line, "total_connections_received:"); ok {
+			var n int
+			if _, err := fmt.Sscan(v, &n); err != nil {
+				t.Fatalf("total_connections_received %q: %v", v, err)
+			}
+			return n
+		}
+	}
+	t.Fatalf("no total_connections_received in %q", info)
+	return 0
+}
+
+func TestRefusedConnectionStateCommandsReuseTheirConnection(t *testing.T) {
+	tp := startProxy(t, nil)
+	direct := tp.direct(t)
+	ctx := ctxT(t)
+	for _, cmd := range []string{"READONLY", "READWRITE", "ASKING", "CLIENT NO-TOUCH ON", "CLIENT SETINFO LIB-NAME x"} {
+		t.Run(cmd+", refused by a Redis not in cluster mode, leaves its connection reusable", func(t *testing.T) {
+			var args []any
+			for _, a := range strings.Fields(cmd) {
+				args = append(args, a)
+			}
+			want, err := direct.Do(ctx, args...).Result()
+			if err == nil {
+				t.Fatalf("direct %s = %v: want Redis to refuse it", cmd, want)
+			}
+			rc := tp.raw(t)
+			rc.send("PING\r\n") // the shared connection is dialed before counting
+			if got := rc.line(); got != "+PONG" {
+				t.Fatalf("PING = %q", got)
+			}
+			before := connectionsReceived(t, tp.Redis.Addr)
+			const rounds = 200
+			for range rounds {
+				rc.send(cmd + "\r\nPING\r\n")
+				if got := rc.line(); got != "-"+err.Error() {
+					t.Fatalf("%s = %q, want %q as from Redis", cmd, got, "-"+err.Error())
+				}
+				if got := rc.line(); got != "+PONG" {
+					t.Fatalf("PING = %q", got)
+				}
+			}
+			// One for the dedicated connection, one for the count itself.
+			if grew := connectionsReceived(t, tp.Redis.Addr) - before; grew > 2 {
+				t.Fatalf("Redis received %d connections over %d refused %s: a new one per command", grew, rounds, cmd)
+			}
+		})
+	}
+}
+
+func TestReadonlyInClusterModeStillDestroysItsConnection(t *testing.T) {
+	rc := redistest.StartCluster(t, 1, 0)
+	tp := startClusterProxy(t, rc, nil, Options{})
+	node := rc.Primaries()[0].Addr
+	c := tp.raw(t)
+	c.send("PING\r\n")
+	if got := c.line(); got != "+PONG" {
+		t.Fatalf("PING = %q", got)
+	}
+	before := connectionsReceived(t, node)
+	const rounds = 10
+	for range rounds {
+		c.send("READONLY\r\nPING\r\n")
+		if got := c.line(); got != "+OK" {
+			t.Fatalf("READONLY = %q, want +OK from a cluster node", got)
+		}
+		if got := c.line(); got != "+PONG" {
+			t.Fatalf("PING = %q", got)
+		}
+	}
+	// Each READONLY that Redis ran left its connection in READONLY mode,
+	// which respguard does not track: each connection was destroyed, so
+	// each READONLY after the first needed a new one (the first may find
+	// one idle), plus the second count's own connection.
+	if grew := connectionsReceived(t, node) - before; grew < rounds {
+		t.Fatalf("Redis received %d connections over %d READONLYs: a connection in READONLY mode was reused", grew, rounds)
 	}
 }
