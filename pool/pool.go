@@ -305,18 +305,20 @@ func (p *Pool) Exhausted() bool {
 }
 
 // Release returns the connection to the pool when it is clean, and destroys
-// it otherwise (in flight replies, state left behind, failed).
-func (c *Conn) Release() {
+// it otherwise (in flight replies, state left behind, failed). It reports
+// whether this call destroyed it: the pool will dial a new one in its place.
+func (c *Conn) Release() (destroyed bool) {
 	c.Pipe.SetOwner(nil, nil)
 	c.Pipe.setOnFail(nil)
 	if !c.gone.CompareAndSwap(false, true) {
-		return
+		return false
 	}
 	if c.Pipe.Reusable() {
 		c.res.Release()
-		return
+		return false
 	}
 	c.res.Destroy()
+	return true
 }
 
 // Destroy closes the connection instead of returning it.

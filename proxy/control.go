@@ -40,7 +40,15 @@ func (s *session) control(ctx context.Context, seq uint64, cmd resp.Command) {
 // sendOwn sends args over a connection of its own from p; the reply (or the
 // failure) goes to target as seq.
 func (s *session) sendOwn(ctx context.Context, p *pool.Pool, target pool.Target, seq uint64, args [][]byte) {
-	pipe, err := p.Own(ctx, s.proto, controlTimeout)
+	s.ded.mu.Lock()
+	churn := s.ded.churn.delay(time.Now())
+	s.ded.churn.spend(time.Now())
+	s.ded.mu.Unlock()
+	err := waitChurn(ctx, churn)
+	var pipe *pool.Pipe
+	if err == nil {
+		pipe, err = p.Own(ctx, s.proto, controlTimeout)
+	}
 	if err == nil {
 		if err = pipe.Send(target, seq, nil, args); err != nil {
 			pipe.Close()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/respguard/respguard/pool"
 	"github.com/respguard/respguard/proxy/resp"
@@ -56,6 +57,10 @@ type dedicated struct {
 
 	mode  connMode
 	bcast bool // see redir
+
+	// The upstream connections the client has cost lately (destroyed
+	// dedicated ones, control commands' own): see churnBudget.
+	churn churnBudget
 
 	// Other clients redirect their invalidations here: the connection is
 	// kept while the client lives, and destroyed when let go. Set, with
@@ -188,8 +193,7 @@ func (d *dedicated) dropConn() {
 		if d.stateful() || d.redirTarget {
 			d.conn.MarkDirty()
 		}
-		d.conn.Release()
-		d.conn = nil
+		d.release()
 	}
 	d.blocked.reset()
 	d.mode = 0
@@ -214,10 +218,18 @@ func (d *dedicated) releaseIfIdle() bool {
 	if d.stateful() || d.redirTarget || d.conn.InFlight() > 0 {
 		return false
 	}
-	d.conn.Release()
-	d.conn = nil
+	d.release()
 	d.blocked.reset() // their replies are in
 	return true
+}
+
+// release gives the connection back to the pool, which destroys it unless
+// it is clean; a destroyed one is charged to the client (see churnBudget).
+func (d *dedicated) release() {
+	if d.conn.Release() {
+		d.churn.spend(time.Now())
+	}
+	d.conn = nil
 }
 
 // execOutcome passes an EXEC's reply on to the client and notes whether the

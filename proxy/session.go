@@ -821,9 +821,14 @@ func (s *session) acquire(ctx context.Context) error {
 	if s.cl != nil && s.cl.to != nil {
 		p = s.cl.to
 	}
+	churn := s.ded.churn.delay(time.Now())
 	s.ded.mu.Unlock()
 	ctx, done := s.poolWait(ctx, p)
-	c, err := s.dialDedicated(ctx, p, s.db, s.proto)
+	err := waitChurn(ctx, churn)
+	var c *pool.Conn
+	if err == nil {
+		c, err = s.dialDedicated(ctx, p, s.db, s.proto)
+	}
 	if err == nil && ctx.Err() != nil { // hung up as the connection came
 		c.Release()
 		err = ctx.Err()

@@ -610,3 +610,86 @@ func TestReadonlyInClusterModeStillDestroysItsConnection(t *testing.T) {
 		t.Fatalf("Redis received %d connections over %d READONLYs: a connection in READONLY mode was reused", grew, rounds)
 	}
 }
+
+func TestAClientChurningDedicatedConnectionsIsSlowedToTheChurnRate(t *testing.T) {
+	tp := startProxy(t, nil)
+	rc := tp.raw(t)
+	rc.send("PING\r\n")
+	if got := rc.line(); got != "+PONG" {
+		t.Fatalf("PING = %q", got)
+	}
+	before := connectionsReceived(t, tp.Redis.Addr)
+	start := time.Now()
+	const rounds = 3 * churnBurst
+	for range rounds {
+		// The UNSUBSCRIBE that leaves no subscription destroys the
+		// connection the SUBSCRIBE took (its state cannot be undone).
+		rc.send("SUBSCRIBE ch\r\nUNSUBSCRIBE ch\r\n")
+		for _, want := range []string{"*3", "$9", "subscribe", "$2", "ch", ":1", "*3", "$11", "unsubscribe", "$2", "ch", ":0"} {
+			if got := rc.line(); got != want {
+				t.Fatalf("got %q, want %q", got, want)
+			}
+		}
+	}
+	elapsed := time.Since(start)
+	grew := connectionsReceived(t, tp.Redis.Addr) - before
+	// One dial per round, as many as the budget allows: the burst, the
+	// rate over the time taken, the first connection and the count's own.
+	if limit := churnBurst + int(elapsed.Seconds()*churnRate) + 2; grew > limit {
+		t.Fatalf("Redis received %d connections in %s: over the bound of %d", grew, elapsed, limit)
+	}
+	if grew < rounds {
+		t.Fatalf("Redis received %d connections over %d subscriptions: the connections were reused", grew, rounds)
+	}
+}
+
+func TestChurnBudget(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	t.Run("a new client may cost a burst of connections at once", func(t *testing.T) {
+		var b churnBudget
+		for range churnBurst {
+			if d := b.delay(t0); d != 0 {
+				t.Fatalf("delay %s within the burst", d)
+			}
+			b.spend(t0)
+		}
+	})
+	t.Run("past the burst each connection waits for its share of the rate", func(t *testing.T) {
+		var b churnBudget
+		for range churnBurst + 1 {
+			b.spend(t0)
+		}
+		if d, want := b.delay(t0), time.Second/churnRate; d != want {
+			t.Fatalf("delay %s, want %s", d, want)
+		}
+		if d := b.delay(t0.Add(time.Second / churnRate)); d != 0 {
+			t.Fatalf("delay %s once the share has passed", d)
+		}
+	})
+	t.Run("an idle client earns back at most the burst", func(t *testing.T) {
+		var b churnBudget
+		b.spend(t0)
+		if b.refill(t0.Add(time.Hour)); b.tokens != churnBurst {
+			t.Fatalf("tokens %v after an hour, want %d", b.tokens, churnBurst)
+		}
+	})
+}
+
+func TestAClientLoopingControlCommandsIsSlowedToTheChurnRate(t *testing.T) {
+	tp := startProxy(t, nil)
+	rc := tp.raw(t)
+	before := connectionsReceived(t, tp.Redis.Addr)
+	start := time.Now()
+	const rounds = 3 * churnBurst
+	for range rounds {
+		rc.send("SCRIPT KILL\r\n") // each on a connection of its own
+		if got := rc.line(); got != "-NOTBUSY No scripts in execution right now." {
+			t.Fatalf("SCRIPT KILL = %q", got)
+		}
+	}
+	elapsed := time.Since(start)
+	grew := connectionsReceived(t, tp.Redis.Addr) - before
+	if limit := churnBurst + int(elapsed.Seconds()*churnRate) + 2; grew > limit {
+		t.Fatalf("Redis received %d connections in %s: over the bound of %d", grew, elapsed, limit)
+	}
+}
