@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"math"
 	"time"
 )
 
@@ -18,38 +19,36 @@ const (
 	churnBurst = 32
 )
 
-// churnBudget is a token bucket of upstream connections a client may cost.
-// The zero value is full. Not safe for concurrent use: dedicated.mu guards
-// the session's.
+// churnBudget is a token bucket of upstream connections a client may cost,
+// kept as one number (the generic cell rate algorithm): the budget is spent
+// up to paidUntil, which moves one interval on per connection charged, and
+// a client may run ahead of the clock by churnBurst intervals. paidUntil
+// counts intervals since churnEpoch in 32 bits, so that the budget fits in
+// the padding of the session's dedicated state (see TestSessionSize); after
+// 4 years of uptime it stops limiting. The zero value is full. Not safe
+// for concurrent use: dedicated.mu guards the session's.
 type churnBudget struct {
-	tokens float64 // may go below 0: connections charged ahead of their budget
-	at     time.Time
+	paidUntil uint32 // in churnIntervals since churnEpoch
 }
 
-// refill adds the tokens earned since the last look, up to churnBurst.
-func (b *churnBudget) refill(now time.Time) {
-	if b.at.IsZero() {
-		b.tokens = churnBurst
-	} else {
-		b.tokens = min(churnBurst, b.tokens+now.Sub(b.at).Seconds()*churnRate)
-	}
-	b.at = now
-}
+const churnInterval = time.Second / churnRate // one connection's share of the budget
+
+// churnEpoch is the origin of churnBudget's clock.
+var churnEpoch = time.Now()
 
 // spend charges one upstream connection, destroyed or dialed.
 func (b *churnBudget) spend(now time.Time) {
-	b.refill(now)
-	b.tokens--
+	at := int64(now.Sub(churnEpoch) / churnInterval)
+	if next := max(int64(b.paidUntil), at) + 1; next <= math.MaxUint32 {
+		b.paidUntil = uint32(next)
+	}
 }
 
 // delay returns how long the client must wait before it may cost another
 // connection.
 func (b *churnBudget) delay(now time.Time) time.Duration {
-	b.refill(now)
-	if b.tokens >= 0 {
-		return 0
-	}
-	return time.Duration(-b.tokens / churnRate * float64(time.Second))
+	free := churnEpoch.Add(time.Duration(int64(b.paidUntil)-churnBurst) * churnInterval)
+	return max(0, free.Sub(now))
 }
 
 // waitChurn waits out d, unless ctx ends first (the client is hung up).

@@ -58,10 +58,6 @@ type dedicated struct {
 	mode  connMode
 	bcast bool // see redir
 
-	// The upstream connections the client has cost lately (destroyed
-	// dedicated ones, control commands' own): see churnBudget.
-	churn churnBudget
-
 	// Other clients redirect their invalidations here: the connection is
 	// kept while the client lives, and destroyed when let go. Set, with
 	// adopted, by the redirecting client's reader goroutine, which also
@@ -69,6 +65,10 @@ type dedicated struct {
 	// client's reader goroutine has set it up for its next command (see
 	// session.adopt).
 	redirTarget, adopted bool
+
+	// The upstream connections the client has cost lately (destroyed
+	// dedicated ones, control commands' own): see churnBudget.
+	churn churnBudget
 }
 
 // txState is the transaction in progress on the dedicated connection.
