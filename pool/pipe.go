@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
 	"runtime"
@@ -63,6 +64,9 @@ type pending struct {
 	end    bool // ...whose reply ends streaming
 	echoed bool // ...which MONITOR echoes after its reply
 	quiet  bool // sent by SendQuiet: its reply is dropped, also while streaming
+	// after: a quiet command's count of streamed replies before its own
+	// (see SendQuietAfter).
+	after int32
 	// changes: the command changes connection state respguard does not
 	// track unless Redis refuses it (see SendChanging).
 	changes bool
@@ -105,6 +109,7 @@ type Pipe struct {
 	marker    [2][]byte     // a marker's reply: out of and in RESP2 Pub/Sub context
 	markCmd   []byte        // the marker command
 	preStream int           // replies still matched after StartStream: commands queued before it
+	streamed  int32         // replies streamed since the last marker's or quiet command's, but RESP3 pushes and MONITOR lines (see SendQuietAfter); reader goroutine
 	err       error         // first failure; once set, Send refuses
 	timeout   time.Duration // command timeout (0 = none); see SetCommandTimeout
 	onFail    func(error)   // run once, no locks held, after the pipe fails and before its commands are answered; see setOnFail
@@ -156,6 +161,21 @@ func (p *Pipe) Send(target Target, seq uint64, raw []byte, args [][]byte) error 
 // marker (see Mark): not inside MULTI.
 func (p *Pipe) SendQuiet(args ...[]byte) error {
 	return p.enqueue(false, pending{quiet: true}, nil, args)
+}
+
+// SendQuietAfter is SendQuiet for a command sent while streaming inside
+// MULTI, where no marker can follow the commands (it would be queued).
+// There the replies since the last marker's are countable: after is how
+// many replies that are neither RESP3 pushes nor MONITOR lines come before
+// this command's (MULTI's +OK, then one +QUEUED or error per command
+// queued). They stream on; the next such reply is this command's, dropped,
+// and target, if not nil, is then delivered seq with no bytes, as a
+// marker's is (see Mark).
+func (p *Pipe) SendQuietAfter(target Target, seq uint64, after int, args ...[]byte) error {
+	if after < 0 || after > math.MaxInt32 {
+		return fmt.Errorf("pool: %d replies before a quiet command: out of range", after)
+	}
+	return p.enqueue(false, pending{target: target, seq: seq, quiet: true, after: int32(after)}, nil, args)
 }
 
 // SendChanging is Send for a command that changes the connection's state
@@ -632,7 +652,9 @@ func (p *Pipe) readLoop() {
 		case p.sink.isMark:
 			completed = p.markSeen()
 		case p.sink.isQuiet:
-			p.quietSeen()
+			completed = p.quietSeen()
+		case p.sink.streamed && p.sink.countable() && p.streamed < math.MaxInt32:
+			p.streamed++
 		}
 		if completed != nil && p.inFlight.Load() == 0 {
 			p.idle()
@@ -733,6 +755,7 @@ func (p *Pipe) route(kind byte) error {
 			p.skipEcho = false
 			return nil // the sink discards it
 		}
+		p.sink.streamed = true
 		if kind != '>' && p.queue.len() > 0 && p.queue.peek().quiet {
 			return p.routeQuietLocked(kind)
 		}
@@ -770,23 +793,33 @@ func (p *Pipe) route(kind byte) error {
 // until it is known not to be a MONITOR line (see quietSeen); any other
 // reply is the quiet command's, and is dropped. Caller holds mu.
 func (p *Pipe) routeQuietLocked(kind byte) error {
-	if kind == '+' {
-		p.sink.watchQuiet = true
+	pass := p.streamed < p.queue.peek().after // a reply before the quiet command's (see SendQuietAfter)
+	switch {
+	case kind == '+':
+		p.sink.watchQuiet, p.sink.quietPass = true, pass
 		p.sink.streamTo = p.streamTo
-		return nil
+	case pass:
+		p.sink.pushTo = p.streamTo
+	default:
+		p.sink.streamed = false
+		p.sink.isQuiet = true // dropped: the sink has no target
 	}
-	p.queue.pop()
-	p.sink.counted = &p.inFlight // the sink has no target: the reply is dropped
 	return nil
 }
 
-// quietSeen handles a quiet command's simple-string reply read while
-// streaming (see routeQuietLocked): it leaves the queue, its reply dropped.
-func (p *Pipe) quietSeen() {
+// quietSeen handles a quiet command's reply read while streaming (see
+// routeQuietLocked): it leaves the queue, its reply dropped, and its
+// target's slot completes. It returns the target.
+func (p *Pipe) quietSeen() Target {
 	p.mu.Lock()
-	p.queue.pop()
+	w, _ := p.queue.pop()
 	p.inFlight.Add(-1)
 	p.mu.Unlock()
+	p.streamed = 0
+	if w.target != nil {
+		w.target.Deliver(w.seq, nil, true)
+	}
+	return w.target
 }
 
 // endStream handles a "+RESET" read in stream mode: deliver it to the RESET's
@@ -796,6 +829,7 @@ func (p *Pipe) endStream() Target {
 	w, _ := p.queue.pop()
 	p.inFlight.Add(-1)
 	p.resetAt--
+	p.streamed = 0
 	p.streamTo = nil
 	p.mu.Unlock()
 	if w.target != nil {
@@ -817,6 +851,7 @@ func (p *Pipe) markSeen() Target {
 	}
 	p.skipEcho = w.echoed
 	p.mu.Unlock()
+	p.streamed = 0
 	if w.target != nil {
 		w.target.Deliver(w.seq, nil, true)
 	}
@@ -834,6 +869,10 @@ type replySink struct {
 	watchReset bool
 	watchMark  [2][]byte // a reply read while markers are awaited: held while it may be one
 	watchQuiet bool      // a simple string read while streaming, when a quiet command's reply is next
+	quietPass  bool      // ...which, unless a MONITOR line, still streams on (see SendQuietAfter)
+	streamed   bool      // read while streaming: goes to the stream unless it is a marker's, RESET's or quiet command's
+	lead       [2]byte   // a streamed reply's first bytes, to tell its kind
+	nlead      uint8
 	isReset    bool
 	isMark     bool
 	isQuiet    bool
@@ -844,6 +883,9 @@ type replySink struct {
 }
 
 func (s *replySink) WriteReply(b []byte, last bool) {
+	if s.streamed && int(s.nlead) < len(s.lead) {
+		s.nlead += uint8(copy(s.lead[s.nlead:], b))
+	}
 	s.started = true
 	if last {
 		s.uncount() // read whole: the connection may be released from now on
@@ -854,7 +896,7 @@ func (s *replySink) WriteReply(b []byte, last bool) {
 		if !last {
 			return
 		}
-		if isMonitorLine(s.held) {
+		if isMonitorLine(s.held) || s.quietPass {
 			s.push(s.streamTo, s.held, true)
 			return
 		}
@@ -889,6 +931,12 @@ func (s *replySink) WriteReply(b []byte, last bool) {
 	case s.target != nil:
 		s.deliver(b, last)
 	}
+}
+
+// countable reports whether a streamed reply is one SendQuietAfter counts:
+// neither a RESP3 push nor a MONITOR line.
+func (s *replySink) countable() bool {
+	return s.nlead > 0 && s.lead[0] != '>' && !isMonitorLine(s.lead[:s.nlead])
 }
 
 // isMonitorLine reports whether a simple string is a line of MONITOR's

@@ -240,14 +240,10 @@ func (s *session) execAfterLostWatch(seq uint64) (done bool) {
 	if !s.ded.has(modeMulti) || !s.ded.tx.watchLost {
 		return false
 	}
-	if s.ded.conn != nil {
-		_ = s.ded.conn.Send(nil, 0, nil, [][]byte{[]byte("DISCARD")})
-	}
-	s.ded.endTx()
 	if s.proto >= 3 {
-		s.out.local(seq, resp.AppendNull(nil, 3))
+		s.discardTx(seq, resp.AppendNull(nil, 3))
 	} else {
-		s.out.local(seq, []byte("*-1\r\n"))
+		s.discardTx(seq, []byte("*-1\r\n"))
 	}
 	return true
 }
@@ -285,6 +281,7 @@ func (s *session) deferredTx(ctx context.Context, seq uint64, k kind, name strin
 			}
 		}
 	}
+	s.ded.tx.streamedReplies += 1 + len(s.ded.tx.held) // MULTI's and theirs stream if the connection does (see discardTx)
 	s.ded.tx.held, s.ded.tx.deferred = nil, false
 	if slot >= 0 {
 		s.ded.txn().slot = slot

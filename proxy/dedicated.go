@@ -80,9 +80,12 @@ type txState struct {
 	watchCount int      // cluster: WATCH commands sent on the connection
 	watchLost  bool     // cluster: watches dropped (see afterPinnedMove): EXEC must abort
 
-	entries int            // commands queued so far, upstream or local: the next one's index in EXEC's array
-	locals  []localEntry   // commands respguard answers itself, spliced into EXEC's array
-	selects []queuedSelect // SELECTs queued upstream with an index respguard found valid, in order
+	entries int // commands queued so far, upstream or local: the next one's index in EXEC's array
+	// While streaming: the replies to MULTI and the commands sent upstream
+	// after it, which stream with no marker after them (see discardTx).
+	streamedReplies int
+	locals          []localEntry   // commands respguard answers itself, spliced into EXEC's array
+	selects         []queuedSelect // SELECTs queued upstream with an index respguard found valid, in order
 }
 
 // queueSelect records a SELECT of db about to be queued upstream.

@@ -130,11 +130,7 @@ func (s *session) execAfterRefusal(seq uint64) (done bool) {
 	if !s.ded.has(modeMulti) || !s.ded.tx.refused {
 		return false
 	}
-	if s.ded.conn != nil {
-		_ = s.ded.conn.Send(nil, 0, nil, [][]byte{[]byte("DISCARD")})
-	}
-	s.ded.endTx()
-	s.out.local(seq, resp.AppendError(nil, policy.ExecAbortText))
+	s.discardTx(seq, resp.AppendError(nil, policy.ExecAbortText))
 	return true
 }
 

@@ -382,8 +382,8 @@ func (s *session) handle(ctx context.Context, cmd resp.Command) bool {
 		return true
 	case !d.Forward():
 		s.denied(name, d)
-		if k == kindTxEnd && name == "exec" {
-			s.abortTx() // Redis discards the transaction when it rejects EXEC
+		if k == kindTxEnd && name == "exec" && s.abortTx(seq, resp.AppendError(nil, d.Err)) {
+			return true // Redis discards the transaction when it rejects EXEC
 		}
 		s.refuse(seq, resp.AppendError(nil, d.Err))
 		return true
@@ -540,19 +540,58 @@ func (s *session) refuse(seq uint64, reply []byte) {
 	s.out.local(seq, reply)
 }
 
-// abortTx ends an open transaction whose EXEC was rejected: DISCARD
-// upstream (which also unwatches), as Redis discards it.
-func (s *session) abortTx() {
+// abortTx ends an open transaction whose EXEC was rejected with reply, as
+// Redis discards it; false: no transaction is open.
+func (s *session) abortTx(seq uint64, reply []byte) bool {
 	s.ded.mu.Lock()
 	defer s.ded.mu.Unlock()
 	if !s.ded.has(modeMulti) {
-		return
+		return false
 	}
-	if s.ded.conn != nil {
-		_ = s.ded.conn.Send(nil, 0, nil, [][]byte{[]byte("DISCARD")})
+	s.discardTx(seq, reply)
+	return true
+}
+
+// discardTx answers an EXEC that respguard rejects with reply, and ends
+// the transaction: DISCARD upstream (which also unwatches), its reply
+// dropped. While the connection streams, DISCARD's reply is told from the
+// streamed ones by count (see pool.Pipe.SendQuietAfter), and reply takes
+// its place, after the replies to the commands queued before EXEC. Caller
+// holds ded.mu.
+func (s *session) discardTx(seq uint64, reply []byte) {
+	c := s.ded.conn
+	switch {
+	case c != nil && s.ded.has(modeStreaming):
+		after := s.ded.tx.streamedReplies
+		if c.SendQuietAfter(&fixedReply{to: s.pinnedTarget(), reply: reply}, seq, after, []byte("DISCARD")) != nil {
+			s.out.local(seq, reply) // the stream is aborted
+		}
+	case c != nil:
+		_ = c.Send(nil, 0, nil, [][]byte{[]byte("DISCARD")})
+		s.out.local(seq, reply)
+	default:
+		s.out.local(seq, reply)
 	}
 	s.ded.endTx()
 }
+
+// fixedReply is a pool.Target that answers its slot with reply, whatever
+// the reply read: respguard's answer in the place of a command it sent for
+// itself.
+type fixedReply struct {
+	to    pool.Target
+	reply []byte
+}
+
+func (f *fixedReply) Deliver(seq uint64, _ []byte, last bool) {
+	if last {
+		f.to.Deliver(seq, f.reply, true)
+	}
+}
+
+func (f *fixedReply) DeliverPush(p []byte, last bool) { f.to.DeliverPush(p, last) }
+
+func (f *fixedReply) Abort(err error) { f.to.Abort(err) }
 
 // needsPin reports whether an unpinned client must move to a dedicated
 // connection for this command.
@@ -688,6 +727,7 @@ func (s *session) sendStreaming(seq uint64, k kind, cmd resp.Command, blocks boo
 		return true
 	}
 	if s.ded.has(modeMulti) { // a marker would be queued in the transaction
+		s.ded.tx.streamedReplies++ // MULTI's +OK, or the command's +QUEUED or error
 		s.out.local(seq, nil)
 		return true
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/respguard/respguard/policy"
 	"github.com/respguard/respguard/pool"
 	"github.com/respguard/respguard/pool/redistest"
 )
@@ -499,24 +500,41 @@ func TestSelectWhileMonitoringKeepsTheMonitorStream(t *testing.T) {
 
 // SELECT inside MULTI from a subscriber is refused and the transaction
 // aborts (EXEC's reply streams, so whether it ran could not be known); the
-// client stays in its db. (What the stream shows after EXECABORT is not
-// checked here: the DISCARD respguard sends upstream answers in it.)
+// client stays in its db. The DISCARD respguard sends upstream leaves no
+// reply in the stream, and EXECABORT comes after the replies streamed for
+// the commands queued before it.
 func TestSelectInsideMultiWhileSubscribedIsRefused(t *testing.T) {
 	tp := startProxy(t, nil)
 	rc := tp.raw(t)
 	hello3(t, rc)
-	rc.send("SUBSCRIBE a\r\nMULTI\r\n")
-	expectLines(t, rc, ">3", "$9", "subscribe", "$1", "a", ":1", "+OK")
-	rc.send("SELECT 1\r\nEXEC\r\n")
+	rc.send("SUBSCRIBE a\r\nMULTI\r\nSET k queued\r\n")
+	expectLines(t, rc, ">3", "$9", "subscribe", "$1", "a", ":1", "+OK", "+QUEUED")
+	rc.send("SELECT 1\r\nEXEC\r\nUNSUBSCRIBE\r\nSET k x\r\n")
 	expectLines(t, rc,
 		"-ERR respguard: 'select' is not supported inside MULTI: it changes the connection's state",
-		"-EXECABORT Transaction discarded because of previous errors.")
-	rc.send("UNSUBSCRIBE\r\nSET k x\r\n")
-	for rc.line() != "unsubscribe" {
+		"-EXECABORT Transaction discarded because of previous errors.",
+		">3", "$11", "unsubscribe", "$1", "a", ":0", "+OK")
+	if v := tp.direct(t).Get(ctxT(t), "k").Val(); v != "x" {
+		t.Fatalf("k = %q in db 0: the SET after the aborted transaction did not write db 0, or the transaction ran", v)
 	}
-	expectLines(t, rc, "$1", "a", ":0", "+OK")
-	if n := tp.direct(t).Exists(ctxT(t), "k").Val(); n != 1 {
-		t.Fatal("SET after the aborted transaction did not write db 0")
+}
+
+// A subscriber's transaction whose EXEC is refused by the policy is
+// discarded upstream: the refusal comes after the streamed replies to the
+// commands queued before it, and no reply of respguard's DISCARD follows.
+func TestDeniedExecWhileSubscribedLeavesNoStrayReply(t *testing.T) {
+	pol := newPolicy(t, policy.Config{Users: map[string]string{"default": "on nopass ~* &* +@all -exec"}})
+	tp := startProxyWith(t, redistest.Start(t), nil, Options{Policy: pol})
+	rc := tp.raw(t)
+	hello3(t, rc)
+	rc.send("SUBSCRIBE a\r\nMULTI\r\nSET k queued\r\nGET k\r\nEXEC\r\nPING after\r\n")
+	expectLines(t, rc, ">3", "$9", "subscribe", "$1", "a", ":1", "+OK", "+QUEUED", "+QUEUED")
+	if got := rc.line(); !strings.HasPrefix(got, "-") {
+		t.Fatalf("EXEC's reply = %q, want the policy's refusal", got)
+	}
+	expectLines(t, rc, "$5", "after")
+	if n := tp.direct(t).Exists(ctxT(t), "k").Val(); n != 0 {
+		t.Fatal("the transaction whose EXEC was refused ran")
 	}
 }
 
