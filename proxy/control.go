@@ -41,8 +41,9 @@ func (s *session) control(ctx context.Context, seq uint64, cmd resp.Command) {
 // failure) goes to target as seq.
 func (s *session) sendOwn(ctx context.Context, p *pool.Pool, target pool.Target, seq uint64, args [][]byte) {
 	s.ded.mu.Lock()
-	churn := s.ded.churn.delay(time.Now())
-	s.ded.churn.spend(time.Now())
+	now := time.Now()
+	churn := s.ded.churn.delay(now)
+	s.ded.churn.spend(now)
 	s.ded.mu.Unlock()
 	err := waitChurn(ctx, churn)
 	var pipe *pool.Pipe
