@@ -49,6 +49,14 @@ func (s *session) decideByProbing(ctx context.Context, g *guard.Guard, args [][]
 		batch := probes[:min(probeBatch, len(probes))]
 		probes = probes[len(batch):]
 		replies, err := t.exchange(ctx, pipe, batch)
+		if err != nil && dedicated && errors.Is(err, pool.ErrClosed) {
+			// The client's dedicated connection was let go as the probe
+			// went out (its UNSUBSCRIBE ended the stream): probe where the
+			// command now goes.
+			if pipe, dedicated, err = s.probePipe(ctx, batch[0]); err == nil {
+				replies, err = t.exchange(ctx, pipe, batch)
+			}
+		}
 		if err != nil {
 			return tally.Unchecked(probeFailure(err))
 		}
